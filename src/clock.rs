@@ -1,0 +1,133 @@
+//! Time source.
+//!
+//! Every expiry, window and token lifetime in `tower-otp` is computed from a
+//! [`Clock`] passed in by the caller, never from a hidden `SystemTime::now()`.
+//! Production code uses [`SystemClock`]; tests use [`ManualClock`] and move
+//! time forward explicitly, so expiry is tested without sleeping.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_otp::clock::{Clock, ManualClock};
+//!
+//! let clock = ManualClock::default();
+//! let before = clock.now();
+//! clock.advance(Duration::from_secs(600));
+//! assert_eq!(clock.now().duration_since(before).unwrap(), Duration::from_secs(600));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to; clones share the same time.
+///
+/// Starts at 2025-01-01T00:00:00Z unless built with [`ManualClock::at`].
+#[derive(Clone)]
+pub struct ManualClock {
+    micros: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock set to `time`.
+    pub fn at(time: SystemTime) -> Self {
+        Self {
+            micros: Arc::new(AtomicU64::new(unix_micros(time))),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(by, Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `time`.
+    pub fn set(&self, time: SystemTime) {
+        self.micros.store(unix_micros(time), Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::at(UNIX_EPOCH + Duration::from_secs(1_735_689_600))
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("unix_micros", &self.micros.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
+/// Microseconds since the Unix epoch; times before it count as 0.
+pub fn unix_micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whole seconds since the Unix epoch; times before it count as 0.
+pub fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `d` in whole seconds, rounded *up*: a client told to wait must never read
+/// `0` while it is still refused.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_secs_rounds_up() {
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn manual_clock_clones_share_time() {
+        let a = ManualClock::default();
+        let b = a.clone();
+        a.advance(Duration::from_secs(5));
+        assert_eq!(a.now(), b.now());
+        assert_eq!(unix_secs(b.now()), 1_735_689_605);
+    }
+}

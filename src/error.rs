@@ -1,0 +1,273 @@
+//! Errors: the RFC 9457 problem responses every HTTP client sees, and
+//! [`ConfigError`] for configuration refused at start-up.
+//!
+//! Every refusal in `tower-otp` — from the [`OtpRouter`](crate::otp::OtpRouter)
+//! and from every layer — is an `application/problem+json` document with a
+//! stable machine-readable `code`:
+//!
+//! ```json
+//! {"type":"urn:tower-otp:problem:rate_limited","title":"Too Many Requests",
+//!  "status":429,"detail":"Too many requests; retry later.","code":"rate_limited"}
+//! ```
+//!
+//! The human `detail` never carries internals (store errors, provider
+//! messages); those go to `tracing`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::clock::ceil_secs;
+
+/// The body type of every response `tower-otp` builds itself.
+pub type FullBody = Full<Bytes>;
+
+/// An RFC 9457 problem document with a stable `code`.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    detail: Cow<'static, str>,
+    retry_after: Option<u64>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    extra: Option<(&'static str, Cow<'static, str>)>,
+}
+
+impl Problem {
+    /// A problem with `status`, machine `code` and human `detail`.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            headers: Vec::new(),
+            extra: None,
+        }
+    }
+
+    /// `400 invalid_request`: the body is not what the endpoint takes.
+    pub fn invalid_request(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+
+    /// `422 invalid_request`: well-formed JSON with missing or wrong-typed fields.
+    pub fn unprocessable(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+    }
+
+    /// `413 body_too_large`.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The request body exceeds {limit} bytes."),
+        )
+    }
+
+    /// `415 unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as application/json.",
+        )
+    }
+
+    /// `429 rate_limited` with `Retry-After` rounded up to whole seconds.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests; retry later.",
+        )
+        .with_retry_after(retry_after)
+    }
+
+    /// `503 store_unavailable`.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The service is temporarily unavailable; retry later.",
+        )
+    }
+
+    /// `401 invalid_token` with an RFC 6750 `WWW-Authenticate` challenge.
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token is missing, malformed, expired or revoked.",
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        )
+    }
+
+    /// `404 not_found`.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
+    }
+
+    /// `405 method_not_allowed` with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This endpoint does not take that method.",
+        )
+        .with_header(http::header::ALLOW, HeaderValue::from_static(allow))
+    }
+
+    /// Adds `Retry-After` (whole seconds, rounded up, at least 1).
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(ceil_secs(after).max(1));
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Adds one extra string member to the document (e.g. `"component"`).
+    pub fn with_member(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        self.extra = Some((name, value.into()));
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The `Retry-After` value in seconds, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut doc = serde_json::Map::with_capacity(6);
+        doc.insert(
+            "type".into(),
+            format!("urn:tower-otp:problem:{}", self.code).into(),
+        );
+        doc.insert(
+            "title".into(),
+            self.status.canonical_reason().unwrap_or("Error").into(),
+        );
+        doc.insert("status".into(), self.status.as_u16().into());
+        doc.insert("detail".into(), self.detail.as_ref().into());
+        doc.insert("code".into(), self.code.into());
+        if let Some((name, value)) = &self.extra {
+            doc.insert((*name).into(), value.as_ref().into());
+        }
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    /// Builds the response: problem+json, `Cache-Control: no-store`,
+    /// `Retry-After` and any extra headers.
+    pub fn into_response(self) -> Response<FullBody> {
+        let mut res = Response::new(Full::new(Bytes::from(self.to_json())));
+        *res.status_mut() = self.status;
+        let h = res.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in self.headers {
+            h.append(name, value);
+        }
+        res
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+/// Configuration refused at build time: says which setting and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The setting that is wrong (e.g. `"jwt secret"`).
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub reason: Cow<'static, str>,
+}
+
+impl ConfigError {
+    /// A new error for `setting`.
+    pub fn new(setting: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid configuration for {}: {}",
+            self.setting, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_response_has_headers_and_code() {
+        let res = Problem::rate_limited(Duration::from_millis(1500)).into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "2");
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[test]
+    fn retry_after_never_zero() {
+        let p = Problem::rate_limited(Duration::ZERO);
+        assert_eq!(p.retry_after(), Some(1));
+    }
+
+    #[test]
+    fn document_members() {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&Problem::not_found().to_json()).unwrap();
+        assert_eq!(doc["status"], 404);
+        assert_eq!(doc["code"], "not_found");
+        assert_eq!(doc["title"], "Not Found");
+        assert_eq!(doc["type"], "urn:tower-otp:problem:not_found");
+    }
+}

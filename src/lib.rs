@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod clock;
+pub mod error;
+pub mod identifier;
+pub mod notify;
+pub mod quota;
+pub mod store;

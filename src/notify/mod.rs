@@ -1,0 +1,276 @@
+//! Delivering codes: the [`Notifier`] trait and its implementations.
+//!
+//! A notifier gets a [`Message`] (channel, recipient, code, expiry, locale,
+//! template variables) and delivers it, answering with a [`Delivery`] or a
+//! [`NotifyError`] that says whether trying again could help. The router
+//! deletes a challenge whose message could not be delivered.
+//!
+//! * [`LogNotifier`] — development: prints one JSON line per message on stdout.
+//! * [`MemoryNotifier`] — tests: keeps messages in memory, can be told to fail.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+mod log;
+mod memory;
+
+pub use self::log::LogNotifier;
+pub use self::memory::MemoryNotifier;
+
+/// How a code travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Channel {
+    /// Text message.
+    Sms,
+    /// WhatsApp message.
+    Whatsapp,
+    /// Voice call reading the code.
+    Voice,
+    /// Email.
+    Email,
+}
+
+impl Channel {
+    /// The lowercase name (`"sms"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Whatsapp => "whatsapp",
+            Self::Voice => "voice",
+            Self::Email => "email",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One code to deliver. The code is redacted from `Debug`.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Message {
+    /// Channel to use.
+    pub channel: Channel,
+    /// Recipient: E.164 phone number or email address.
+    pub to: String,
+    /// The one-time code (plain text: the only place it exists).
+    pub code: String,
+    /// How long the code stays valid.
+    pub expires_in: Duration,
+    /// BCP 47 locale for templates, e.g. `"en"` or `"de-CH"`.
+    pub locale: Option<String>,
+    /// Application name for templates (`{{app_name}}`).
+    pub app_name: String,
+    /// Extra template variables.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// A message with no locale, app name `"tower-otp"` and no extra variables.
+    pub fn new(
+        channel: Channel,
+        to: impl Into<String>,
+        code: impl Into<String>,
+        expires_in: Duration,
+    ) -> Self {
+        Self {
+            channel,
+            to: to.into(),
+            code: code.into(),
+            expires_in,
+            locale: None,
+            app_name: "tower-otp".into(),
+            vars: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the locale.
+    #[must_use]
+    pub fn with_locale(mut self, locale: impl Into<String>) -> Self {
+        self.locale = Some(locale.into());
+        self
+    }
+
+    /// Sets the application name.
+    #[must_use]
+    pub fn with_app_name(mut self, name: impl Into<String>) -> Self {
+        self.app_name = name.into();
+        self
+    }
+
+    /// Adds a template variable.
+    #[must_use]
+    pub fn with_var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.insert(name.into(), value.into());
+        self
+    }
+
+    /// Validity in whole minutes, rounded up (`{{minutes}}`).
+    pub fn minutes(&self) -> u64 {
+        self.expires_in.as_secs().div_ceil(60)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("channel", &self.channel)
+            .field("to", &"<redacted>")
+            .field("code", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("locale", &self.locale)
+            .field("app_name", &self.app_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a provider said about an accepted message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The provider's message id, when it gives one.
+    pub provider_id: Option<String>,
+}
+
+impl Delivery {
+    /// A delivery with the provider's message id.
+    pub fn with_id(id: impl Into<String>) -> Self {
+        Self {
+            provider_id: Some(id.into()),
+        }
+    }
+}
+
+/// Whether trying again could help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyErrorKind {
+    /// Will fail again the same way (invalid number, unsubscribed, bad credentials).
+    Permanent,
+    /// May succeed later (timeouts, 429, 5xx, connection errors).
+    Retryable,
+}
+
+/// A delivery failure. Its text goes to logs only, never to HTTP clients, and
+/// must not contain the code.
+#[derive(Clone, Debug)]
+pub struct NotifyError {
+    kind: NotifyErrorKind,
+    message: String,
+    retry_after: Option<Duration>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl NotifyError {
+    /// A failure that will not go away by retrying.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(NotifyErrorKind::Permanent, message)
+    }
+
+    /// A failure that retrying may fix.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::new(NotifyErrorKind::Retryable, message)
+    }
+
+    fn new(kind: NotifyErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Attaches the provider's requested wait before retrying.
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Permanent or retryable.
+    pub fn kind(&self) -> NotifyErrorKind {
+        self.kind
+    }
+
+    /// Whether retrying may help.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == NotifyErrorKind::Retryable
+    }
+
+    /// The provider's requested wait, if it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            NotifyErrorKind::Permanent => "permanent",
+            NotifyErrorKind::Retryable => "retryable",
+        };
+        write!(f, "{kind} delivery failure: {}", self.message)
+    }
+}
+
+impl std::error::Error for NotifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Delivers messages. Implement it for your provider, or use one of ours.
+///
+/// ```
+/// use tower_otp::notify::{Delivery, Message, NotifyError, Notifier};
+///
+/// #[derive(Debug)]
+/// struct Pager;
+///
+/// impl Notifier for Pager {
+///     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
+///         // call your provider here
+///         let _ = (&msg.to, &msg.code);
+///         Ok(Delivery::default())
+///     }
+/// }
+/// ```
+pub trait Notifier: Send + Sync + fmt::Debug + 'static {
+    /// Delivers `msg`.
+    fn send(&self, msg: &Message) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
+
+    /// Whether the provider is reachable, for readiness checks: `None` when
+    /// this notifier cannot tell without sending a message (the default).
+    fn ready(&self) -> impl Future<Output = Option<Result<(), NotifyError>>> + Send {
+        async { None }
+    }
+}
+
+impl<N: Notifier> Notifier for Arc<N> {
+    fn send(&self, msg: &Message) -> impl Future<Output = Result<Delivery, NotifyError>> + Send {
+        (**self).send(msg)
+    }
+
+    fn ready(&self) -> impl Future<Output = Option<Result<(), NotifyError>>> + Send {
+        (**self).ready()
+    }
+}

@@ -1,0 +1,482 @@
+//! The store conformance suite: every `Store` backend runs these unchanged.
+//!
+//! Use it with `store_conformance!(async { make_store().await })` inside a
+//! test file; each behaviour becomes its own `#[tokio::test]`. Keys are random
+//! per test, so backends that share a server (Redis) need no flushing.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tower_otp::quota::Quota;
+use tower_otp::store::{Attempt, Challenge, Rotation, Store};
+
+/// A random key with a readable label.
+pub fn unique(label: &str) -> String {
+    format!("{label}-{:032x}", rand::random::<u128>())
+}
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn us(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+fn challenge(id: u8, mac: u8, expires: SystemTime) -> Challenge {
+    Challenge {
+        id: [id; 16],
+        mac: [mac; 32],
+        expires_at_us: us(expires),
+    }
+}
+
+pub async fn hit_counts_and_refuses<S: Store>(store: S) {
+    let key = unique("hit");
+    let q = Quota::per_hour(3);
+    for i in 0..3 {
+        let d = store.hit(&key, &q, t(i)).await.unwrap();
+        assert!(d.allowed, "hit {i} refused");
+        assert_eq!(d.remaining, 2 - i as u32);
+    }
+    let d = store.hit(&key, &q, t(3)).await.unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.remaining, 0);
+    // 3/hour = one every 20 minutes; the first was at t(0).
+    assert_eq!(d.retry_after, Duration::from_secs(20 * 60 - 3));
+    // Another key is independent.
+    assert!(store.hit(&unique("hit"), &q, t(3)).await.unwrap().allowed);
+}
+
+pub async fn refused_hit_changes_nothing<S: Store>(store: S) {
+    let key = unique("hit");
+    let q = Quota::per_minute(1);
+    assert!(store.hit(&key, &q, t(0)).await.unwrap().allowed);
+    for s in 1..50 {
+        assert!(!store.hit(&key, &q, t(s)).await.unwrap().allowed);
+    }
+    assert!(store.hit(&key, &q, t(60)).await.unwrap().allowed);
+}
+
+pub async fn hit_refills<S: Store>(store: S) {
+    let key = unique("hit");
+    let q = Quota::per_second(10).with_burst(2);
+    let base = t(0);
+    assert!(store.hit(&key, &q, base).await.unwrap().allowed);
+    assert!(store.hit(&key, &q, base).await.unwrap().allowed);
+    assert!(!store.hit(&key, &q, base).await.unwrap().allowed);
+    let later = base + Duration::from_millis(100);
+    let d = store.hit(&key, &q, later).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.reset_after, Duration::from_millis(200));
+}
+
+pub async fn concurrent_hits_never_exceed<S: Store>(store: S) {
+    let key = Arc::new(unique("hit"));
+    let q = Quota::per_hour(10);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store.hit(&key, &q, t(0)).await.unwrap().allowed
+        }));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(allowed, 10);
+}
+
+pub async fn challenge_round_trip<S: Store>(store: S) {
+    let key = unique("ch");
+    let c = challenge(1, 7, t(600));
+    store.put_challenge(&key, &c, t(0)).await.unwrap();
+    match store.attempt_challenge(&key, 5, t(1)).await.unwrap() {
+        Attempt::Open {
+            challenge,
+            remaining,
+        } => {
+            assert_eq!(challenge, c);
+            assert_eq!(remaining, 4);
+        }
+        other => panic!("expected open, got {other:?}"),
+    }
+    assert!(store.remove_challenge(&key, &c.id).await.unwrap());
+    assert!(!store.remove_challenge(&key, &c.id).await.unwrap());
+    assert_eq!(
+        store.attempt_challenge(&key, 5, t(2)).await.unwrap(),
+        Attempt::Missing
+    );
+}
+
+pub async fn missing_challenge<S: Store>(store: S) {
+    let key = unique("ch");
+    assert_eq!(
+        store.attempt_challenge(&key, 5, t(0)).await.unwrap(),
+        Attempt::Missing
+    );
+    assert!(!store.remove_challenge(&key, &[0; 16]).await.unwrap());
+}
+
+pub async fn challenge_burns_after_max_attempts<S: Store>(store: S) {
+    let key = unique("ch");
+    store
+        .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
+        .await
+        .unwrap();
+    for expected in (0..5).rev() {
+        match store.attempt_challenge(&key, 5, t(1)).await.unwrap() {
+            Attempt::Open { remaining, .. } => assert_eq!(remaining, expected),
+            other => panic!("expected open, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.attempt_challenge(&key, 5, t(2)).await.unwrap(),
+        Attempt::Missing
+    );
+}
+
+pub async fn challenge_expires<S: Store>(store: S) {
+    let key = unique("ch");
+    store
+        .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.attempt_challenge(&key, 5, t(599)).await.unwrap(),
+        Attempt::Open { .. }
+    ));
+    assert_eq!(
+        store.attempt_challenge(&key, 5, t(600)).await.unwrap(),
+        Attempt::Missing
+    );
+}
+
+pub async fn new_challenge_voids_old<S: Store>(store: S) {
+    let key = unique("ch");
+    let old = challenge(1, 7, t(600));
+    let new = challenge(2, 8, t(700));
+    store.put_challenge(&key, &old, t(0)).await.unwrap();
+    store.attempt_challenge(&key, 5, t(1)).await.unwrap();
+    store.put_challenge(&key, &new, t(100)).await.unwrap();
+    // Rollback of the old one must not delete the new one.
+    assert!(!store.remove_challenge(&key, &old.id).await.unwrap());
+    match store.attempt_challenge(&key, 5, t(101)).await.unwrap() {
+        Attempt::Open {
+            challenge,
+            remaining,
+        } => {
+            assert_eq!(challenge, new);
+            assert_eq!(remaining, 4, "attempts restart with a new challenge");
+        }
+        other => panic!("expected open, got {other:?}"),
+    }
+}
+
+pub async fn concurrent_removal_has_one_winner<S: Store>(store: S) {
+    let key = Arc::new(unique("ch"));
+    let c = challenge(3, 9, t(600));
+    store.put_challenge(&key, &c, t(0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store.remove_challenge(&key, &[3; 16]).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+pub async fn concurrent_attempts_never_exceed_max<S: Store>(store: S) {
+    let key = Arc::new(unique("ch"));
+    store
+        .put_challenge(&key, &challenge(4, 1, t(600)), t(0))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store.attempt_challenge(&key, 5, t(1)).await.unwrap()
+        }));
+    }
+    let mut open = Vec::new();
+    for task in tasks {
+        if let Attempt::Open { remaining, .. } = task.await.unwrap() {
+            open.push(remaining);
+        }
+    }
+    open.sort_unstable();
+    assert_eq!(open, [0, 1, 2, 3, 4]);
+}
+
+pub async fn refresh_rotates<S: Store>(store: S) {
+    let sid = unique("sid");
+    let ttl = Duration::from_secs(3600);
+    let grace = Duration::from_secs(5);
+    store
+        .create_session(&sid, &[1; 32], b"data", ttl, t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+            .await
+            .unwrap(),
+        Rotation::Rotated(b"data".to_vec())
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(20))
+            .await
+            .unwrap(),
+        Rotation::Rotated(b"data".to_vec())
+    );
+    // Unknown token of a live family: refused, family intact.
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[9; 32], &[10; 32], grace, ttl, t(21))
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[3; 32], &[4; 32], grace, ttl, t(22))
+            .await
+            .unwrap(),
+        Rotation::Rotated(b"data".to_vec())
+    );
+}
+
+pub async fn refresh_grace_returns_same_successor<S: Store>(store: S) {
+    let sid = unique("sid");
+    let ttl = Duration::from_secs(3600);
+    let grace = Duration::from_secs(5);
+    store
+        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(13))
+            .await
+            .unwrap(),
+        Rotation::Grace(b"d".to_vec())
+    );
+    // The successor still works.
+    assert!(matches!(
+        store
+            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(14))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
+pub async fn refresh_reuse_revokes_family<S: Store>(store: S) {
+    let sid = unique("sid");
+    let ttl = Duration::from_secs(3600);
+    let grace = Duration::from_secs(5);
+    store
+        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    store
+        .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(100))
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    assert!(store.is_revoked(&sid).await.unwrap());
+    // The current token of the family is dead too.
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(101))
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+}
+
+pub async fn older_spent_token_is_reuse<S: Store>(store: S) {
+    let sid = unique("sid");
+    let ttl = Duration::from_secs(3600);
+    let grace = Duration::from_secs(5);
+    store
+        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    for (i, step) in (1u8..5).enumerate() {
+        let r = store
+            .rotate_refresh(
+                &sid,
+                &[step; 32],
+                &[step + 1; 32],
+                grace,
+                ttl,
+                t(10 * (i as u64 + 1)),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(r, Rotation::Rotated(_)));
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[77; 32], grace, ttl, t(100))
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+}
+
+pub async fn concurrent_rotation_has_one_winner<S: Store>(store: S) {
+    let sid = Arc::new(unique("sid"));
+    let ttl = Duration::from_secs(3600);
+    store
+        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (store, sid) = (store.clone(), sid.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+                .await
+                .unwrap()
+        }));
+    }
+    let (mut rotated, mut grace) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Grace(_) => grace += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated, grace), (1, 49));
+}
+
+pub async fn revoke_kills_session<S: Store>(store: S) {
+    let sid = unique("sid");
+    let ttl = Duration::from_secs(3600);
+    store
+        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    assert!(!store.is_revoked(&sid).await.unwrap());
+    store.revoke(&sid, ttl).await.unwrap();
+    assert!(store.is_revoked(&sid).await.unwrap());
+    assert_eq!(
+        store
+            .rotate_refresh(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    let jti = unique("jti");
+    assert!(!store.is_revoked(&jti).await.unwrap());
+    store.revoke(&jti, Duration::from_secs(60)).await.unwrap();
+    assert!(store.is_revoked(&jti).await.unwrap());
+}
+
+pub async fn unknown_session_is_invalid<S: Store>(store: S) {
+    let sid = unique("sid");
+    assert_eq!(
+        store
+            .rotate_refresh(
+                &sid,
+                &[1; 32],
+                &[2; 32],
+                Duration::from_secs(5),
+                Duration::from_secs(60),
+                t(1)
+            )
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+}
+
+pub async fn api_keys_crud<S: Store>(store: S) {
+    let id = unique("key");
+    assert_eq!(store.get_api_key(&id).await.unwrap(), None);
+    store.put_api_key(&id, b"record-1", None).await.unwrap();
+    assert_eq!(
+        store.get_api_key(&id).await.unwrap().as_deref(),
+        Some(&b"record-1"[..])
+    );
+    store
+        .put_api_key(&id, b"record-2", Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_api_key(&id).await.unwrap().as_deref(),
+        Some(&b"record-2"[..])
+    );
+    let listed = store.list_api_keys().await.unwrap();
+    assert!(
+        listed.iter().any(|(k, v)| k == &id && v == b"record-2"),
+        "{listed:?}"
+    );
+    assert!(store.delete_api_key(&id).await.unwrap());
+    assert!(!store.delete_api_key(&id).await.unwrap());
+    assert_eq!(store.get_api_key(&id).await.unwrap(), None);
+    assert!(
+        !store
+            .list_api_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == &id)
+    );
+}
+
+pub async fn ping_answers<S: Store>(store: S) {
+    store.ping().await.unwrap();
+}
+
+/// Expands to one `#[tokio::test]` per behaviour, each with a fresh store
+/// from `$make` (an expression evaluating to a future of the store).
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@tests $make;
+            hit_counts_and_refuses, refused_hit_changes_nothing, hit_refills,
+            concurrent_hits_never_exceed, challenge_round_trip, missing_challenge,
+            challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
+            concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max,
+            refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
+            older_spent_token_is_reuse, concurrent_rotation_has_one_winner, revoke_kills_session,
+            unknown_session_is_invalid, api_keys_crud, ping_answers);
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(store) = $make.await else { return };
+                $crate::support::conformance::$name(store).await;
+            }
+        )*
+    };
+}
