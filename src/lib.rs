@@ -7,6 +7,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identifier;
+pub mod jwt;
 pub mod notify;
 pub mod quota;
 pub mod store;
