@@ -4,10 +4,12 @@
 pub mod client_ip;
 pub mod clock;
 pub mod error;
+pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identifier;
 pub mod jwt;
 pub mod notify;
+pub mod otp;
 pub mod quota;
 pub mod store;
