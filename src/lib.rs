@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod client_ip;
+pub mod body;
 pub mod clock;
 pub mod error;
 pub mod events;
