@@ -106,7 +106,9 @@ where
 
 /// `problem` as a response whose body type matches a layered service.
 pub fn problem_response<B>(problem: Problem) -> Response<ResponseBody<B>> {
-    problem.into_response().map(|body| ResponseBody::Full { body })
+    problem
+        .into_response()
+        .map(|body| ResponseBody::Full { body })
 }
 
 #[cfg(test)]

@@ -23,9 +23,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
 mod keys;
+mod layer;
 mod refresh;
 mod token;
+
+#[cfg(feature = "axum")]
+pub use extract::MissingClaims;
+pub use future::ResponseFuture;
+pub use layer::{Claims, JwtAuth, JwtLayer, NoRevocation, Revocation, StoreRevocation};
 
 pub use keys::{JwtKeys, MIN_SECRET_LEN};
 pub use refresh::RefreshToken;

@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::error::{FullBody, Problem};
 use crate::events::{self, Event, EventKind, EventSink};
 use crate::identifier::HashedId;
-use crate::jwt::{JwtKeys, Validation};
+use crate::jwt::{JwtKeys, JwtLayer, StoreRevocation, Validation};
 use crate::notify::Notifier;
 use crate::store::{BoxError, Store, StoreError};
 
@@ -115,6 +115,18 @@ impl<S, N, R> OtpRouter<S, N, R> {
     /// The validation rules access tokens must pass (issuer, audience, leeway).
     pub fn validation(&self) -> &Validation {
         &self.inner.validation
+    }
+
+    /// A [`JwtLayer`] that accepts this router's access tokens (same keys,
+    /// issuer, audience, leeway and clock) and refuses those of logged-out
+    /// sessions, for the app's own protected routes.
+    pub fn jwt_layer<C>(&self) -> JwtLayer<C, StoreRevocation<S>>
+    where
+        S: Store,
+    {
+        JwtLayer::new(self.inner.keys.clone(), self.inner.validation.clone())
+            .with_clock(Arc::clone(&self.inner.clock))
+            .with_store(self.inner.store.clone())
     }
 
     /// The configuration in force.
