@@ -157,18 +157,18 @@ impl Cidr {
     /// or host bits set in `addr`.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, ConfigError> {
         // A v4-mapped network (`::ffff:10.0.0.0/104`) becomes its IPv4 form.
-        if let IpAddr::V6(v6) = addr {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                if prefix < 96 {
-                    return Err(ConfigError::new(
-                        "trusted proxy",
-                        format!(
-                            "{addr}/{prefix}: an IPv4-mapped network needs a prefix of at least /96"
-                        ),
-                    ));
-                }
-                return Self::new(IpAddr::V4(v4), prefix - 96);
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            if prefix < 96 {
+                return Err(ConfigError::new(
+                    "trusted proxy",
+                    format!(
+                        "{addr}/{prefix}: an IPv4-mapped network needs a prefix of at least /96"
+                    ),
+                ));
             }
+            return Self::new(IpAddr::V4(v4), prefix - 96);
         }
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
@@ -707,6 +707,7 @@ impl<F: Future> Future for ResponseFuture<F> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::convert::Infallible;
 

@@ -56,6 +56,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use http::{Request, StatusCode};
 

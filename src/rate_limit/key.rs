@@ -176,6 +176,7 @@ pub(crate) fn check_policy_name(name: &str) -> Result<(), Cow<'static, str>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use http::{HeaderValue, Request};
 

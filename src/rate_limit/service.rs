@@ -111,7 +111,7 @@ where
         ResponseFuture::new(async move {
             let keys = match keys {
                 Ok(keys) => keys,
-                Err(problem) => return Ok(refusal(&shared, problem, "")),
+                Err(problem) => return Ok(refusal(&shared, *problem, "")),
             };
             let now = shared.clock.now();
             let mut ratelimit = String::new();
@@ -156,7 +156,7 @@ where
 
 /// The store keys to count this request under, in policy order, or the
 /// refusal when a rejecting policy finds no key.
-fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
+fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Box<Problem>> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
         let extractor = &policy.extractor.0;
@@ -168,7 +168,7 @@ fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Prob
             None => match policy.missing {
                 MissingKey::Reject => {
                     tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
-                    return Err(extractor.missing());
+                    return Err(Box::new(extractor.missing()));
                 }
                 MissingKey::Skip => {}
                 // `!` cannot occur in a policy name, so this never collides
@@ -197,10 +197,10 @@ fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
 fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: &str) {
     // `append`: a layer further out adds its own policies beside ours.
     headers.append(RATELIMIT_POLICY, shared.policy_header.clone());
-    if !ratelimit.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(ratelimit) {
-            headers.append(RATELIMIT, value);
-        }
+    if !ratelimit.is_empty()
+        && let Ok(value) = HeaderValue::from_str(ratelimit)
+    {
+        headers.append(RATELIMIT, value);
     }
 }
 
@@ -215,6 +215,7 @@ fn refusal<St, B>(
 }
 
 #[cfg(all(test, feature = "moka"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::convert::Infallible;
     use std::time::Duration;
