@@ -32,15 +32,20 @@ pub fn email(data: &[u8]) {
 
 /// The RFC 7239 `Forwarded` parser, and client-IP resolution over it.
 pub fn forwarded(data: &[u8]) {
-    forwarding_header(data, ForwardingHeader::Forwarded, client_ip::parse_forwarded, |ips| {
-        ips.iter()
-            .map(|ip| match ip {
-                IpAddr::V4(v4) => format!("for={v4}"),
-                IpAddr::V6(v6) => format!("for=\"[{v6}]:443\""),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+    forwarding_header(
+        data,
+        ForwardingHeader::Forwarded,
+        client_ip::parse_forwarded,
+        |ips| {
+            ips.iter()
+                .map(|ip| match ip {
+                    IpAddr::V4(v4) => format!("for={v4}"),
+                    IpAddr::V6(v6) => format!("for=\"[{v6}]:443\""),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
 }
 
 /// The `X-Forwarded-For` parser, and client-IP resolution over it.
