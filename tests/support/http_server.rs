@@ -1,4 +1,5 @@
 //! A real axum server on 127.0.0.1:0 and a real hyper client for it.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
