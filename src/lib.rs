@@ -8,6 +8,8 @@ pub mod client_ip;
 pub mod clock;
 pub mod error;
 pub mod events;
+#[cfg(feature = "axum")]
+pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identifier;
@@ -15,4 +17,6 @@ pub mod jwt;
 pub mod notify;
 pub mod otp;
 pub mod quota;
+pub mod rate_limit;
+pub mod security_headers;
 pub mod store;
