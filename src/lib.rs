@@ -10,3 +10,4 @@ pub mod identifier;
 pub mod notify;
 pub mod quota;
 pub mod store;
+pub mod webhook;
