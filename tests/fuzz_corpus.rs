@@ -10,8 +10,8 @@ fn replay(target: &str, entry: fn(&[u8])) {
         .join(target);
     let mut n = 0;
     for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = file.unwrap().path();
-        entry(&std::fs::read(&path).unwrap());
+        let path = file.expect("readable corpus directory").path();
+        entry(&std::fs::read(&path).expect("readable corpus file"));
         n += 1;
     }
     assert!(n > 0, "empty seed corpus for {target}");
@@ -28,4 +28,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(phone, email);
+corpus_tests!(phone, email, render_template);

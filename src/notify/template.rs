@@ -136,10 +136,10 @@ impl Template {
     pub fn placeholders(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
         for part in &self.parts {
-            if let Part::Var { name, .. } = part {
-                if !names.contains(&name.as_str()) {
-                    names.push(name);
-                }
+            if let Part::Var { name, .. } = part
+                && !names.contains(&name.as_str())
+            {
+                names.push(name);
             }
         }
         names
@@ -461,13 +461,13 @@ impl Templates {
         let mut text = self
             .text_for(msg.channel, msg.locale.as_deref())
             .render(msg, Escape::None);
-        if msg.channel == Channel::Sms {
-            if let Some(domain) = &self.webotp_domain {
-                text.push_str("\n\n@");
-                text.push_str(domain);
-                text.push_str(" #");
-                text.push_str(&msg.code);
-            }
+        if msg.channel == Channel::Sms
+            && let Some(domain) = &self.webotp_domain
+        {
+            text.push_str("\n\n@");
+            text.push_str(domain);
+            text.push_str(" #");
+            text.push_str(&msg.code);
         }
         text
     }
