@@ -1,4 +1,7 @@
 //! Test support shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod conformance;
+pub mod fake_twilio;
+pub mod http_peer;
+pub mod smtp_sink;
