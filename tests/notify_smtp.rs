@@ -1,4 +1,5 @@
 //! `SmtpEmail` (lettre) against a small SMTP server on loopback.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
 #![cfg(feature = "smtp")]
 
 mod support;

@@ -1,5 +1,6 @@
 //! `TwilioSms` against a fake Twilio Messages API on loopback, alone and
 //! inside the `Retry` / `Timeout` / `Fallback` combinators.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
 #![cfg(feature = "twilio")]
 
 mod support;

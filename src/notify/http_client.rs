@@ -7,6 +7,11 @@
 //! connection reuse across every notifier in the process. Plain `http://`
 //! is accepted too (loopback tests, a sidecar); configuration decides.
 
+#![cfg_attr(
+    not(all(feature = "twilio", feature = "http-notifier")),
+    allow(dead_code)
+)]
+
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
