@@ -20,3 +20,4 @@ pub mod quota;
 pub mod rate_limit;
 pub mod security_headers;
 pub mod store;
+pub mod webhook;

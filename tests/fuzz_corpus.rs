@@ -10,8 +10,8 @@ fn replay(target: &str, entry: fn(&[u8])) {
         .join(target);
     let mut n = 0;
     for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = file.unwrap().path();
-        entry(&std::fs::read(&path).unwrap());
+        let path = file.expect("readable corpus directory").path();
+        entry(&std::fs::read(&path).expect("readable corpus file"));
         n += 1;
     }
     assert!(n > 0, "empty seed corpus for {target}");
@@ -34,5 +34,6 @@ corpus_tests!(
     jwt_decode,
     request_body,
     forwarded,
-    x_forwarded_for
+    x_forwarded_for,
+    render_template
 );

@@ -5,8 +5,61 @@
 //! [`NotifyError`] that says whether trying again could help. The router
 //! deletes a challenge whose message could not be delivered.
 //!
+//! Providers (each behind a feature):
+//!
 //! * [`LogNotifier`] — development: prints one JSON line per message on stdout.
 //! * [`MemoryNotifier`] — tests: keeps messages in memory, can be told to fail.
+//! * `TwilioSms` (feature `twilio`) — SMS and WhatsApp through Twilio's
+//!   Messages REST API, over the shared hyper + rustls client.
+//! * `SmtpEmail` (feature `smtp`) — multipart text + HTML email with lettre.
+//! * `HttpNotifier` (feature `http-notifier`) — POSTs the message as JSON to
+//!   the app's own endpoint, signed per Standard Webhooks
+//!   ([`crate::webhook`] verifies it on the receiving side).
+//!
+//! Combinators, generic over any notifier, built with [`NotifierExt`]:
+//!
+//! * [`Retry`] — exponential backoff with full jitter, only on retryable
+//!   errors, bounded in attempts *and* total time, honouring `Retry-After`.
+//! * [`Timeout`] — a retryable error when the inner notifier does not answer
+//!   in time.
+//! * [`Fallback`] — a second provider when the first fails (after its own
+//!   retries).
+//! * [`ByChannel`] — SMS/WhatsApp/voice to one notifier, email to another.
+//! * [`BoxNotifier`] — a type-erased notifier, to pick providers at run time.
+//!
+//! Message texts come from [`template::Templates`] (per channel and locale,
+//! `{{code}}`, `{{app_name}}`, `{{minutes}}`, HTML-escaped for HTML email).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_otp::notify::{ByChannel, Channel, MemoryNotifier, Message, Notifier, NotifierExt, RetryPolicy};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let sms_primary = MemoryNotifier::new();   // e.g. TwilioSms::from_env()?
+//! let sms_backup = MemoryNotifier::new();    // a second account or provider
+//! let email = MemoryNotifier::new();         // e.g. SmtpEmail::from_env()?
+//!
+//! let notifier = ByChannel::new()
+//!     .phone(
+//!         sms_primary.clone()
+//!             .timeout(Duration::from_secs(5))
+//!             .retry(RetryPolicy::default())
+//!             .or_else(sms_backup.clone().timeout(Duration::from_secs(5))),
+//!     )
+//!     .email(email.clone().timeout(Duration::from_secs(10)).retry(RetryPolicy::default()));
+//!
+//! let msg = Message::new(Channel::Sms, "+14155550100", "123456", Duration::from_secs(600));
+//! notifier.send(&msg).await.unwrap();
+//! assert_eq!(sms_primary.last_code("+14155550100").as_deref(), Some("123456"));
+//! # });
+//! ```
+//!
+//! # Security
+//!
+//! Provider credentials are redacted from `Debug` and never logged. Error
+//! texts carry provider error codes and HTTP/SMTP statuses, never the
+//! recipient, the code or the provider's free-text message (which often
+//! repeats the recipient).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,11 +69,36 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod boxed;
+mod by_channel;
+mod fallback;
+#[cfg(feature = "http-notifier")]
+mod http;
+#[cfg(feature = "http-client")]
+mod http_client;
 mod log;
 mod memory;
+mod retry;
+#[cfg(feature = "smtp")]
+mod smtp;
+pub mod template;
+mod timeout;
+#[cfg(feature = "twilio")]
+mod twilio;
 
+pub use self::boxed::BoxNotifier;
+pub use self::by_channel::ByChannel;
+pub use self::fallback::Fallback;
+#[cfg(feature = "http-notifier")]
+pub use self::http::HttpNotifier;
 pub use self::log::LogNotifier;
 pub use self::memory::MemoryNotifier;
+pub use self::retry::{Retry, RetryPolicy};
+#[cfg(feature = "smtp")]
+pub use self::smtp::{SmtpConfig, SmtpEmail, SmtpTls};
+pub use self::timeout::Timeout;
+#[cfg(feature = "twilio")]
+pub use self::twilio::{TwilioAuth, TwilioSender, TwilioSms};
 
 /// How a code travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -167,6 +245,7 @@ pub struct NotifyError {
     kind: NotifyErrorKind,
     message: String,
     retry_after: Option<Duration>,
+    provider_code: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -186,6 +265,7 @@ impl NotifyError {
             kind,
             message: message.into(),
             retry_after: None,
+            provider_code: None,
             source: None,
         }
     }
@@ -202,6 +282,19 @@ impl NotifyError {
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
+    }
+
+    /// Attaches the provider's machine error code (e.g. Twilio `21211`, an
+    /// SMTP reply code `550`, an HTTP status `503`).
+    #[must_use]
+    pub fn with_provider_code(mut self, code: impl Into<String>) -> Self {
+        self.provider_code = Some(code.into());
+        self
+    }
+
+    /// The provider's machine error code, if it gave one.
+    pub fn provider_code(&self) -> Option<&str> {
+        self.provider_code.as_deref()
     }
 
     /// Permanent or retryable.
@@ -274,3 +367,28 @@ impl<N: Notifier> Notifier for Arc<N> {
         (**self).ready()
     }
 }
+
+/// Builders for the combinators, on every [`Notifier`].
+pub trait NotifierExt: Notifier + Sized {
+    /// Retries retryable failures per `policy` ([`Retry`]).
+    fn retry(self, policy: RetryPolicy) -> Retry<Self> {
+        Retry::new(self, policy)
+    }
+
+    /// Fails with a retryable error after `after` ([`Timeout`]).
+    fn timeout(self, after: Duration) -> Timeout<Self> {
+        Timeout::new(self, after)
+    }
+
+    /// Tries `fallback` when this notifier fails ([`Fallback`]).
+    fn or_else<B: Notifier>(self, fallback: B) -> Fallback<Self, B> {
+        Fallback::new(self, fallback)
+    }
+
+    /// Erases the type ([`BoxNotifier`]).
+    fn boxed(self) -> BoxNotifier {
+        BoxNotifier::new(self)
+    }
+}
+
+impl<N: Notifier> NotifierExt for N {}

@@ -1,0 +1,296 @@
+//! The one outbound HTTP client shared by `TwilioSms` and `HttpNotifier`,
+//! and the helpers both use (status mapping, `Retry-After`, form encoding,
+//! basic auth, base URLs).
+//!
+//! hyper-util's pooled client over hyper-rustls: HTTPS with the webpki
+//! (Mozilla) roots and rustls' ring provider, HTTP/1.1, keep-alive
+//! connection reuse across every notifier in the process. Plain `http://`
+//! is accepted too (loopback tests, a sidecar); configuration decides.
+
+#![cfg_attr(
+    not(all(feature = "twilio", feature = "http-notifier")),
+    allow(dead_code)
+)]
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::NotifyError;
+use crate::error::ConfigError;
+
+/// Largest response body read from a provider.
+const MAX_RESPONSE: usize = 64 * 1024;
+/// Longest wait honoured from a `Retry-After` header.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A provider's answer, body read in full.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpClient(hyper-util + rustls)")
+    }
+}
+
+impl HttpClient {
+    /// The process-wide client (built on first use).
+    pub(crate) fn shared() -> Result<Self, ConfigError> {
+        static SHARED: OnceLock<Result<HttpClient, ConfigError>> = OnceLock::new();
+        SHARED.get_or_init(Self::build).clone()
+    }
+
+    fn build() -> Result<Self, ConfigError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let https = HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| ConfigError::new("http client", format!("TLS setup failed: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(Self { client })
+    }
+
+    /// Sends `req` and reads the answer, all within `timeout`. Transport
+    /// failures and the timeout are retryable errors.
+    pub(crate) async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+        provider: &'static str,
+    ) -> Result<Reply, NotifyError> {
+        let exchange = async {
+            let res = self.client.request(req).await.map_err(|e| {
+                let what = if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                NotifyError::retryable(format!("{provider}: {what}"))
+                    .with_provider_code(if e.is_connect() { "connect" } else { "io" })
+                    .with_source(e)
+            })?;
+            let (parts, body) = res.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|_| {
+                    NotifyError::retryable(format!("{provider}: reading the response failed"))
+                        .with_provider_code("io")
+                })?
+                .to_bytes();
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(NotifyError::retryable(format!(
+                "{provider}: no answer within {} ms",
+                timeout.as_millis()
+            ))
+            .with_provider_code("timeout")),
+        }
+    }
+}
+
+/// The error for a non-2xx status: 408, 429 and 5xx are retryable (with
+/// `Retry-After` when given in seconds), every other status is permanent.
+pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, what: &str) -> NotifyError {
+    let retryable = status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT;
+    let err = if retryable {
+        NotifyError::retryable(what.to_owned())
+    } else {
+        NotifyError::permanent(what.to_owned())
+    };
+    match retry_after(headers) {
+        Some(after) if retryable => err.with_retry_after(after),
+        _ => err,
+    }
+}
+
+/// `Retry-After` in delta-seconds (capped at an hour). HTTP-date values are
+/// ignored: the retry policy's own backoff applies then.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = value.parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// `application/x-www-form-urlencoded` body from name/value pairs.
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        percent_encode_into(name, &mut out);
+        out.push('=');
+        percent_encode_into(value, &mut out);
+    }
+    out
+}
+
+fn percent_encode_into(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+    }
+}
+
+/// `Authorization: Basic …`, marked sensitive (hyper never logs it).
+pub(crate) fn basic_auth(user: &str, password: &str) -> HeaderValue {
+    let token = STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .unwrap_or(HeaderValue::from_static("Basic"));
+    value.set_sensitive(true);
+    value
+}
+
+/// Checks an `http(s)://host[:port][/path]` base URL (no query, no
+/// userinfo) and returns it without a trailing `/`.
+pub(crate) fn base_url(url: &str, setting: &'static str) -> Result<String, ConfigError> {
+    let bad = |why: &'static str| ConfigError::new(setting, why);
+    let uri: http::Uri = url.trim().parse().map_err(|_| bad("not a valid URL"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        _ => return Err(bad("must start with https:// (or http:// for local tests)")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("must not contain credentials"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("must not contain a query"));
+    }
+    Ok(url.trim().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            form_encode(&[("To", "+14155550100"), ("Body", "a b&c=d/é")]),
+            "To=%2B14155550100&Body=a+b%26c%3Dd%2F%C3%A9"
+        );
+    }
+
+    #[test]
+    fn status_mapping() {
+        let h = HeaderMap::new();
+        for (code, retryable) in [
+            (400, false),
+            (401, false),
+            (403, false),
+            (404, false),
+            (408, true),
+            (429, true),
+            (500, true),
+            (503, true),
+            (302, false),
+        ] {
+            let e = status_error(StatusCode::from_u16(code).unwrap(), &h, "x");
+            assert_eq!(e.is_retryable(), retryable, "{code}");
+        }
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, &h, "x").retry_after(),
+            Some(Duration::from_secs(7))
+        );
+        // Not attached to permanent errors.
+        assert_eq!(
+            status_error(StatusCode::BAD_REQUEST, &h, "x").retry_after(),
+            None
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("999999999"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        for bad in ["Wed, 21 Oct 2015 07:28:00 GMT", "-1", "1.5", ""] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(bad));
+            assert_eq!(retry_after(&h), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("https://api.twilio.com/", "x").unwrap(),
+            "https://api.twilio.com"
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:8080", "x").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "ftp://x",
+            "api.twilio.com",
+            "https://u:p@x.com",
+            "https://x.com/?a=1",
+            "not a url",
+        ] {
+            assert!(base_url(bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn basic_auth_is_sensitive() {
+        let v = basic_auth("AC1", "tok");
+        assert!(v.is_sensitive());
+        assert_eq!(v, "Basic QUMxOnRvaw==");
+    }
+}

@@ -1,0 +1,547 @@
+//! `SmtpEmail`: multipart text + HTML email through an SMTP relay (lettre).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::template::Templates;
+use super::{Channel, Delivery, Message, Notifier, NotifyError};
+use crate::error::ConfigError;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the connection to the relay is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SmtpTls {
+    /// TLS from the first byte ("SMTPS", port 465). `smtps://`.
+    Implicit,
+    /// Plain connection upgraded with STARTTLS, which the server *must*
+    /// offer (port 587). `smtp://` (the default) or `?tls=required`.
+    StartTls,
+    /// STARTTLS when the server offers it, else plain: open to
+    /// man-in-the-middle downgrade. `?tls=opportunistic`.
+    Opportunistic,
+    /// No TLS at all, for a relay on the same host (port 25). `?tls=none`.
+    None,
+}
+
+/// Where and how to reach the SMTP relay. The password is redacted from `Debug`.
+///
+/// `SMTP_URL` forms ([`SmtpConfig::parse_url`]):
+///
+/// | URL | security | default port |
+/// |---|---|---|
+/// | `smtps://user:pass@smtp.example.com` | implicit TLS | 465 |
+/// | `smtp://user:pass@smtp.example.com` | STARTTLS, required | 587 |
+/// | `smtp://…?tls=required` | the same, spelled out | 587 |
+/// | `smtp://…?tls=opportunistic` | STARTTLS if offered (not for production) | 587 |
+/// | `smtp://localhost:2525?tls=none` | none (local relays, tests) | 25 |
+///
+/// User and password are optional and percent-decoded (`%40` for `@`).
+/// An IPv6 host is written in brackets (`smtp://[::1]:25?tls=none`).
+/// Credentials over `tls=none` are refused unless the host is loopback
+/// (`localhost`, `127.0.0.0/8`, `::1`): they would cross the network in
+/// clear text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    credentials: Option<(String, String)>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn url_error(reason: &'static str) -> ConfigError {
+    ConfigError::new("SMTP_URL", reason)
+}
+
+fn default_port(tls: SmtpTls) -> u16 {
+    match tls {
+        SmtpTls::Implicit => 465,
+        SmtpTls::StartTls | SmtpTls::Opportunistic => 587,
+        SmtpTls::None => 25,
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, ConfigError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| url_error("has a bad %-escape in the user or password"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| url_error("user or password is not UTF-8"))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl SmtpConfig {
+    /// A relay at `host` secured with `tls`, on that mode's default port.
+    pub fn new(host: impl Into<String>, tls: SmtpTls) -> Self {
+        Self {
+            host: host.into(),
+            port: default_port(tls),
+            tls,
+            credentials: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Parses an `SMTP_URL` (forms in the type docs).
+    pub fn parse_url(url: &str) -> Result<Self, ConfigError> {
+        let url = url.trim();
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| url_error("must start with smtp:// or smtps://"))?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            return Err(url_error("must not have a path"));
+        }
+        let mut tls = match scheme.to_ascii_lowercase().as_str() {
+            "smtps" => SmtpTls::Implicit,
+            "smtp" => SmtpTls::StartTls,
+            _ => return Err(url_error("must start with smtp:// or smtps://")),
+        };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", value)) if tls != SmtpTls::Implicit => {
+                    tls = match value {
+                        "required" => SmtpTls::StartTls,
+                        "opportunistic" => SmtpTls::Opportunistic,
+                        "none" => SmtpTls::None,
+                        _ => return Err(url_error("tls= takes required, opportunistic or none")),
+                    };
+                }
+                Some(("tls", _)) => {
+                    return Err(url_error("smtps:// is always TLS; tls= goes with smtp://"));
+                }
+                _ => return Err(url_error("the only query parameter is tls=")),
+            }
+        }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => (Some(userinfo), hostport),
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| url_error("has an unclosed [IPv6] host"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(url_error("has an invalid IPv6 host"));
+            }
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| url_error("has garbage after the host"))?,
+                ),
+            };
+            (addr.to_owned(), port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (hostport.to_owned(), None),
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && (host.contains(':')
+                || host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'));
+        if !host_ok {
+            return Err(url_error("has no valid host"));
+        }
+        let mut config = Self::new(host, tls);
+        if let Some(port) = port {
+            config.port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| url_error("has an invalid port"))?;
+        }
+        if let Some(userinfo) = userinfo {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let user = percent_decode(user)?;
+            if user.is_empty() {
+                return Err(url_error("has credentials with an empty user"));
+            }
+            config = config.with_credentials(user, percent_decode(password)?)?;
+        }
+        Ok(config)
+    }
+
+    /// Another port.
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Authenticates with `user` and `password` (AUTH PLAIN or LOGIN).
+    /// Refused over [`SmtpTls::None`] to a host that is not loopback.
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        if self.tls == SmtpTls::None && !is_loopback(&self.host) {
+            return Err(url_error(
+                "credentials need TLS unless the relay is on loopback (drop tls=none)",
+            ));
+        }
+        self.credentials = Some((user.into(), password.into()));
+        Ok(self)
+    }
+
+    /// Time for each step of the SMTP conversation (default 10 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The TLS mode.
+    pub fn tls(&self) -> SmtpTls {
+        self.tls
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+        let params = || {
+            TlsParameters::new(self.host.clone())
+                .map_err(|_| ConfigError::new("SMTP_URL", "TLS setup for this host failed"))
+        };
+        let tls = match self.tls {
+            SmtpTls::Implicit => Tls::Wrapper(params()?),
+            SmtpTls::StartTls => Tls::Required(params()?),
+            SmtpTls::Opportunistic => Tls::Opportunistic(params()?),
+            SmtpTls::None => Tls::None,
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
+                .port(self.port)
+                .tls(tls)
+                .timeout(Some(self.timeout));
+        if let Some((user, password)) = &self.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(builder.build())
+    }
+}
+
+/// Email through an SMTP relay, as `multipart/alternative` with the text and
+/// HTML parts of the [email template](super::template::EmailTemplate) for
+/// the message's locale.
+///
+/// ```
+/// use tower_otp::notify::{SmtpConfig, SmtpEmail};
+///
+/// let config = SmtpConfig::parse_url("smtp://apikey:secret@smtp.example.com:587").unwrap();
+/// let email = SmtpEmail::new(config, "Acme <no-reply@acme.example>").unwrap();
+/// # let _ = email;
+/// ```
+///
+/// Only [`Channel::Email`] is delivered (others fail permanently). SMTP
+/// errors map by reply class: `5xx` (mailbox unknown, relay denied,
+/// authentication failed) → **permanent**; `4xx` (greylisting, mailbox
+/// busy), timeouts, connection and TLS failures → **retryable**. The reply
+/// code is the error's [`provider_code`](NotifyError::provider_code).
+/// A connection is opened per message (no pool).
+///
+/// # Security
+///
+/// Use `smtps://` or the default STARTTLS-required `smtp://` for any relay
+/// off the host. The SMTP password is redacted from `Debug`. Errors carry
+/// the reply code, never the server's reply text (which often quotes the
+/// recipient).
+#[derive(Clone)]
+pub struct SmtpEmail {
+    config: SmtpConfig,
+    from: Mailbox,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    templates: Arc<Templates>,
+}
+
+impl fmt::Debug for SmtpEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpEmail")
+            .field("config", &self.config)
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpEmail {
+    /// Sends through `config` as `from` (`"Name <addr>"` or `addr`).
+    pub fn new(config: SmtpConfig, from: &str) -> Result<Self, ConfigError> {
+        let from: Mailbox = from
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new("SMTP_FROM", "must be an address or `Name <address>`"))?;
+        Ok(Self {
+            transport: config.transport()?,
+            config,
+            from,
+            templates: Arc::new(Templates::default()),
+        })
+    }
+
+    /// Reads `SMTP_URL` ([forms](SmtpConfig)) and `SMTP_FROM`
+    /// (`"Name <addr>"`) from the environment; the error names what is
+    /// missing or wrong.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with variables from `lookup`.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let url = var("SMTP_URL").ok_or_else(|| {
+            ConfigError::new(
+                "SMTP_URL",
+                "is not set (e.g. smtps://user:pass@smtp.example.com)",
+            )
+        })?;
+        let from = var("SMTP_FROM").ok_or_else(|| {
+            ConfigError::new(
+                "SMTP_FROM",
+                "is not set (e.g. `Acme <no-reply@acme.example>`)",
+            )
+        })?;
+        Self::new(SmtpConfig::parse_url(&url)?, &from)
+    }
+
+    /// The message templates (default: English).
+    #[must_use]
+    pub fn with_templates(mut self, templates: impl Into<Arc<Templates>>) -> Self {
+        self.templates = templates.into();
+        self
+    }
+
+    /// The connection settings.
+    pub fn config(&self) -> &SmtpConfig {
+        &self.config
+    }
+
+    fn build(&self, msg: &Message) -> Result<(lettre::Message, String), NotifyError> {
+        if msg.channel != Channel::Email {
+            return Err(NotifyError::permanent(format!(
+                "smtp: SmtpEmail does not deliver the {} channel",
+                msg.channel
+            ))
+            .with_provider_code("unsupported_channel"));
+        }
+        let to: Mailbox = msg.to.parse().map_err(|_| {
+            NotifyError::permanent("smtp: the recipient is not a valid address")
+                .with_provider_code("invalid_recipient")
+        })?;
+        let rendered = self.templates.render_email(msg);
+        let id = format!(
+            "<{:032x}@{}>",
+            rand::random::<u128>(),
+            self.from.email.domain()
+        );
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject.clone())
+            .message_id(Some(id.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text.clone(),
+                rendered.html.clone(),
+            ))
+            .map_err(|e| NotifyError::permanent("smtp: cannot build the message").with_source(e))?;
+        Ok((email, id))
+    }
+}
+
+/// Maps a lettre error by SMTP reply class; never includes the reply text.
+fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
+    let code = e.status().map(|c| c.to_string());
+    let err = if e.is_permanent() {
+        NotifyError::permanent(format!(
+            "smtp: server refused with {}",
+            code.as_deref().unwrap_or("5xx")
+        ))
+    } else if e.is_transient() {
+        NotifyError::retryable(format!(
+            "smtp: server deferred with {}",
+            code.as_deref().unwrap_or("4xx")
+        ))
+    } else if e.is_timeout() {
+        return NotifyError::retryable("smtp: timed out").with_provider_code("timeout");
+    } else if e.is_response() {
+        // A reply we could not parse: its text is not ours to log.
+        return NotifyError::retryable("smtp: unreadable server reply")
+            .with_provider_code("protocol");
+    } else if e.is_tls() {
+        return NotifyError::retryable("smtp: TLS failed")
+            .with_provider_code("tls")
+            .with_source(e);
+    } else {
+        return NotifyError::retryable("smtp: connection failed")
+            .with_provider_code("connect")
+            .with_source(e);
+    };
+    match code {
+        Some(code) => err.with_provider_code(code),
+        None => err,
+    }
+}
+
+impl Notifier for SmtpEmail {
+    async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
+        let (email, id) = self.build(msg)?;
+        match self.transport.send(email).await {
+            Ok(_) => Ok(Delivery::with_id(id)),
+            Err(e) => {
+                let err = smtp_error(e);
+                tracing::debug!(
+                    code = err.provider_code().unwrap_or(""),
+                    "smtp: message not accepted"
+                );
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_forms() {
+        let c = SmtpConfig::parse_url("smtp://user:p%40ss@smtp.example.com:587").unwrap();
+        assert_eq!(
+            (c.host(), c.port(), c.tls()),
+            ("smtp.example.com", 587, SmtpTls::StartTls)
+        );
+        assert_eq!(c.credentials, Some(("user".into(), "p@ss".into())));
+        let c = SmtpConfig::parse_url("smtps://u:p@mail.example.com").unwrap();
+        assert_eq!((c.port(), c.tls()), (465, SmtpTls::Implicit));
+        let c = SmtpConfig::parse_url("smtp://relay.example.com").unwrap();
+        assert_eq!(
+            (c.port(), c.tls(), c.credentials.is_none()),
+            (587, SmtpTls::StartTls, true)
+        );
+        let c = SmtpConfig::parse_url("smtp://localhost:2525?tls=none").unwrap();
+        assert_eq!(
+            (c.host(), c.port(), c.tls()),
+            ("localhost", 2525, SmtpTls::None)
+        );
+        let c = SmtpConfig::parse_url("smtp://relay.example.com/?tls=opportunistic").unwrap();
+        assert_eq!((c.port(), c.tls()), (587, SmtpTls::Opportunistic));
+        let c = SmtpConfig::parse_url("smtp://[::1]:2525?tls=none").unwrap();
+        assert_eq!((c.host(), c.port()), ("::1", 2525));
+        let c = SmtpConfig::parse_url("smtp://u:p@127.0.0.1:2525?tls=none").unwrap();
+        assert!(c.credentials.is_some());
+        let c = SmtpConfig::parse_url("smtp://relay?tls=none").unwrap();
+        assert_eq!(c.port(), 25);
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for bad in [
+            "relay.example.com",
+            "http://relay.example.com",
+            "smtp://",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtp://host/path",
+            "smtp://host?tls=maybe",
+            "smtp://host?foo=bar",
+            "smtps://host?tls=none",
+            "smtp://u:p@relay.example.com?tls=none",
+            "smtp://u:%zz@host",
+            "smtp://[::1",
+            "smtp://ho st",
+        ] {
+            let err = SmtpConfig::parse_url(bad).unwrap_err();
+            assert_eq!(err.setting, "SMTP_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn from_vars_and_redaction() {
+        let err = SmtpEmail::from_vars(|_| None).unwrap_err();
+        assert_eq!(err.setting, "SMTP_URL");
+        let err =
+            SmtpEmail::from_vars(|k| (k == "SMTP_URL").then(|| "smtp://h".to_owned())).unwrap_err();
+        assert_eq!(err.setting, "SMTP_FROM");
+        let lookup = |k: &str| match k {
+            "SMTP_URL" => Some("smtps://me:hunter2@smtp.example.com".to_owned()),
+            "SMTP_FROM" => Some("not an address".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            SmtpEmail::from_vars(lookup).unwrap_err().setting,
+            "SMTP_FROM"
+        );
+        let lookup = |k: &str| match k {
+            "SMTP_URL" => Some("smtps://me:hunter2@smtp.example.com".to_owned()),
+            "SMTP_FROM" => Some("Acme Login <no-reply@acme.example>".to_owned()),
+            _ => None,
+        };
+        let email = SmtpEmail::from_vars(lookup).unwrap();
+        let debug = format!("{email:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("Acme Login"), "{debug}");
+    }
+}

@@ -1,0 +1,261 @@
+//! `HttpNotifier` posting signed JSON to a receiver on loopback that checks
+//! the Standard Webhooks signature with the public `verify_webhook` helper.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
+#![cfg(feature = "http-notifier")]
+
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use support::http_peer::{self, HttpPeer};
+use tower_otp::clock::ManualClock;
+use tower_otp::notify::{
+    Channel, HttpNotifier, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy,
+};
+use tower_otp::webhook::{self, DEFAULT_TOLERANCE, WebhookError, WebhookSecret};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[derive(Clone, Debug)]
+struct Hit {
+    headers: HeaderMap,
+    body: Bytes,
+    verdict: Result<(), WebhookError>,
+}
+
+/// Scripted answers: status and optional `Retry-After` seconds.
+type Script = Arc<Mutex<VecDeque<(u16, Option<u64>)>>>;
+
+/// The app's endpoint: verifies every request with the real clock, answers
+/// 401 to a bad signature, else the next scripted status (default 204).
+struct Receiver {
+    peer: HttpPeer,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Script,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::new(Mutex::new(Vec::new()));
+        let script: Script = Arc::new(Mutex::new(VecDeque::new()));
+        let secret = WebhookSecret::parse(SECRET).unwrap();
+        let (h, s) = (Arc::clone(&hits), Arc::clone(&script));
+        let peer = http_peer::serve(move |req| {
+            let verdict = webhook::verify_webhook(
+                &secret,
+                req.headers(),
+                req.body(),
+                SystemTime::now(),
+                DEFAULT_TOLERANCE,
+            );
+            h.lock().unwrap().push(Hit {
+                headers: req.headers().clone(),
+                body: req.body().clone(),
+                verdict,
+            });
+            let reply = s.lock().unwrap().pop_front();
+            async move {
+                match (verdict, reply) {
+                    (Err(_), _) => http_peer::json(401, r#"{"error":"bad signature"}"#, &[]),
+                    (Ok(()), None) => http_peer::json(204, "", &[]),
+                    (Ok(()), Some((status, None))) => http_peer::json(status, "{}", &[]),
+                    (Ok(()), Some((status, Some(after)))) => {
+                        http_peer::json(status, "{}", &[("retry-after", &after.to_string())])
+                    }
+                }
+            }
+        })
+        .await;
+        Self { peer, hits, script }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/hooks/otp", self.peer.url())
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = (u16, Option<u64>)>) {
+        self.script.lock().unwrap().extend(replies);
+    }
+}
+
+fn notifier(receiver: &Receiver) -> HttpNotifier {
+    HttpNotifier::new(&receiver.url(), WebhookSecret::parse(SECRET).unwrap())
+        .unwrap()
+        .with_timeout(Duration::from_secs(5))
+}
+
+fn msg() -> Message {
+    Message::new(
+        Channel::Sms,
+        "+14155550100",
+        "246810",
+        Duration::from_secs(600),
+    )
+    .with_app_name("Acme")
+    .with_locale("en-GB")
+    .with_var("tenant", "t-1")
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("the notifier hung")
+}
+
+#[tokio::test]
+async fn receiver_verifies_the_signature_and_reads_the_message() {
+    let receiver = Receiver::start().await;
+    let delivery = bounded(notifier(&receiver).send(&msg())).await.unwrap();
+
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    let hit = &hits[0];
+    assert_eq!(hit.verdict, Ok(()));
+    assert_eq!(hit.headers["content-type"], "application/json");
+    let id = hit.headers["webhook-id"].to_str().unwrap();
+    assert_eq!(delivery.provider_id.as_deref(), Some(id));
+    assert!(
+        hit.headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .starts_with("v1,")
+    );
+
+    let body: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["type"], "otp.message");
+    let data = &body["data"];
+    assert_eq!(data["channel"], "sms");
+    assert_eq!(data["to"], "+14155550100");
+    assert_eq!(data["code"], "246810");
+    assert_eq!(data["expires_in"], 600);
+    assert_eq!(data["locale"], "en-GB");
+    assert_eq!(data["vars"]["tenant"], "t-1");
+    assert_eq!(
+        data["text"],
+        "246810 is your Acme code. It expires in 10 minutes."
+    );
+}
+
+#[tokio::test]
+async fn tampered_body_is_refused() {
+    let receiver = Receiver::start().await;
+    bounded(notifier(&receiver).send(&msg())).await.unwrap();
+    let hit = receiver.hits().remove(0);
+    let secret = WebhookSecret::parse(SECRET).unwrap();
+    let now = SystemTime::now();
+    // The genuine request verifies; the same headers over a changed body do not.
+    assert!(
+        webhook::verify_webhook(&secret, &hit.headers, &hit.body, now, DEFAULT_TOLERANCE).is_ok()
+    );
+    let tampered = String::from_utf8(hit.body.to_vec())
+        .unwrap()
+        .replace("246810", "000000");
+    assert_eq!(
+        webhook::verify_webhook(
+            &secret,
+            &hit.headers,
+            tampered.as_bytes(),
+            now,
+            DEFAULT_TOLERANCE
+        ),
+        Err(WebhookError::InvalidSignature)
+    );
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_by_the_receiver() {
+    let receiver = Receiver::start().await;
+    let wrong = HttpNotifier::new(&receiver.url(), WebhookSecret::generate()).unwrap();
+    let err = bounded(wrong.send(&msg())).await.unwrap_err();
+    assert_eq!(
+        receiver.hits()[0].verdict,
+        Err(WebhookError::InvalidSignature)
+    );
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+    assert_eq!(err.provider_code(), Some("401"));
+}
+
+#[tokio::test]
+async fn stale_timestamp_is_refused_by_the_receiver() {
+    let receiver = Receiver::start().await;
+    let clock = ManualClock::at(SystemTime::now() - Duration::from_secs(10 * 60));
+    let stale = notifier(&receiver).with_clock(clock);
+    let err = bounded(stale.send(&msg())).await.unwrap_err();
+    assert_eq!(
+        receiver.hits()[0].verdict,
+        Err(WebhookError::TimestampTooOld)
+    );
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+}
+
+#[tokio::test]
+async fn status_mapping() {
+    let receiver = Receiver::start().await;
+    let n = notifier(&receiver);
+    let cases = [
+        (200, None),
+        (202, None),
+        (400, Some(NotifyErrorKind::Permanent)),
+        (404, Some(NotifyErrorKind::Permanent)),
+        (422, Some(NotifyErrorKind::Permanent)),
+        (408, Some(NotifyErrorKind::Retryable)),
+        (429, Some(NotifyErrorKind::Retryable)),
+        (500, Some(NotifyErrorKind::Retryable)),
+        (503, Some(NotifyErrorKind::Retryable)),
+    ];
+    for (status, expected) in cases {
+        receiver.script([(status, None)]);
+        let result = bounded(n.send(&msg())).await;
+        match expected {
+            None => assert!(result.is_ok(), "{status}"),
+            Some(kind) => {
+                let err = result.unwrap_err();
+                assert_eq!(err.kind(), kind, "{status}");
+                assert_eq!(err.provider_code(), Some(status.to_string().as_str()));
+            }
+        }
+    }
+    receiver.script([(429, Some(3))]);
+    let err = bounded(n.send(&msg())).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+}
+
+#[tokio::test]
+async fn retried_message_keeps_its_id() {
+    let receiver = Receiver::start().await;
+    receiver.script([(503, None)]);
+    let n = notifier(&receiver).retry(RetryPolicy::immediate(3));
+    bounded(n.send(&msg())).await.unwrap();
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].headers["webhook-id"], hits[1].headers["webhook-id"]);
+    assert!(hits.iter().all(|h| h.verdict.is_ok()));
+}
+
+#[tokio::test]
+async fn email_messages_carry_subject_and_escaped_html() {
+    let receiver = Receiver::start().await;
+    let m = Message::new(
+        Channel::Email,
+        "ada@example.com",
+        "246810",
+        Duration::from_secs(600),
+    )
+    .with_app_name("<Acme>");
+    bounded(notifier(&receiver).send(&m)).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&receiver.hits()[0].body).unwrap();
+    assert_eq!(body["data"]["subject"], "Your <Acme> sign-in code");
+    let html = body["data"]["html"].as_str().unwrap();
+    assert!(
+        html.contains("&lt;Acme&gt;") && html.contains("246810"),
+        "{html}"
+    );
+}

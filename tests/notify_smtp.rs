@@ -1,0 +1,229 @@
+//! `SmtpEmail` (lettre) against a small SMTP server on loopback.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
+#![cfg(feature = "smtp")]
+
+mod support;
+
+use std::time::Duration;
+
+use support::smtp_sink::{SmtpSink, parse_mime};
+use tower_otp::notify::template::{EmailTemplate, Templates};
+use tower_otp::notify::{
+    Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, SmtpConfig, SmtpEmail,
+};
+
+const FROM: &str = "Acme Login <no-reply@acme.example>";
+
+fn email_to(sink: &SmtpSink) -> SmtpEmail {
+    let config = SmtpConfig::parse_url(&sink.url(None))
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    SmtpEmail::new(config, FROM).unwrap()
+}
+
+fn msg() -> Message {
+    Message::new(
+        Channel::Email,
+        "ada@example.com",
+        "739184",
+        Duration::from_secs(900),
+    )
+    .with_app_name("Acme")
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("the notifier hung")
+}
+
+#[tokio::test]
+async fn message_arrives_with_code_in_both_parts_and_right_headers() {
+    let sink = SmtpSink::start().await;
+    let delivery = bounded(email_to(&sink).send(&msg())).await.unwrap();
+
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.mail_from, "no-reply@acme.example");
+    assert_eq!(mail.rcpt_to, ["ada@example.com"]);
+
+    let parsed = parse_mime(&mail.data);
+    let from = parsed.header("From").unwrap();
+    assert!(
+        from.contains("Acme Login") && from.contains("<no-reply@acme.example>"),
+        "{from}"
+    );
+    assert_eq!(parsed.header("To"), Some("ada@example.com"));
+    assert_eq!(parsed.header("Subject"), Some("Your Acme sign-in code"));
+    assert!(
+        parsed
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+    // The Message-ID is what the notifier reports.
+    assert_eq!(parsed.header("Message-ID"), delivery.provider_id.as_deref());
+
+    let text = parsed.text.expect("text/plain part");
+    let html = parsed.html.expect("text/html part");
+    assert!(text.contains("739184"), "{text}");
+    assert!(text.contains("15 minutes"), "{text}");
+    assert!(html.contains("739184"), "{html}");
+    assert!(html.contains("<p"), "{html}");
+}
+
+#[tokio::test]
+async fn html_part_escapes_template_variables() {
+    let sink = SmtpSink::start().await;
+    let templates = Templates::default().with_email(
+        "",
+        EmailTemplate::new(
+            "{{app_name}}: your code",
+            "Hello {{name}}, your code is {{code}}.",
+            "<p>Hello <b>{{name}}</b>, your code is {{code}}.</p>",
+        ),
+    );
+    let notifier = email_to(&sink).with_templates(templates);
+    // Non-ASCII forces a transfer encoding (quoted-printable or base64).
+    let m = msg()
+        .with_app_name("Zoë & Co")
+        .with_var("name", "Zoë <script>alert(1)</script>");
+    bounded(notifier.send(&m)).await.unwrap();
+
+    let raw = &sink.mails()[0].data;
+    assert!(
+        raw.contains("Content-Transfer-Encoding: quoted-printable")
+            || raw.contains("Content-Transfer-Encoding: base64"),
+        "the parts were expected to be encoded: {raw}"
+    );
+    let parsed = parse_mime(raw);
+    let text = parsed.text.clone().unwrap();
+    let html = parsed.html.clone().unwrap();
+    assert_eq!(
+        text.trim_end(),
+        "Hello Zoë <script>alert(1)</script>, your code is 739184."
+    );
+    assert_eq!(
+        html.trim_end(),
+        "<p>Hello <b>Zoë &lt;script&gt;alert(1)&lt;/script&gt;</b>, your code is 739184.</p>"
+    );
+    let subject = parsed.header("Subject").unwrap();
+    // lettre encodes non-ASCII subjects (RFC 2047); either way no raw CR/LF.
+    assert!(
+        subject.contains("Co") || subject.starts_with("=?"),
+        "{subject}"
+    );
+}
+
+#[tokio::test]
+async fn locale_selects_the_email_template() {
+    let sink = SmtpSink::start().await;
+    let templates = Templates::default().with_email(
+        "de",
+        EmailTemplate::new(
+            "Ihr {{app_name}}-Code",
+            "Ihr Code: {{code}}",
+            "<p>Ihr Code: {{code}}</p>",
+        ),
+    );
+    let notifier = email_to(&sink).with_templates(templates);
+    bounded(notifier.send(&msg().with_locale("de-CH")))
+        .await
+        .unwrap();
+    let parsed = parse_mime(&sink.mails()[0].data);
+    assert_eq!(parsed.header("Subject"), Some("Ihr Acme-Code"));
+    assert_eq!(parsed.text.unwrap().trim_end(), "Ihr Code: 739184");
+}
+
+#[tokio::test]
+async fn rejected_recipient_is_permanent() {
+    let sink = SmtpSink::start().await;
+    sink.reject_rcpt("550 5.1.1 <ada@example.com>: Recipient address rejected");
+    let notifier = email_to(&sink).retry(RetryPolicy::immediate(3));
+    let err = bounded(notifier.send(&msg())).await.unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+    assert_eq!(err.provider_code(), Some("550"));
+    assert!(!err.to_string().contains("ada@"), "{err}");
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn deferred_recipient_is_retryable() {
+    let sink = SmtpSink::start().await;
+    sink.reject_rcpt("451 4.7.1 Greylisted, try again later");
+    let err = bounded(email_to(&sink).send(&msg())).await.unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+    assert_eq!(err.provider_code(), Some("451"));
+}
+
+#[tokio::test]
+async fn credentials_are_used_and_checked() {
+    let sink = SmtpSink::with_credentials("mailer", "s3cret").await;
+    let good = SmtpConfig::parse_url(&sink.url(Some(("mailer", "s3cret")))).unwrap();
+    bounded(SmtpEmail::new(good, FROM).unwrap().send(&msg()))
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.mails()[0].auth,
+        Some(("mailer".into(), "s3cret".into()))
+    );
+
+    let bad = SmtpConfig::parse_url(&sink.url(Some(("mailer", "wrong")))).unwrap();
+    let err = bounded(SmtpEmail::new(bad, FROM).unwrap().send(&msg()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+    assert_eq!(err.provider_code(), Some("535"));
+    assert_eq!(sink.auth_failures(), 1);
+    assert_eq!(sink.mails().len(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_relay_is_retryable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+    let err = bounded(SmtpEmail::new(config, FROM).unwrap().send(&msg()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+}
+
+#[tokio::test]
+async fn invalid_recipient_and_wrong_channel_fail_without_a_connection() {
+    let sink = SmtpSink::start().await;
+    let notifier = email_to(&sink);
+    let mut bad = msg();
+    bad.to = "not an address".into();
+    assert_eq!(
+        bounded(notifier.send(&bad))
+            .await
+            .unwrap_err()
+            .provider_code(),
+        Some("invalid_recipient")
+    );
+    let mut sms = msg();
+    sms.channel = Channel::Sms;
+    assert_eq!(
+        bounded(notifier.send(&sms)).await.unwrap_err().kind(),
+        NotifyErrorKind::Permanent
+    );
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn from_vars_sends_through_the_configured_relay() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url(None);
+    let notifier = SmtpEmail::from_vars(|name| match name {
+        "SMTP_URL" => Some(url.clone()),
+        "SMTP_FROM" => Some(FROM.into()),
+        _ => None,
+    })
+    .unwrap();
+    bounded(notifier.send(&msg())).await.unwrap();
+    assert_eq!(sink.mails().len(), 1);
+}
