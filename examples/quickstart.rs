@@ -14,10 +14,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
-use tower_otp::client_ip::PeerAddr;
+use tower::ServiceBuilder;
+use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
 use tower_otp::jwt::Claims;
 use tower_otp::notify::LogNotifier;
 use tower_otp::otp::OtpRouter;
+use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
 
 #[tokio::main]
@@ -51,10 +53,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = Router::new()
         .route("/api/me", get(me))
         .route_layer(auth.jwt_layer::<Value>());
-    let app = Router::new()
-        .merge(api)
-        .nest_service("/auth", auth)
-        .layer(middleware::from_fn(peer_addr));
+    let app = Router::new().merge(api).nest_service("/auth", auth).layer(
+        // One ServiceBuilder: outermost first.
+        ServiceBuilder::new()
+            .layer(SecurityHeadersLayer::new())
+            .layer(middleware::from_fn(peer_addr))
+            // No trusted proxies: the client is the TCP peer, and forwarding
+            // headers are ignored. Behind a proxy, trust its address here.
+            .layer(ClientIpLayer::new()),
+    );
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
