@@ -28,4 +28,12 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(phone, email, render_template);
+corpus_tests!(
+    phone,
+    email,
+    jwt_decode,
+    request_body,
+    forwarded,
+    x_forwarded_for,
+    render_template
+);

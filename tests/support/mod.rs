@@ -3,5 +3,7 @@
 
 pub mod conformance;
 pub mod fake_twilio;
+pub mod http;
 pub mod http_peer;
+pub mod http_server;
 pub mod smtp_sink;
