@@ -4,12 +4,13 @@
 //!
 //! Not part of the public API.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::client_ip::{self, ClientIpLayer, ForwardingHeader};
+use std::borrow::Cow;
+
 use crate::identifier::{Email, Phone};
 use crate::notify::template::{Escape, Template};
 
@@ -29,6 +30,42 @@ pub fn email(data: &[u8]) {
         && let Ok(e) = Email::parse(s)
     {
         assert_eq!(Email::parse(e.as_str()).ok().as_ref(), Some(&e));
+    }
+}
+
+/// `Template` parsing and rendering on arbitrary input.
+///
+/// The input is a template, then (after the first NUL byte) variables as
+/// `name=value` lines. Checks: rendering never panics; a template without
+/// `{{` renders as itself; inserted values are HTML-escaped, so a template
+/// with no `<` renders HTML with no `<` whatever the values.
+pub fn render_template(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (source, vars) = s.split_once('\0').unwrap_or((s, ""));
+    let vars: Vec<(&str, &str)> = vars
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Cow::Borrowed(*v))
+    };
+    let template = Template::new(source);
+    let text = template.render_with(lookup, Escape::None);
+    let html = template.render_with(lookup, Escape::Html);
+    let _ = template.placeholders();
+    if !source.contains("{{") {
+        assert_eq!(text, source);
+    }
+    if !source.contains('<') {
+        assert!(!html.contains('<'), "unescaped value in HTML");
+    }
+    if vars.is_empty() {
+        // With no values every placeholder stays verbatim.
+        assert_eq!(text, source);
     }
 }
 
@@ -138,40 +175,4 @@ pub fn jwt_decode(data: &[u8]) {
 /// parsing, exactly as the router does it.
 pub fn request_body(data: &[u8]) {
     crate::otp::fuzz_request_body(data);
-}
-
-/// `Template` parsing and rendering on arbitrary input.
-///
-/// The input is a template, then (after the first NUL byte) variables as
-/// `name=value` lines. Checks: rendering never panics; a template without
-/// `{{` renders as itself; inserted values are HTML-escaped, so a template
-/// with no `<` renders HTML with no `<` whatever the values.
-pub fn render_template(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else {
-        return;
-    };
-    let (source, vars) = s.split_once('\0').unwrap_or((s, ""));
-    let vars: Vec<(&str, &str)> = vars
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .collect();
-    let lookup = |name: &str| {
-        vars.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| Cow::Borrowed(*v))
-    };
-    let template = Template::new(source);
-    let text = template.render_with(lookup, Escape::None);
-    let html = template.render_with(lookup, Escape::Html);
-    let _ = template.placeholders();
-    if !source.contains("{{") {
-        assert_eq!(text, source);
-    }
-    if !source.contains('<') {
-        assert!(!html.contains('<'), "unescaped value in HTML");
-    }
-    if vars.is_empty() {
-        // With no values every placeholder stays verbatim.
-        assert_eq!(text, source);
-    }
 }
