@@ -1,4 +1,4 @@
-//! Replays every fuzz target's seed corpus (`fuzz/corpus/<target>/`) through
+//! Replays every fuzz target's seed corpus (`fuzz/seeds/<target>/`) through
 //! the same entry point the fuzzer drives, so the parsers run on every
 //! `cargo test`. A target with no corpus fails the test.
 
@@ -6,7 +6,7 @@ use std::path::Path;
 
 fn replay(target: &str, entry: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("fuzz/seeds")
         .join(target);
     let mut n = 0;
     for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {

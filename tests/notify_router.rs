@@ -2,7 +2,12 @@
 //! an axum server, `TwilioSms` talking to the fake Twilio and `SmtpEmail` to
 //! the SMTP sink, all on 127.0.0.1.
 #![allow(clippy::unwrap_used)] // test helpers: a panic is how a test fails
-#![cfg(all(feature = "twilio", feature = "smtp", feature = "axum"))]
+#![cfg(all(
+    feature = "moka",
+    feature = "twilio",
+    feature = "smtp",
+    feature = "axum"
+))]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The OTP login flows over real sockets: an axum server on 127.0.0.1:0, a
 //! real HTTP client, `MemoryStore`, `MemoryNotifier` and a manual clock.
+#![cfg(feature = "moka")]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! The store conformance suite on `MemoryStore`.
+#![cfg(feature = "moka")]
 
 mod support;
 

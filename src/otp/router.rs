@@ -202,7 +202,10 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     /// The rate-limit key for this client's address.
     pub(crate) fn ip_key(&self, ctx: &RequestContext) -> String {
         match ctx.client_ip {
-            Some(ip) => format!("otp:req:ip:{ip}"),
+            Some(ip) => format!(
+                "otp:req:ip:{}",
+                self.secrets.identifiers.hash_str("ip", &ip.to_string())
+            ),
             None => {
                 if !self.warned_no_ip.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
