@@ -2,3 +2,5 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod conformance;
+pub mod redis_server;
+pub mod stress;
