@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
-use tower_otp::store::{Challenge, MemoryStore, RedisStore, Store, StoreError};
+use tower_otp::store::{Challenge, RedisStore, Store, StoreError};
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
     let server = redis_server::shared()?;
@@ -61,10 +61,11 @@ async fn two_hundred_concurrent_removals_have_one_winner() {
 
 /// The Lua GCRA and the Rust one (the memory store's) agree step by step,
 /// for several quotas and irregular arrival times.
+#[cfg(feature = "moka")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hit_matches_memory_store_decisions() {
     let Some(redis) = store().await else { return };
-    let memory = MemoryStore::new();
+    let memory = tower_otp::store::MemoryStore::new();
     let quotas = [
         Quota::per_hour(3),
         Quota::per_minute(10).with_burst(2),

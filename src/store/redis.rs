@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -80,15 +80,62 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// The one connection the operations run over: a single node or a cluster.
 #[derive(Clone)]
 enum Connection {
-    Single(ConnectionManager),
+    Single(Arc<SingleNode>),
     #[cfg(feature = "redis-cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// A single node: a [`ConnectionManager`], replaced by a fresh one when it
+/// cannot recover by itself.
+///
+/// The manager reconnects after I/O errors and dropped connections, but when
+/// a *reconnect* fails with anything else — a peer answering garbage, a
+/// failed `AUTH` — it keeps handing out that error forever. So after such an
+/// error the node swaps in a new lazily connecting manager (once per failed
+/// generation, however many calls saw the error).
+struct SingleNode {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    current: RwLock<(u64, ConnectionManager)>,
+}
+
+impl SingleNode {
+    fn get(&self) -> (u64, ConnectionManager) {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn after_error(&self, generation: u64, e: &RedisError) {
+        if e.is_io_error() || !e.is_unrecoverable_error() {
+            return; // the manager handles these itself
+        }
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.0 != generation {
+            return; // already replaced
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(manager) => {
+                *current = (generation + 1, manager);
+                tracing::info!(kind = ?e.kind(), "redis connection replaced after an unrecoverable error");
+            }
+            Err(e) => tracing::warn!(error = %e, "redis connection could not be replaced"),
+        }
+    }
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Single(node) => Box::pin(async move {
+                let (generation, mut manager) = node.get();
+                let result = manager.req_packed_command(cmd).await;
+                if let Err(e) = &result {
+                    node.after_error(generation, e);
+                }
+                result
+            }),
             #[cfg(feature = "redis-cluster")]
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
@@ -101,7 +148,14 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(node) => Box::pin(async move {
+                let (generation, mut manager) = node.get();
+                let result = manager.req_packed_commands(pipeline, offset, count).await;
+                if let Err(e) = &result {
+                    node.after_error(generation, e);
+                }
+                result
+            }),
             #[cfg(feature = "redis-cluster")]
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
@@ -109,7 +163,7 @@ impl ConnectionLike for Connection {
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(c) => c.get_db(),
+            Self::Single(node) => node.get().1.get_db(),
             #[cfg(feature = "redis-cluster")]
             Self::Cluster(c) => c.get_db(),
         }
@@ -299,10 +353,14 @@ impl RedisStoreBuilder {
                     .set_number_of_retries(RECONNECT_RETRIES)
                     .set_min_delay(RECONNECT_MIN_DELAY)
                     .set_max_delay(RECONNECT_MAX_DELAY);
-                let manager = ConnectionManager::new_with_config(client, config)
+                let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
                     .await
                     .map_err(|e| store_error("connect", e, self.connect_timeout))?;
-                Ok(Connection::Single(manager))
+                Ok(Connection::Single(Arc::new(SingleNode {
+                    client,
+                    config,
+                    current: RwLock::new((0, manager)),
+                })))
             }
             #[cfg(feature = "redis-cluster")]
             Target::Cluster(nodes) => {
