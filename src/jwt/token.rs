@@ -1,0 +1,475 @@
+//! HS256 encoding and verification, written on `hmac` + `sha2`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::Mac;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::keys::JwtKeys;
+use crate::clock::unix_secs;
+
+/// Longest token accepted; anything longer is refused before decoding.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Why a token was refused. Clients only ever see `401 invalid_token`; this
+/// detail goes to `tracing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwtError {
+    /// Not three base64url segments of JSON, or too long.
+    Malformed,
+    /// `alg` is not `HS256` (e.g. `none`, `HS512`, `RS256`).
+    Algorithm,
+    /// The `kid` names no configured key (no lookup is made).
+    UnknownKey,
+    /// The signature does not match.
+    Signature,
+    /// `exp` is in the past (beyond leeway), or missing when required.
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond leeway).
+    NotYetValid,
+    /// `iss` missing or not accepted.
+    Issuer,
+    /// `aud` missing or not accepted.
+    Audience,
+    /// The claims do not have the expected shape.
+    Claims,
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "malformed token",
+            Self::Algorithm => "algorithm not allowed",
+            Self::UnknownKey => "unknown key id",
+            Self::Signature => "bad signature",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::Issuer => "issuer not accepted",
+            Self::Audience => "audience not accepted",
+            Self::Claims => "claims have an unexpected shape",
+        })
+    }
+}
+
+impl std::error::Error for JwtError {}
+
+/// `aud`: one string or an array of strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, aud: &str) -> bool {
+        match self {
+            Self::One(a) => a == aud,
+            Self::Many(all) => all.iter().any(|a| a == aud),
+        }
+    }
+}
+
+/// The registered claims `tower-otp` issues and checks (plus `sid`, the
+/// session family id).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredClaims {
+    /// Subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// Not before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Session family id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// Names of the claims above: extra claims may not override them.
+pub const REGISTERED_CLAIM_NAMES: [&str; 8] =
+    ["sub", "exp", "nbf", "iat", "iss", "aud", "jti", "sid"];
+
+/// What a valid token must satisfy beyond its signature.
+///
+/// A configured issuer or audience must be *present* in the token, not only
+/// checked when present.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    /// Accepted issuers (empty: `iss` not checked).
+    pub issuers: Vec<String>,
+    /// Accepted audiences (empty: `aud` not checked).
+    pub audiences: Vec<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    pub leeway: Duration,
+    /// Refuse tokens without `exp` (default true).
+    pub require_exp: bool,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(30),
+            require_exp: true,
+        }
+    }
+}
+
+impl Validation {
+    /// Requires `iss` to be present and equal to `iss`.
+    #[must_use]
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuers.push(iss.into());
+        self
+    }
+
+    /// Requires `aud` to be present and contain `aud`.
+    #[must_use]
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+
+    /// Sets the leeway.
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    fn check(&self, c: &RegisteredClaims, now: SystemTime) -> Result<(), JwtError> {
+        let now = unix_secs(now);
+        let leeway = self.leeway.as_secs();
+        match c.exp {
+            Some(exp) if now > exp.saturating_add(leeway) => return Err(JwtError::Expired),
+            None if self.require_exp => return Err(JwtError::Expired),
+            _ => {}
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
+            || c.iat.is_some_and(|iat| iat > now.saturating_add(leeway))
+        {
+            return Err(JwtError::NotYetValid);
+        }
+        if !self.issuers.is_empty() && !c.iss.as_ref().is_some_and(|iss| self.issuers.contains(iss))
+        {
+            return Err(JwtError::Issuer);
+        }
+        if !self.audiences.is_empty()
+            && !c
+                .aud
+                .as_ref()
+                .is_some_and(|aud| self.audiences.iter().any(|a| aud.contains(a)))
+        {
+            return Err(JwtError::Audience);
+        }
+        Ok(())
+    }
+}
+
+/// A verified token: its registered claims, the custom claims `C`, and the
+/// `kid` it was verified with.
+#[derive(Clone, Debug)]
+pub struct Verified<C> {
+    /// Registered claims.
+    pub registered: RegisteredClaims,
+    /// The application's claims, parsed from the same payload.
+    pub claims: C,
+    /// The key id that verified it.
+    pub kid: String,
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+}
+
+/// Signs `claims` (any JSON object) with the signing key.
+pub fn encode<C: Serialize>(keys: &JwtKeys, claims: &C) -> Result<String, JwtError> {
+    let key = keys.signing();
+    let payload = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
+    let mut token = String::with_capacity(key.encoded_header.len() + payload.len() * 4 / 3 + 48);
+    token.push_str(&key.encoded_header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let mut mac = key.mac.clone();
+    mac.update(token.as_bytes());
+    let sig = mac.finalize().into_bytes();
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    Ok(token)
+}
+
+/// Verifies `token` (algorithm pinned to HS256, `kid` selects the key) and
+/// parses its claims into [`RegisteredClaims`] and `C`.
+pub fn decode<C: DeserializeOwned>(
+    keys: &JwtKeys,
+    validation: &Validation,
+    token: &str,
+    now: SystemTime,
+) -> Result<Verified<C>, JwtError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut parts = token.splitn(3, '.');
+    let (Some(header), Some(payload), Some(signature)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    if signature.contains('.') {
+        return Err(JwtError::Malformed);
+    }
+    // Our own tokens: the header segment is byte-identical to the one we sign
+    // with, so no header JSON needs parsing. Anything else is parsed.
+    let key = match keys.by_encoded_header(header) {
+        Some(key) => key,
+        None => {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(header)
+                .map_err(|_| JwtError::Malformed)?;
+            let parsed: Header<'_> =
+                serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
+            if parsed.alg != "HS256" {
+                return Err(JwtError::Algorithm);
+            }
+            let kid = parsed.kid.ok_or(JwtError::UnknownKey)?;
+            keys.by_kid(&kid).ok_or(JwtError::UnknownKey)?
+        }
+    };
+    let mut sig = [0u8; 33];
+    match URL_SAFE_NO_PAD.decode_slice(signature, &mut sig) {
+        Ok(32) => {}
+        _ => return Err(JwtError::Signature),
+    }
+    let mut mac = key.mac.clone();
+    mac.update(&token.as_bytes()[..header.len() + 1 + payload.len()]);
+    mac.verify_slice(&sig[..32])
+        .map_err(|_| JwtError::Signature)?;
+
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| JwtError::Malformed)?;
+    let registered: RegisteredClaims =
+        serde_json::from_slice(&payload).map_err(|_| JwtError::Claims)?;
+    validation.check(&registered, now)?;
+    let claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Claims)?;
+    Ok(Verified {
+        registered,
+        claims,
+        kid: key.kid.clone(),
+    })
+}
+
+/// Pulls the token out of an `Authorization: Bearer <token>` value: scheme
+/// case-insensitive, exactly one space-separated token of RFC 6750 characters.
+pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let b68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    token.bytes().all(b68).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new("k1", [1u8; 32]).unwrap()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn sign_raw(header: &str, payload: &str, secret: &[u8]) -> String {
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(secret).unwrap();
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        mac.update(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn round_trip() {
+        let token = encode(&keys(), &json!({"sub": "u1", "exp": 2000, "role": "admin"})).unwrap();
+        let v: Verified<serde_json::Value> =
+            decode(&keys(), &Validation::default(), &token, at(1000)).unwrap();
+        assert_eq!(v.registered.sub.as_deref(), Some("u1"));
+        assert_eq!(v.claims["role"], "admin");
+        assert_eq!(v.kid, "k1");
+    }
+
+    #[test]
+    fn foreign_header_with_same_key_verifies() {
+        let token = sign_raw(
+            r#"{"kid":"k1","alg":"HS256"}"#,
+            r#"{"exp":2000}"#,
+            &[1u8; 32],
+        );
+        assert!(
+            decode::<serde_json::Value>(&keys(), &Validation::default(), &token, at(1)).is_ok()
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let v = Validation::default();
+        let d = |t: &str, now| {
+            decode::<serde_json::Value>(&keys(), &v, t, at(now))
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let good = encode(&keys(), &json!({"exp": 2000, "nbf": 500})).unwrap();
+        assert_eq!(d(&good, 2031), JwtError::Expired);
+        assert_eq!(d(&good, 469), JwtError::NotYetValid);
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode("{}")
+        );
+        assert_eq!(d(&none, 1000), JwtError::Algorithm);
+        let hs512 = sign_raw(
+            r#"{"alg":"HS512","kid":"k1"}"#,
+            r#"{"exp":2000}"#,
+            &[1u8; 32],
+        );
+        assert_eq!(d(&hs512, 1000), JwtError::Algorithm);
+        let other_kid = sign_raw(
+            r#"{"alg":"HS256","kid":"k9"}"#,
+            r#"{"exp":2000}"#,
+            &[1u8; 32],
+        );
+        assert_eq!(d(&other_kid, 1000), JwtError::UnknownKey);
+        let wrong_key = sign_raw(
+            r#"{"alg":"HS256","kid":"k1"}"#,
+            r#"{"exp":2000}"#,
+            &[2u8; 32],
+        );
+        assert_eq!(d(&wrong_key, 1000), JwtError::Signature);
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let tampered_payload = URL_SAFE_NO_PAD.encode(r#"{"exp":9999999999}"#);
+        parts[1] = &tampered_payload;
+        assert_eq!(d(&parts.join("."), 1000), JwtError::Signature);
+        for junk in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b.c.d",
+            &"x".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert!(
+                decode::<serde_json::Value>(&keys(), &v, junk, at(1)).is_err(),
+                "{junk:?}"
+            );
+        }
+        let no_exp = encode(&keys(), &json!({"sub": "x"})).unwrap();
+        assert_eq!(d(&no_exp, 1), JwtError::Expired);
+    }
+
+    #[test]
+    fn issuer_and_audience_must_be_present() {
+        let v = Validation::default().issuer("me").audience("app");
+        let check = |claims: serde_json::Value| {
+            let token = encode(&keys(), &claims).unwrap();
+            decode::<serde_json::Value>(&keys(), &v, &token, at(1)).map(|_| ())
+        };
+        assert_eq!(
+            check(json!({"exp": 9, "aud": "app"})),
+            Err(JwtError::Issuer)
+        );
+        assert_eq!(
+            check(json!({"exp": 9, "iss": "me"})),
+            Err(JwtError::Audience)
+        );
+        assert_eq!(
+            check(json!({"exp": 9, "iss": "you", "aud": "app"})),
+            Err(JwtError::Issuer)
+        );
+        assert_eq!(
+            check(json!({"exp": 9, "iss": "me", "aud": ["x", "app"]})),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rotation() {
+        let old = JwtKeys::new("old", [1u8; 32]).unwrap();
+        let token = encode(&old, &json!({"exp": 9})).unwrap();
+        let rotated = JwtKeys::new("new", [2u8; 32])
+            .unwrap()
+            .with_verification_key("old", [1u8; 32])
+            .unwrap();
+        let v =
+            decode::<serde_json::Value>(&rotated, &Validation::default(), &token, at(1)).unwrap();
+        assert_eq!(v.kid, "old");
+        let fresh = encode(&rotated, &json!({"exp": 9})).unwrap();
+        assert_eq!(
+            decode::<serde_json::Value>(&rotated, &Validation::default(), &fresh, at(1))
+                .unwrap()
+                .kid,
+            "new"
+        );
+        assert!(decode::<serde_json::Value>(&old, &Validation::default(), &fresh, at(1)).is_err());
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let hv = |s: &str| http::HeaderValue::from_str(s).unwrap();
+        assert_eq!(bearer_token(&hv("Bearer abc.def.ghi")), Some("abc.def.ghi"));
+        assert_eq!(bearer_token(&hv("bearer abc")), Some("abc"));
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer a\"b",
+        ] {
+            assert_eq!(bearer_token(&hv(bad)), None, "{bad:?}");
+        }
+        assert_eq!(
+            bearer_token(&http::HeaderValue::from_bytes(b"Bearer \xff").unwrap()),
+            None
+        );
+    }
+}

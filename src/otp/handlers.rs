@@ -1,0 +1,586 @@
+//! The endpoint logic: request, verify, refresh, logout, session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body::Body;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::code;
+use super::input::read_json;
+use super::router::{Inner, RequestContext, json};
+use super::subject::{ResolveError, Subject, SubjectResolver};
+use crate::clock::{ceil_secs, unix_micros, unix_secs};
+use crate::error::{FullBody, Problem};
+use crate::events::EventKind;
+use crate::identifier::{Email, HashedId, Identifier, Phone};
+use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
+use crate::notify::{Channel, Message, Notifier};
+use crate::quota::Quota;
+use crate::store::{Attempt, BoxError, Challenge, Rotation, Store};
+
+type Answer = Result<Response<FullBody>, Problem>;
+
+#[derive(Deserialize)]
+struct IdentifierFields {
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+impl IdentifierFields {
+    fn parse(self) -> Result<Identifier, Problem> {
+        match (self.phone, self.email) {
+            (Some(p), None) => Ok(Identifier::Phone(Phone::parse(&p)?)),
+            (None, Some(e)) => Ok(Identifier::Email(Email::parse(&e)?)),
+            _ => Err(Problem::unprocessable(
+                "Send exactly one of \"phone\" or \"email\".",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeRequest {
+    #[serde(flatten)]
+    id: IdentifierFields,
+    channel: Option<Channel>,
+    locale: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VerifyRequest {
+    #[serde(flatten)]
+    id: IdentifierFields,
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+struct Pending {
+    status: &'static str,
+    expires_in: u64,
+    resend_after: u64,
+}
+
+#[derive(Serialize)]
+struct TokenPair<'a> {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: &'a str,
+    refresh_expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct SessionInfo<'a> {
+    subject: &'a str,
+    expires_at: u64,
+    claims: Map<String, Value>,
+}
+
+/// What a session stores: enough to mint access tokens on refresh.
+#[derive(Serialize, Deserialize)]
+struct SessionData {
+    sub: String,
+    #[serde(default)]
+    claims: Map<String, Value>,
+}
+
+fn invalid_code() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+        "The code is wrong, expired or was never sent.",
+    )
+}
+
+fn invalid_grant() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+        "The refresh token is invalid, expired or revoked.",
+    )
+}
+
+fn valid_locale(locale: &str) -> bool {
+    (2..=35).contains(&locale.len())
+        && locale
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
+    /// Counts a hit; refusal → 429 with an event, store failure → 503.
+    async fn limit(
+        &self,
+        ctx: &RequestContext,
+        key: &str,
+        quota: &Quota,
+        id: Option<&HashedId>,
+        reason: &'static str,
+    ) -> Result<(), Problem> {
+        match self.store.hit(key, quota, self.now()).await {
+            Ok(d) if d.allowed => Ok(()),
+            Ok(d) => {
+                self.event(ctx, EventKind::RateLimitExceeded, id, Some(reason));
+                Err(Problem::rate_limited(d.retry_after))
+            }
+            Err(e) => Err(self.store_failed(ctx, &e)),
+        }
+    }
+
+    fn channel_for(&self, id: &Identifier, asked: Option<Channel>) -> Result<Channel, Problem> {
+        let channel = asked.unwrap_or(match id {
+            Identifier::Phone(_) => Channel::Sms,
+            Identifier::Email(_) => Channel::Email,
+        });
+        let fits = matches!(
+            (id, channel),
+            (
+                Identifier::Phone(_),
+                Channel::Sms | Channel::Whatsapp | Channel::Voice
+            ) | (Identifier::Email(_), Channel::Email)
+        );
+        if !fits || !self.config.channels.contains(&channel) {
+            return Err(Problem::invalid_request(format!(
+                "The channel {channel} is not available for this identifier."
+            )));
+        }
+        Ok(channel)
+    }
+
+    fn country_allowed(&self, phone: &Phone) -> bool {
+        let denied = self
+            .config
+            .denied_calling_codes
+            .iter()
+            .any(|c| phone.has_calling_code(c));
+        let allowed = self
+            .config
+            .allowed_calling_codes
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|c| phone.has_calling_code(c)));
+        allowed && !denied
+    }
+
+    pub(crate) async fn request_code<B>(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        parts: &Parts,
+        body: B,
+    ) -> Answer
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let req: CodeRequest = read_json(parts, body, self.config.body_limit).await?;
+        let id = req.id.parse()?;
+        let channel = self.channel_for(&id, req.channel)?;
+        if let Some(locale) = &req.locale {
+            if !valid_locale(locale) {
+                return Err(Problem::unprocessable(
+                    "\"locale\" must be a BCP 47 language tag.",
+                ));
+            }
+        }
+        let hashed = self.secrets.identifiers.hash(&id);
+        if let Identifier::Phone(phone) = &id {
+            if !self.country_allowed(phone) {
+                self.event(ctx, EventKind::CountryRefused, Some(&hashed), None);
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "country_not_allowed",
+                    "Codes cannot be sent to numbers in this country or range.",
+                ));
+            }
+        }
+
+        let limits = &self.config.limits;
+        self.limit(
+            ctx,
+            &self.ip_key(ctx),
+            &limits.request_per_ip,
+            Some(&hashed),
+            "request_per_ip",
+        )
+        .await?;
+        let cooldown = Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1)));
+        self.limit(
+            ctx,
+            &format!("otp:req:cd:{hashed}"),
+            &cooldown,
+            Some(&hashed),
+            "resend_cooldown",
+        )
+        .await?;
+        self.limit(
+            ctx,
+            &format!("otp:req:id:{hashed}"),
+            &limits.request_per_identifier,
+            Some(&hashed),
+            "request_per_identifier",
+        )
+        .await?;
+        if let Identifier::Phone(phone) = &id {
+            let digits = phone.digits();
+            let prefix = &digits[..digits
+                .len()
+                .saturating_sub(usize::from(limits.prefix_hidden_digits))];
+            let prefix_key = self.secrets.identifiers.hash_str("prefix", prefix);
+            self.limit(
+                ctx,
+                &format!("otp:req:px:{prefix_key}"),
+                &limits.request_per_number_prefix,
+                Some(&hashed),
+                "request_per_number_prefix",
+            )
+            .await?;
+        }
+        self.limit(
+            ctx,
+            "otp:req:global",
+            &limits.global_messages,
+            Some(&hashed),
+            "global_messages",
+        )
+        .await?;
+        self.event(ctx, EventKind::OtpRequested, Some(&hashed), None);
+
+        let pending = json(
+            StatusCode::ACCEPTED,
+            &Pending {
+                status: "pending",
+                expires_in: ceil_secs(self.config.code_ttl),
+                resend_after: ceil_secs(limits.resend_cooldown),
+            },
+        );
+        if self.config.known_users_only {
+            // Everyone gets the same 202 at the same moment; whether a message
+            // goes out is decided off the request path.
+            let this = Arc::clone(self);
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                match this.resolver.may_request(&id).await {
+                    Ok(true) => {
+                        let _ = this.deliver(&ctx, &id, &hashed, channel, req.locale).await;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(target: "tower_otp", error = %e, "may_request failed; no message sent")
+                    }
+                }
+            });
+            return Ok(pending);
+        }
+        self.deliver(ctx, &id, &hashed, channel, req.locale).await?;
+        Ok(pending)
+    }
+
+    /// Puts a fresh challenge and sends its code; rolls the challenge back
+    /// when delivery fails.
+    async fn deliver(
+        &self,
+        ctx: &RequestContext,
+        id: &Identifier,
+        hashed: &HashedId,
+        channel: Channel,
+        locale: Option<String>,
+    ) -> Result<(), Problem> {
+        let now = self.now();
+        let code = code::generate(self.config.code_length);
+        let challenge = Challenge {
+            id: rand::random(),
+            mac: code::mac(&self.secrets.pepper, hashed, &code),
+            expires_at_us: unix_micros(now + self.config.code_ttl),
+        };
+        let key = hashed.to_string();
+        if let Err(e) = self.store.put_challenge(&key, &challenge, now).await {
+            return Err(self.store_failed(ctx, &e));
+        }
+        let mut msg = Message::new(channel, id.as_str(), code, self.config.code_ttl)
+            .with_app_name(self.config.app_name.clone());
+        msg.locale = locale;
+        match self.notifier.send(&msg).await {
+            Ok(_) => {
+                self.event(ctx, EventKind::OtpSent, Some(hashed), None);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(target: "tower_otp", error = %err, channel = %channel, "delivery failed; challenge rolled back");
+                if let Err(e) = self.store.remove_challenge(&key, &challenge.id).await {
+                    tracing::error!(target: "tower_otp", error = %e, "could not roll back challenge; it expires on its own");
+                }
+                self.event(ctx, EventKind::OtpDeliveryFailed, Some(hashed), None);
+                Err(Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "delivery_failed",
+                    "The code could not be delivered; try again later.",
+                ))
+            }
+        }
+    }
+
+    pub(crate) async fn verify_code<B>(
+        &self,
+        ctx: &RequestContext,
+        parts: &Parts,
+        body: B,
+    ) -> Answer
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let req: VerifyRequest = read_json(parts, body, self.config.body_limit).await?;
+        let id = req.id.parse()?;
+        if !code::well_formed(&req.code, self.config.code_length) {
+            return Err(invalid_code());
+        }
+        let hashed = self.secrets.identifiers.hash(&id);
+        self.limit(
+            ctx,
+            &format!("otp:verify:id:{hashed}"),
+            &self.config.limits.verify_per_identifier,
+            Some(&hashed),
+            "verify_per_identifier",
+        )
+        .await?;
+        let key = hashed.to_string();
+        let attempt = self
+            .store
+            .attempt_challenge(&key, self.config.max_attempts, self.now())
+            .await
+            .map_err(|e| self.store_failed(ctx, &e))?;
+        let Attempt::Open {
+            challenge,
+            remaining,
+        } = attempt
+        else {
+            self.event(
+                ctx,
+                EventKind::OtpFailed,
+                Some(&hashed),
+                Some("no_challenge"),
+            );
+            return Err(invalid_code());
+        };
+        let presented = code::mac(&self.secrets.pepper, &hashed, &req.code);
+        if !code::mac_eq(&challenge.mac, &presented) {
+            if remaining == 0 {
+                self.event(ctx, EventKind::OtpLocked, Some(&hashed), None);
+                return Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "Too many wrong codes; request a new code.",
+                )
+                .with_retry_after(self.config.limits.resend_cooldown));
+            }
+            self.event(ctx, EventKind::OtpFailed, Some(&hashed), Some("mismatch"));
+            return Err(invalid_code());
+        }
+        // On the last attempt the store already deleted the challenge for us;
+        // otherwise exactly one concurrent winner removes it.
+        let won = remaining == 0
+            || self
+                .store
+                .remove_challenge(&key, &challenge.id)
+                .await
+                .map_err(|e| self.store_failed(ctx, &e))?;
+        if !won {
+            self.event(
+                ctx,
+                EventKind::OtpFailed,
+                Some(&hashed),
+                Some("already_used"),
+            );
+            return Err(invalid_code());
+        }
+        let subject = match self.resolver.resolve(&id, &hashed).await {
+            Ok(subject) => subject,
+            Err(ResolveError::Refused) => {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "access_denied",
+                    "This account may not log in.",
+                ));
+            }
+            Err(ResolveError::Unavailable(why)) => {
+                tracing::error!(target: "tower_otp", error = %why, "subject resolver failed");
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The service is temporarily unavailable; retry later.",
+                ));
+            }
+        };
+        let answer = self.start_session(ctx, subject).await?;
+        self.event(ctx, EventKind::OtpVerified, Some(&hashed), None);
+        Ok(answer)
+    }
+
+    async fn start_session(&self, ctx: &RequestContext, subject: Subject) -> Answer {
+        let sid = RefreshToken::new_sid();
+        let refresh = RefreshToken::generate(&sid);
+        let claims: Map<String, Value> = subject
+            .claims
+            .into_iter()
+            .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+            .collect();
+        let data = SessionData {
+            sub: subject.id,
+            claims,
+        };
+        let bytes =
+            serde_json::to_vec(&data).map_err(|_| Problem::invalid_request("unusable claims"))?;
+        self.store
+            .create_session(
+                &sid,
+                &refresh.hash(),
+                &bytes,
+                self.config.refresh_ttl,
+                self.now(),
+            )
+            .await
+            .map_err(|e| self.store_failed(ctx, &e))?;
+        self.token_pair(&sid, &data, &refresh)
+    }
+
+    fn token_pair(&self, sid: &str, data: &SessionData, refresh: &RefreshToken) -> Answer {
+        let now = self.now();
+        let mut claims = data.claims.clone();
+        let iat = unix_secs(now);
+        claims.insert("sub".into(), data.sub.clone().into());
+        claims.insert("iat".into(), iat.into());
+        claims.insert(
+            "exp".into(),
+            (iat + ceil_secs(self.config.access_ttl)).into(),
+        );
+        claims.insert(
+            "jti".into(),
+            URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()).into(),
+        );
+        claims.insert("sid".into(), sid.into());
+        if let Some(iss) = &self.config.issuer {
+            claims.insert("iss".into(), iss.clone().into());
+        }
+        if let Some(aud) = &self.config.audience {
+            claims.insert("aud".into(), aud.clone().into());
+        }
+        let access_token = jwt::encode(&self.keys, &claims)
+            .map_err(|_| Problem::invalid_request("unusable claims"))?;
+        Ok(json(
+            StatusCode::OK,
+            &TokenPair {
+                access_token,
+                token_type: "Bearer",
+                expires_in: ceil_secs(self.config.access_ttl),
+                refresh_token: refresh.as_str(),
+                refresh_expires_in: ceil_secs(self.config.refresh_ttl),
+            },
+        ))
+    }
+
+    pub(crate) async fn refresh<B>(&self, ctx: &RequestContext, parts: &Parts, body: B) -> Answer
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let req: RefreshRequest = read_json(parts, body, self.config.body_limit).await?;
+        let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(invalid_grant)?;
+        let successor = presented.successor(&self.secrets.refresh);
+        let rotation = self
+            .store
+            .rotate_refresh(
+                presented.sid(),
+                &presented.hash(),
+                &successor.hash(),
+                self.config.refresh_grace,
+                self.config.refresh_ttl,
+                self.now(),
+            )
+            .await
+            .map_err(|e| self.store_failed(ctx, &e))?;
+        let data = match rotation {
+            Rotation::Rotated(data) | Rotation::Grace(data) => data,
+            Rotation::Reused => {
+                self.event(ctx, EventKind::TokenReuseDetected, None, None);
+                return Err(invalid_grant());
+            }
+            Rotation::Invalid => return Err(invalid_grant()),
+        };
+        let data: SessionData = serde_json::from_slice(&data).map_err(|_| invalid_grant())?;
+        self.event(ctx, EventKind::TokenRefreshed, None, None);
+        self.token_pair(presented.sid(), &data, &successor)
+    }
+
+    /// Verifies the bearer access token, including the revocation check.
+    async fn authenticate(
+        &self,
+        ctx: &RequestContext,
+        parts: &Parts,
+    ) -> Result<Verified<Map<String, Value>>, Problem> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(jwt::bearer_token)
+            .ok_or_else(Problem::invalid_token)?;
+        let verified: Verified<Map<String, Value>> =
+            jwt::decode(&self.keys, &self.validation, token, self.now()).map_err(|e| {
+                tracing::debug!(target: "tower_otp", reason = %e, "access token refused");
+                Problem::invalid_token()
+            })?;
+        let sid = verified
+            .registered
+            .sid
+            .as_deref()
+            .ok_or_else(Problem::invalid_token)?;
+        if self
+            .store
+            .is_revoked(sid)
+            .await
+            .map_err(|e| self.store_failed(ctx, &e))?
+        {
+            return Err(Problem::invalid_token());
+        }
+        Ok(verified)
+    }
+
+    pub(crate) async fn logout(&self, ctx: &RequestContext, parts: &Parts) -> Answer {
+        let verified = self.authenticate(ctx, parts).await?;
+        let sid = verified.registered.sid.as_deref().unwrap_or_default();
+        self.store
+            .revoke(sid, self.config.refresh_ttl)
+            .await
+            .map_err(|e| self.store_failed(ctx, &e))?;
+        self.event(ctx, EventKind::SessionRevoked, None, None);
+        let mut res = Response::new(FullBody::default());
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        Ok(res)
+    }
+
+    pub(crate) async fn session(&self, ctx: &RequestContext, parts: &Parts) -> Answer {
+        let verified = self.authenticate(ctx, parts).await?;
+        let claims = verified
+            .claims
+            .into_iter()
+            .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &SessionInfo {
+                subject: verified.registered.sub.as_deref().unwrap_or_default(),
+                expires_at: verified.registered.exp.unwrap_or_default(),
+                claims,
+            },
+        ))
+    }
+}

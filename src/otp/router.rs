@@ -1,0 +1,352 @@
+//! The `OtpRouter` service: routing, request context, response helpers.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use serde::Serialize;
+
+use super::config::{OtpConfig, OtpRouterBuilder, Secrets};
+use super::subject::{HashedSubject, SubjectResolver};
+use crate::client_ip::{ClientIp, PeerAddr};
+use crate::clock::Clock;
+use crate::error::{FullBody, Problem};
+use crate::events::{self, Event, EventKind, EventSink};
+use crate::identifier::HashedId;
+use crate::jwt::{JwtKeys, JwtLayer, StoreRevocation, Validation};
+use crate::notify::Notifier;
+use crate::store::{BoxError, Store, StoreError};
+
+pub(crate) struct Inner<S, N, R> {
+    pub(crate) store: S,
+    pub(crate) notifier: N,
+    pub(crate) resolver: R,
+    pub(crate) config: OtpConfig,
+    pub(crate) keys: JwtKeys,
+    pub(crate) validation: Validation,
+    pub(crate) secrets: Secrets,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) warned_no_ip: AtomicBool,
+}
+
+/// The OTP login endpoints as one `tower::Service`.
+///
+/// Serves the HTTP contract of DESIGN.md relative to where it is mounted:
+/// `POST /otp/request`, `POST /otp/verify`, `POST /token/refresh`,
+/// `POST /logout`, `GET /session`, `GET /health/live`, `GET /health/ready`.
+/// Mount it with axum's `Router::nest_service("/auth", router)` or call it
+/// from hyper directly. Cloning is cheap (one `Arc`).
+///
+/// ```
+/// use tower_otp::notify::LogNotifier;
+/// use tower_otp::otp::OtpRouter;
+/// use tower_otp::store::MemoryStore;
+///
+/// let auth = OtpRouter::builder(MemoryStore::new(), LogNotifier)
+///     .secret("a server secret of at least 32 bytes!")
+///     .build()?;
+/// let app: axum::Router = axum::Router::new().nest_service("/auth", auth);
+/// # let _ = app;
+/// # Ok::<(), tower_otp::error::ConfigError>(())
+/// ```
+///
+/// # Client addresses
+///
+/// Per-IP limits key on the [`ClientIp`] request extension (set by the
+/// client-IP layer), else the [`PeerAddr`] extension, else (feature `axum`)
+/// axum's `ConnectInfo`. With none of them, every client shares one
+/// "unknown" bucket — a misconfiguration that fails closed, logged once.
+pub struct OtpRouter<S, N, R = HashedSubject> {
+    pub(crate) inner: Arc<Inner<S, N, R>>,
+}
+
+impl<S, N, R> Clone for OtpRouter<S, N, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: fmt::Debug, N: fmt::Debug, R> fmt::Debug for OtpRouter<S, N, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpRouter")
+            .field("store", &self.inner.store)
+            .field("notifier", &self.inner.notifier)
+            .field("config", &self.inner.config)
+            .field("keys", &self.inner.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store, N: Notifier> OtpRouter<S, N> {
+    /// Starts configuring a router over `store` and `notifier`.
+    pub fn builder(store: S, notifier: N) -> OtpRouterBuilder<S, N> {
+        OtpRouterBuilder::new(store, notifier)
+    }
+}
+
+impl<S, N, R> OtpRouter<S, N, R> {
+    pub(crate) fn from_inner(inner: Inner<S, N, R>) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The keys access tokens are signed with (give them to the JWT layer
+    /// that protects the app's own routes).
+    pub fn jwt_keys(&self) -> &JwtKeys {
+        &self.inner.keys
+    }
+
+    /// The validation rules access tokens must pass (issuer, audience, leeway).
+    pub fn validation(&self) -> &Validation {
+        &self.inner.validation
+    }
+
+    /// A [`JwtLayer`] that accepts this router's access tokens (same keys,
+    /// issuer, audience, leeway and clock) and refuses those of logged-out
+    /// sessions, for the app's own protected routes.
+    pub fn jwt_layer<C>(&self) -> JwtLayer<C, StoreRevocation<S>>
+    where
+        S: Store,
+    {
+        JwtLayer::new(self.inner.keys.clone(), self.inner.validation.clone())
+            .with_clock(Arc::clone(&self.inner.clock))
+            .with_store(self.inner.store.clone())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &OtpConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+}
+
+/// Who is asking: what events record about a request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestContext {
+    pub(crate) request_id: Option<String>,
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) user_agent: Option<String>,
+}
+
+fn header_text(parts: &Parts, name: &str, max: usize) -> Option<String> {
+    let v = parts.headers.get(name)?.to_str().ok()?;
+    let mut end = v.len().min(max);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(v[..end].to_owned())
+}
+
+impl RequestContext {
+    fn from_parts(parts: &Parts) -> Self {
+        Self {
+            request_id: header_text(parts, "x-request-id", 64),
+            client_ip: client_ip(parts),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|_| header_text(parts, USER_AGENT.as_str(), 256)),
+        }
+    }
+}
+
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    if let Some(PeerAddr(addr)) = parts.extensions.get::<PeerAddr>() {
+        return Some(addr.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(info.0.ip());
+    }
+    None
+}
+
+impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+
+    /// Emits an event for this request.
+    pub(crate) fn event(
+        &self,
+        ctx: &RequestContext,
+        kind: EventKind,
+        id: Option<&HashedId>,
+        reason: Option<&'static str>,
+    ) {
+        let mut e = Event::new(kind, self.now());
+        e.request_id.clone_from(&ctx.request_id);
+        e.client_ip = ctx.client_ip;
+        e.user_agent.clone_from(&ctx.user_agent);
+        e.identifier = id.copied();
+        e.reason = reason;
+        events::emit(self.events.as_ref(), &e);
+    }
+
+    /// Logs a store failure and answers 503 (fail closed).
+    pub(crate) fn store_failed(&self, ctx: &RequestContext, err: &StoreError) -> Problem {
+        tracing::error!(target: "tower_otp", error = %err, "store operation failed; refusing request");
+        self.event(ctx, EventKind::StoreUnavailable, None, None);
+        Problem::store_unavailable()
+    }
+
+    /// The rate-limit key for this client's address.
+    pub(crate) fn ip_key(&self, ctx: &RequestContext) -> String {
+        match ctx.client_ip {
+            Some(ip) => format!("otp:req:ip:{ip}"),
+            None => {
+                if !self.warned_no_ip.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "tower_otp",
+                        "no client address on the request (add ClientIpLayer, a PeerAddr extension, \
+                         or axum's ConnectInfo); all clients share one per-IP limit"
+                    );
+                }
+                "otp:req:ip:unknown".to_owned()
+            }
+        }
+    }
+
+    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<FullBody>
+    where
+        B: Body + Send,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let ctx = RequestContext::from_parts(&parts);
+        let started = Instant::now();
+        let (endpoint, result) = match (parts.uri.path(), &parts.method) {
+            ("/otp/request", &Method::POST) => {
+                ("otp_request", self.request_code(&ctx, &parts, body).await)
+            }
+            ("/otp/verify", &Method::POST) => {
+                ("otp_verify", self.verify_code(&ctx, &parts, body).await)
+            }
+            ("/token/refresh", &Method::POST) => {
+                ("token_refresh", self.refresh(&ctx, &parts, body).await)
+            }
+            ("/logout", &Method::POST) => ("logout", self.logout(&ctx, &parts).await),
+            ("/session", &Method::GET) => ("session", self.session(&ctx, &parts).await),
+            ("/health/live", &Method::GET) => (
+                "health_live",
+                Ok(json(StatusCode::OK, &Status { status: "ok" })),
+            ),
+            ("/health/ready", &Method::GET) => ("health_ready", self.ready().await),
+            ("/otp/request" | "/otp/verify" | "/token/refresh" | "/logout", _) => {
+                ("other", Err(Problem::method_not_allowed("POST")))
+            }
+            ("/session" | "/health/live" | "/health/ready", _) => {
+                ("other", Err(Problem::method_not_allowed("GET")))
+            }
+            _ => ("other", Err(Problem::not_found())),
+        };
+        metrics::histogram!("tower_otp_request_duration_seconds", "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        result.unwrap_or_else(Problem::into_response)
+    }
+
+    async fn ready(&self) -> Result<Response<FullBody>, Problem> {
+        if let Err(err) = self.store.ping().await {
+            tracing::error!(target: "tower_otp", error = %err, "readiness: store unreachable");
+            return Err(Problem::store_unavailable().with_member("component", "store"));
+        }
+        if let Some(Err(err)) = self.notifier.ready().await {
+            tracing::error!(target: "tower_otp", error = %err, "readiness: notifier unreachable");
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "notifier_unavailable",
+                "The message provider is unreachable.",
+            )
+            .with_member("component", "notifier"));
+        }
+        Ok(json(StatusCode::OK, &Status { status: "ok" }))
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// A JSON response.
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<FullBody> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut res = Response::new(Full::new(Bytes::from(bytes)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The future returned by [`OtpRouter`]'s `call`.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Response<FullBody>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("otp::ResponseFuture")
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<FullBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl<S, N, R, B> tower::Service<Request<B>> for OtpRouter<S, N, R>
+where
+    S: Store,
+    N: Notifier,
+    R: SubjectResolver,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<FullBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = Arc::clone(&self.inner);
+        ResponseFuture {
+            inner: Box::pin(inner.handle(req)),
+        }
+    }
+}
