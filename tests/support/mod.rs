@@ -2,5 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod conformance;
+pub mod http;
 pub mod redis_server;
 pub mod stress;
