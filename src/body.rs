@@ -112,6 +112,7 @@ pub fn problem_response<B>(problem: Problem) -> Response<ResponseBody<B>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;

@@ -28,8 +28,14 @@ use crate::clock::ceil_secs;
 pub type FullBody = Full<Bytes>;
 
 /// An RFC 9457 problem document with a stable `code`.
+///
+/// Boxed inside: refusals are the cold path, and a one-pointer error keeps
+/// every `Result<_, Problem>` on the hot path small.
 #[derive(Clone, Debug)]
-pub struct Problem {
+pub struct Problem(Box<Inner>);
+
+#[derive(Clone, Debug)]
+struct Inner {
     status: StatusCode,
     code: &'static str,
     detail: Cow<'static, str>,
@@ -45,14 +51,14 @@ impl Problem {
         code: &'static str,
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             code,
             detail: detail.into(),
             retry_after: None,
             headers: Vec::new(),
             extra: None,
-        }
+        }))
     }
 
     /// `400 invalid_request`: the body is not what the endpoint takes.
@@ -132,35 +138,35 @@ impl Problem {
 
     /// Adds `Retry-After` (whole seconds, rounded up, at least 1).
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(ceil_secs(after).max(1));
+        self.0.retry_after = Some(ceil_secs(after).max(1));
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// Adds one extra string member to the document (e.g. `"component"`).
     pub fn with_member(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.extra = Some((name, value.into()));
+        self.0.extra = Some((name, value.into()));
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// The `Retry-After` value in seconds, if any.
     pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// The JSON document.
@@ -168,16 +174,16 @@ impl Problem {
         let mut doc = serde_json::Map::with_capacity(6);
         doc.insert(
             "type".into(),
-            format!("urn:tower-otp:problem:{}", self.code).into(),
+            format!("urn:tower-otp:problem:{}", self.0.code).into(),
         );
         doc.insert(
             "title".into(),
-            self.status.canonical_reason().unwrap_or("Error").into(),
+            self.0.status.canonical_reason().unwrap_or("Error").into(),
         );
-        doc.insert("status".into(), self.status.as_u16().into());
-        doc.insert("detail".into(), self.detail.as_ref().into());
-        doc.insert("code".into(), self.code.into());
-        if let Some((name, value)) = &self.extra {
+        doc.insert("status".into(), self.0.status.as_u16().into());
+        doc.insert("detail".into(), self.0.detail.as_ref().into());
+        doc.insert("code".into(), self.0.code.into());
+        if let Some((name, value)) = &self.0.extra {
             doc.insert((*name).into(), value.as_ref().into());
         }
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -187,17 +193,17 @@ impl Problem {
     /// `Retry-After` and any extra headers.
     pub fn into_response(self) -> Response<FullBody> {
         let mut res = Response::new(Full::new(Bytes::from(self.to_json())));
-        *res.status_mut() = self.status;
+        *res.status_mut() = self.0.status;
         let h = res.headers_mut();
         h.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = self.0.retry_after {
             h.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
-        for (name, value) in self.headers {
+        for (name, value) in self.0.headers {
             h.append(name, value);
         }
         res
@@ -206,7 +212,13 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.detail
+        )
     }
 }
 

@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod body;
 pub mod client_ip;
 pub mod clock;
 pub mod error;
 pub mod events;
+#[cfg(feature = "axum")]
+pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identifier;
@@ -13,4 +17,6 @@ pub mod jwt;
 pub mod notify;
 pub mod otp;
 pub mod quota;
+pub mod rate_limit;
+pub mod security_headers;
 pub mod store;

@@ -28,4 +28,11 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(phone, email);
+corpus_tests!(
+    phone,
+    email,
+    jwt_decode,
+    request_body,
+    forwarded,
+    x_forwarded_for
+);

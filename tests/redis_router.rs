@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::http::{HttpClient, Served, serve};
+use support::http::{Http, serve};
 use support::redis_server::{self, RedisServer};
 use tower_otp::clock::ManualClock;
 use tower_otp::notify::MemoryNotifier;
@@ -32,7 +32,7 @@ async fn instance(
     clock: &ManualClock,
     notifier: &MemoryNotifier,
     tune: impl FnOnce(&mut tower_otp::otp::OtpConfig),
-) -> Served {
+) -> Http {
     let store = RedisStore::builder(url)
         .prefix(prefix)
         .timeout(Duration::from_millis(300))
@@ -45,7 +45,14 @@ async fn instance(
         .configure(tune)
         .build()
         .unwrap();
-    serve(Router::new().nest_service("/auth", auth)).await
+    Http::new(serve(Router::new().nest_service("/auth", auth)).await)
+}
+
+/// `GET` without credentials.
+async fn get(http: &Http, path: &str) -> StatusCode {
+    http.send(http::Method::GET, path, &[], bytes::Bytes::new())
+        .await
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,18 +71,17 @@ async fn request_limit_per_identifier_holds_across_instances() {
     };
     let a = instance(&server.url(), &prefix, &clock, &notifier, tune).await;
     let b = instance(&server.url(), &prefix, &clock, &notifier, tune).await;
-    let http = HttpClient::default();
     let to = phone();
     let body = json!({ "phone": to });
 
     let mut statuses = Vec::new();
     for i in 0..8 {
-        let base = if i % 2 == 0 { &a.base } else { &b.base };
-        let (status, doc) = http.post(&format!("{base}/auth/otp/request"), &body).await;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(doc["code"], "rate_limited", "{doc}");
+        let http = if i % 2 == 0 { &a } else { &b };
+        let reply = http.post_json("/auth/otp/request", &body).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(reply.code(), "rate_limited");
         }
-        statuses.push(status.as_u16());
+        statuses.push(reply.status.as_u16());
         // Past the 30 s resend cooldown, well within the hour.
         clock.advance(Duration::from_secs(31));
     }
@@ -84,14 +90,10 @@ async fn request_limit_per_identifier_holds_across_instances() {
 
     // 3/hour refills one every 20 minutes (the first was ~4 min ago).
     clock.advance(Duration::from_secs(16 * 60 + 10));
-    let (status, _) = http
-        .post(&format!("{}/auth/otp/request", b.base), &body)
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, _) = http
-        .post(&format!("{}/auth/otp/request", a.base), &body)
-        .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let reply = b.post_json("/auth/otp/request", &body).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let reply = a.post_json("/auth/otp/request", &body).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,36 +114,29 @@ async fn two_hundred_concurrent_verifies_one_success() {
     };
     let a = instance(&server.url(), &prefix, &clock, &notifier, tune).await;
     let b = instance(&server.url(), &prefix, &clock, &notifier, tune).await;
-    let http = HttpClient::default();
     let to = phone();
-    let (status, _) = http
-        .post(
-            &format!("{}/auth/otp/request", a.base),
-            &json!({ "phone": to }),
-        )
+    let reply = a
+        .post_json("/auth/otp/request", &json!({ "phone": to }))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
     let code = notifier.last_code(&to).expect("a code was sent");
 
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
-        let url = format!(
-            "{}/auth/otp/verify",
-            if i % 2 == 0 { &a.base } else { &b.base }
-        );
-        let (http, body) = (http.clone(), json!({ "phone": to, "code": code }));
-        tasks.spawn(async move { http.post(&url, &body).await });
+        let http = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let body = json!({ "phone": to, "code": code });
+        tasks.spawn(async move { http.post_json("/auth/otp/verify", &body).await });
     }
     let (mut ok, mut invalid, mut other) = (0, 0, Vec::new());
     while let Some(result) = tasks.join_next().await {
-        let (status, doc) = result.unwrap();
-        match status {
+        let reply = result.unwrap();
+        match reply.status {
             StatusCode::OK => {
-                assert!(doc["access_token"].is_string(), "{doc}");
+                assert!(reply.json()["access_token"].is_string());
                 ok += 1;
             }
-            StatusCode::BAD_REQUEST if doc["code"] == "invalid_code" => invalid += 1,
-            _ => other.push((status, doc)),
+            StatusCode::BAD_REQUEST if reply.code() == "invalid_code" => invalid += 1,
+            status => other.push((status, reply.json())),
         }
     }
     assert_eq!(
@@ -158,43 +153,50 @@ async fn dead_redis_is_503_then_recovers() {
     let clock = ManualClock::default();
     let notifier = MemoryNotifier::new();
     let a = instance(&server.url(), "tower-otp", &clock, &notifier, |_| {}).await;
-    let http = HttpClient::default();
-    let request = format!("{}/auth/otp/request", a.base);
-    let ready = format!("{}/auth/health/ready", a.base);
 
-    let (status, _) = http.post(&request, &json!({ "phone": phone() })).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(http.get(&ready).await.0, StatusCode::OK);
+    let reply = a
+        .post_json("/auth/otp/request", &json!({ "phone": phone() }))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(get(&a, "/auth/health/ready").await, StatusCode::OK);
 
     server.kill();
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, doc) = http.post(&request, &json!({ "phone": phone() })).await;
+        let reply = a
+            .post_json("/auth/otp/request", &json!({ "phone": phone() }))
+            .await;
         let took = started.elapsed();
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{doc}");
-        assert_eq!(doc["code"], "store_unavailable");
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.code(), "store_unavailable");
         assert!(took < Duration::from_secs(2), "503 took {took:?}");
-        let (status, doc) = http.get(&ready).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(doc["component"], "store");
+        let ready = a
+            .send(
+                http::Method::GET,
+                "/auth/health/ready",
+                &[],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ready.json()["component"], "store");
         // Live stays live: the process is fine, its store is not.
-        assert_eq!(
-            http.get(&format!("{}/auth/health/live", a.base)).await.0,
-            StatusCode::OK
-        );
+        assert_eq!(get(&a, "/auth/health/live").await, StatusCode::OK);
     }
 
     server.restart();
     let mut recovered = false;
     for _ in 0..100 {
         clock.advance(Duration::from_secs(31));
-        let (status, _) = http.post(&request, &json!({ "phone": phone() })).await;
-        if status == StatusCode::ACCEPTED {
+        let reply = a
+            .post_json("/auth/otp/request", &json!({ "phone": phone() }))
+            .await;
+        if reply.status == StatusCode::ACCEPTED {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the router did not recover within 10 s");
-    assert_eq!(http.get(&ready).await.0, StatusCode::OK);
+    assert_eq!(get(&a, "/auth/health/ready").await, StatusCode::OK);
 }

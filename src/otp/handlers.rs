@@ -96,6 +96,24 @@ struct SessionData {
     claims: Map<String, Value>,
 }
 
+/// Parses `data` as each request body the router accepts (fuzzing entry).
+pub(crate) fn fuzz_request_body(data: &[u8]) {
+    use super::input::parse_json;
+    if let Ok(req) = parse_json::<CodeRequest>(data) {
+        let _ = req.id.parse();
+        if let Some(locale) = req.locale {
+            let _ = valid_locale(&locale);
+        }
+    }
+    if let Ok(req) = parse_json::<VerifyRequest>(data) {
+        let _ = req.id.parse();
+        let _ = code::well_formed(&req.code, 6);
+    }
+    if let Ok(req) = parse_json::<RefreshRequest>(data) {
+        let _ = RefreshToken::parse(&req.refresh_token);
+    }
+}
+
 fn invalid_code() -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
@@ -186,16 +204,20 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let req: CodeRequest = read_json(parts, body, self.config.body_limit).await?;
         let id = req.id.parse()?;
         let channel = self.channel_for(&id, req.channel)?;
-        if let Some(locale) = &req.locale {
-            if !valid_locale(locale) {
+        if let Some(locale) = &req.locale
+            && !valid_locale(locale)
+        {
+            {
                 return Err(Problem::unprocessable(
                     "\"locale\" must be a BCP 47 language tag.",
                 ));
             }
         }
         let hashed = self.secrets.identifiers.hash(&id);
-        if let Identifier::Phone(phone) = &id {
-            if !self.country_allowed(phone) {
+        if let Identifier::Phone(phone) = &id
+            && !self.country_allowed(phone)
+        {
+            {
                 self.event(ctx, EventKind::CountryRefused, Some(&hashed), None);
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,

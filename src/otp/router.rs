@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::config::{OtpConfig, OtpRouterBuilder, Secrets};
 use super::subject::{HashedSubject, SubjectResolver};
-use crate::client_ip::{ClientIp, PeerAddr};
+use crate::client_ip::ClientIp;
 use crate::clock::Clock;
 use crate::error::{FullBody, Problem};
 use crate::events::{self, Event, EventKind, EventSink};
@@ -66,7 +66,7 @@ pub(crate) struct Inner<S, N, R> {
 /// # Client addresses
 ///
 /// Per-IP limits key on the [`ClientIp`] request extension (set by the
-/// client-IP layer), else the [`PeerAddr`] extension, else (feature `axum`)
+/// client-IP layer), else the [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
 /// axum's `ConnectInfo`. With none of them, every client shares one
 /// "unknown" bucket — a misconfiguration that fails closed, logged once.
 pub struct OtpRouter<S, N, R = HashedSubject> {
@@ -161,30 +161,13 @@ impl RequestContext {
     fn from_parts(parts: &Parts) -> Self {
         Self {
             request_id: header_text(parts, "x-request-id", 64),
-            client_ip: client_ip(parts),
+            client_ip: ClientIp::from_parts(parts).map(|ip| ip.0),
             user_agent: parts
                 .headers
                 .get(USER_AGENT)
                 .and_then(|_| header_text(parts, USER_AGENT.as_str(), 256)),
         }
     }
-}
-
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
-        return Some(*ip);
-    }
-    if let Some(PeerAddr(addr)) = parts.extensions.get::<PeerAddr>() {
-        return Some(addr.ip());
-    }
-    #[cfg(feature = "axum")]
-    if let Some(info) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        return Some(info.0.ip());
-    }
-    None
 }
 
 impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {

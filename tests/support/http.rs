@@ -1,105 +1,120 @@
-//! Serving a tower service on a loopback port and calling it over real HTTP.
+//! A real HTTP/1.1 client and a server harness on loopback for flow tests.
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tower_otp::client_ip::PeerAddr;
 
-/// A running axum server; stops when dropped.
+/// What came back.
 #[derive(Debug)]
-pub struct Served {
-    pub base: String,
-    task: tokio::task::JoinHandle<()>,
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Reply {
+    /// The body as JSON (`Value::Null` when empty or not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The problem document's `code`.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
-/// Serves `app` on a free loopback port, handing tower-otp the TCP peer.
-pub async fn serve(app: Router) -> Served {
-    let app = app.layer(middleware::from_fn(peer_addr));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Served { base, task }
-}
-
-async fn peer_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(PeerAddr(addr));
-    next.run(req).await
-}
-
-/// A keep-alive HTTP/1 client.
-#[derive(Clone, Debug)]
-pub struct HttpClient {
+/// A client for one server.
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
-impl Default for HttpClient {
-    fn default() -> Self {
+impl Http {
+    pub fn new(addr: SocketAddr) -> Self {
         Self {
+            base: format!("http://{addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
-}
 
-impl HttpClient {
-    /// Sends a request with an optional JSON body; returns status and JSON
-    /// body (`Null` when empty or not JSON).
+    /// Sends a request with any method, headers and raw body.
     pub async fn send(
         &self,
         method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = http::Request::builder().method(method).uri(url);
-        let bytes = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(serde_json::to_vec(v).unwrap())
-            }
-            None => Bytes::new(),
-        };
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         let res = self
             .client
-            .request(req.body(Full::new(bytes)).unwrap())
+            .request(req.body(Full::new(body.into())).unwrap())
             .await
-            .unwrap();
-        let status = res.status();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+            .expect("request failed");
+        let (parts, body) = res.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.expect("body").to_bytes(),
+        }
     }
 
-    /// POST with a JSON body.
-    pub async fn post(&self, url: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(Method::POST, url, Some(body)).await
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await
     }
 
-    /// GET.
-    pub async fn get(&self, url: &str) -> (StatusCode, Value) {
-        self.send(Method::GET, url, None).await
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.send(Method::GET, path, &[("authorization", &auth)], Bytes::new())
+            .await
     }
+
+    pub async fn post_bearer(&self, path: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.send(
+            Method::POST,
+            path,
+            &[("authorization", &auth)],
+            Bytes::new(),
+        )
+        .await
+    }
+}
+
+/// Serves `app` on 127.0.0.1:0 (with `ConnectInfo`) until the test ends.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
 }

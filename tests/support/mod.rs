@@ -3,5 +3,6 @@
 
 pub mod conformance;
 pub mod http;
+pub mod http_server;
 pub mod redis_server;
 pub mod stress;

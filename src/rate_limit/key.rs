@@ -1,0 +1,242 @@
+//! What a request is counted under: key extractors.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::StatusCode;
+use http::header::HeaderName;
+use http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::client_ip::ClientIp;
+use crate::error::{ConfigError, Problem};
+
+/// Says which bucket a request counts against.
+///
+/// Implemented for the unit-struct extractors [`ByClientIp`] and
+/// [`ByHeader`], and for every closure `Fn(&Parts) -> Option<String>`, e.g.
+/// one reading an identity an authentication layer put into extensions:
+///
+/// ```
+/// use http::request::Parts;
+/// use tower_otp::rate_limit::KeyExtractor;
+///
+/// #[derive(Clone)]
+/// struct Tenant(String);
+///
+/// fn by_tenant(parts: &Parts) -> Option<String> {
+///     parts.extensions.get::<Tenant>().map(|t| t.0.clone())
+/// }
+/// fn assert_extractor(_: impl KeyExtractor) {}
+/// assert_extractor(by_tenant);
+/// assert_extractor(|parts: &Parts| parts.uri.host().map(str::to_owned));
+/// ```
+///
+/// Keys are namespaced by policy before they reach the store, and — unless
+/// [`is_secret`](Self::is_secret) says otherwise — replaced by their SHA-256,
+/// so API keys or tokens used as limit keys never sit in the store in plain
+/// text.
+pub trait KeyExtractor: Send + Sync + 'static {
+    /// The key of this request, or `None` when it has none (see
+    /// [`MissingKey`](super::MissingKey)).
+    fn extract(&self, parts: &Parts) -> Option<String>;
+
+    /// Whether keys may be secret (API keys, tokens, header values) and must
+    /// be hashed before they reach the store. Default `true`.
+    fn is_secret(&self) -> bool {
+        true
+    }
+
+    /// The refusal when the key is missing and the policy rejects such
+    /// requests (default: `400 rate_limit_key_missing`).
+    fn missing(&self) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "rate_limit_key_missing",
+            "The request lacks what this endpoint is rate-limited by.",
+        )
+    }
+}
+
+impl<F> KeyExtractor for F
+where
+    F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+{
+    fn extract(&self, parts: &Parts) -> Option<String> {
+        self(parts)
+    }
+}
+
+/// Keys on the [`ClientIp`] in request extensions (put there by
+/// [`ClientIpLayer`](crate::client_ip::ClientIpLayer)). Without one, the
+/// client address is unknown — a server set-up error, not the client's — so a
+/// rejecting policy answers `500 client_ip_unavailable`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ByClientIp;
+
+impl KeyExtractor for ByClientIp {
+    fn extract(&self, parts: &Parts) -> Option<String> {
+        parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|ip| ip.0.to_string())
+    }
+
+    fn is_secret(&self) -> bool {
+        false
+    }
+
+    fn missing(&self) -> Problem {
+        crate::client_ip::unavailable()
+    }
+}
+
+/// Keys on the value of one request header (hashed before it reaches the
+/// store). A request without it is refused with `400 rate_limit_key_missing`
+/// unless the policy says otherwise.
+#[derive(Clone, Debug)]
+pub struct ByHeader(pub HeaderName);
+
+impl ByHeader {
+    /// Keys on header `name`, e.g. `ByHeader::new("x-tenant-id")`.
+    pub fn new(name: &str) -> Result<Self, ConfigError> {
+        HeaderName::from_bytes(name.as_bytes())
+            .map(Self)
+            .map_err(|_| {
+                ConfigError::new(
+                    "rate limit header",
+                    format!("{name:?} is not a valid header name"),
+                )
+            })
+    }
+}
+
+impl KeyExtractor for ByHeader {
+    fn extract(&self, parts: &Parts) -> Option<String> {
+        let value = parts.headers.get(&self.0)?;
+        Some(match value.to_str() {
+            Ok(s) => s.to_owned(),
+            // Opaque bytes: keep them distinct from any text value.
+            Err(_) => format!("\0{}", URL_SAFE_NO_PAD.encode(value.as_bytes())),
+        })
+    }
+
+    fn missing(&self) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "rate_limit_key_missing",
+            format!("The request lacks the {} header.", self.0),
+        )
+    }
+}
+
+/// The store key of `value` under policy `policy`: `rl:<policy>:<value>`, or
+/// `rl:<policy>:#<base64url(SHA-256(value))>` for secret values.
+pub(crate) fn store_key(policy: &str, value: &str, secret: bool) -> String {
+    if secret {
+        let digest = Sha256::digest(value.as_bytes());
+        let mut key = String::with_capacity(4 + policy.len() + 44);
+        key.push_str("rl:");
+        key.push_str(policy);
+        key.push_str(":#");
+        URL_SAFE_NO_PAD.encode_string(digest, &mut key);
+        key
+    } else {
+        format!("rl:{policy}:{value}")
+    }
+}
+
+/// A type-erased extractor with a readable `Debug`.
+pub(crate) struct DynExtractor(pub(crate) Box<dyn KeyExtractor>);
+
+impl fmt::Debug for DynExtractor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyExtractor")
+    }
+}
+
+/// Name check shared by policies: a short token safe in store keys and in
+/// structured header strings.
+pub(crate) fn check_policy_name(name: &str) -> Result<(), Cow<'static, str>> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a policy name must be 1 to 64 characters".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err(format!(
+            "policy name {name:?} may only hold ASCII letters, digits, '_', '-' and '.'"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use http::{HeaderValue, Request};
+
+    use super::*;
+
+    fn parts(f: impl FnOnce(&mut Request<()>)) -> Parts {
+        let mut req = Request::new(());
+        f(&mut req);
+        req.into_parts().0
+    }
+
+    #[test]
+    fn by_client_ip_reads_the_extension() {
+        let p = parts(|r| {
+            r.extensions_mut()
+                .insert(ClientIp("2001:db8::1".parse().unwrap()));
+        });
+        assert_eq!(ByClientIp.extract(&p).as_deref(), Some("2001:db8::1"));
+        assert_eq!(ByClientIp.extract(&parts(|_| {})), None);
+        assert_eq!(ByClientIp.missing().code(), "client_ip_unavailable");
+    }
+
+    #[test]
+    fn by_header_reads_the_value() {
+        assert!(ByHeader::new("bad name").is_err());
+        let h = ByHeader::new("X-Tenant").unwrap();
+        let p = parts(|r| {
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_static("acme"));
+        });
+        assert_eq!(h.extract(&p).as_deref(), Some("acme"));
+        let p = parts(|r| {
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_bytes(b"\xffacme").unwrap());
+        });
+        assert!(
+            h.extract(&p)
+                .is_some_and(|k| k != "acme" && k.starts_with('\0'))
+        );
+        assert_eq!(h.extract(&parts(|_| {})), None);
+        assert_eq!(h.missing().code(), "rate_limit_key_missing");
+    }
+
+    #[test]
+    fn secret_keys_are_hashed_and_namespaced() {
+        let key = store_key("api", "sk_live_secret", true);
+        assert!(key.starts_with("rl:api:#"), "{key}");
+        assert!(!key.contains("sk_live_secret"));
+        assert_eq!(key.len(), "rl:api:#".len() + 43);
+        assert_ne!(key, store_key("api", "sk_live_secret2", true));
+        assert_ne!(key, store_key("other", "sk_live_secret", true));
+        assert_eq!(store_key("ip", "192.0.2.1", false), "rl:ip:192.0.2.1");
+    }
+
+    #[test]
+    fn policy_names() {
+        assert!(check_policy_name("per-ip_1.x").is_ok());
+        assert!(check_policy_name("").is_err());
+        assert!(check_policy_name("a\"b").is_err());
+        assert!(check_policy_name("a:b").is_err());
+        assert!(check_policy_name(&"x".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,479 @@
+//! The [`RateLimit`] service.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::HeaderName;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::future::ResponseFuture;
+use super::key::store_key;
+use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
+use crate::body::{ResponseBody, problem_response};
+use crate::clock::ceil_secs;
+use crate::error::Problem;
+use crate::quota::RateDecision;
+use crate::store::Store;
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The service built by [`RateLimitLayer`].
+pub struct RateLimit<S, St> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S: Clone, St> Clone for RateLimit<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for RateLimit<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("store", &self.shared.store)
+            .field("policies", &self.shared.policies)
+            .finish()
+    }
+}
+
+impl<S, St> RateLimit<S, St> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Wraps `inner` with the policies of `layer`.
+    pub fn new(inner: S, layer: &RateLimitLayer<St>) -> Self {
+        layer.layer(inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, St: Store> RateLimit<S, St> {
+    /// A layer builder counting in `store` (same as
+    /// [`RateLimitLayer::builder`]).
+    pub fn layer(store: St) -> RateLimitBuilder<St> {
+        RateLimitLayer::builder(store)
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: Store,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone is not ready; keep the ready one for this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let (parts, body) = req.into_parts();
+        let keys = plan(&shared.policies, &parts);
+        let req = Request::from_parts(parts, body);
+        ResponseFuture::new(async move {
+            let keys = match keys {
+                Ok(keys) => keys,
+                Err(problem) => return Ok(refusal(&shared, *problem, "")),
+            };
+            let now = shared.clock.now();
+            let mut ratelimit = String::new();
+            for (index, key) in keys {
+                let policy = &shared.policies[index];
+                match shared.store.hit(&key, &policy.quota, now).await {
+                    Ok(decision) => {
+                        push_item(&mut ratelimit, policy, &decision);
+                        if !decision.allowed {
+                            tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
+                            metrics::counter!(
+                                "tower_otp_rate_limit_exceeded_total",
+                                "policy" => policy.name.to_string()
+                            )
+                            .increment(1);
+                            let problem = Problem::rate_limited(decision.retry_after);
+                            return Ok(refusal(&shared, problem, &ratelimit));
+                        }
+                    }
+                    Err(error) if shared.fail_open => {
+                        tracing::warn!(
+                            policy = %policy.name, %error,
+                            "rate limit store failed; letting the request through (fail open)"
+                        );
+                    }
+                    Err(error) => {
+                        tracing::error!(
+                            policy = %policy.name, %error,
+                            "rate limit store failed; refusing the request (fail closed)"
+                        );
+                        return Ok(refusal(&shared, Problem::store_unavailable(), &ratelimit));
+                    }
+                }
+            }
+            let res = inner.call(req).await?;
+            let mut res = res.map(ResponseBody::inner);
+            add_headers(&shared, res.headers_mut(), &ratelimit);
+            Ok(res)
+        })
+    }
+}
+
+/// The store keys to count this request under, in policy order, or the
+/// refusal when a rejecting policy finds no key.
+fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Box<Problem>> {
+    let mut keys = Vec::with_capacity(policies.len());
+    for (index, policy) in policies.iter().enumerate() {
+        let extractor = &policy.extractor.0;
+        match extractor.extract(parts) {
+            Some(value) => keys.push((
+                index,
+                store_key(&policy.name, &value, extractor.is_secret()),
+            )),
+            None => match policy.missing {
+                MissingKey::Reject => {
+                    tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
+                    return Err(Box::new(extractor.missing()));
+                }
+                MissingKey::Skip => {}
+                // `!` cannot occur in a policy name, so this never collides
+                // with `rl:<name>:<value>`.
+                MissingKey::Shared => keys.push((index, format!("rl:{}!shared", policy.name))),
+            },
+        }
+    }
+    Ok(keys)
+}
+
+/// Appends `"name";r=<remaining>;t=<seconds until full>` to `out`.
+fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
+    if !out.is_empty() {
+        out.push_str(", ");
+    }
+    let _ = write!(
+        out,
+        "\"{}\";r={};t={}",
+        policy.name,
+        decision.remaining,
+        ceil_secs(decision.reset_after)
+    );
+}
+
+fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: &str) {
+    // `append`: a layer further out adds its own policies beside ours.
+    headers.append(RATELIMIT_POLICY, shared.policy_header.clone());
+    if !ratelimit.is_empty()
+        && let Ok(value) = HeaderValue::from_str(ratelimit)
+    {
+        headers.append(RATELIMIT, value);
+    }
+}
+
+fn refusal<St, B>(
+    shared: &Shared<St>,
+    problem: Problem,
+    ratelimit: &str,
+) -> Response<ResponseBody<B>> {
+    let mut res = problem_response(problem);
+    add_headers(shared, res.headers_mut(), ratelimit);
+    res
+}
+
+#[cfg(all(test, feature = "moka"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http::header::RETRY_AFTER;
+    use http_body_util::{BodyExt, Full};
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::client_ip::ClientIp;
+    use crate::clock::ManualClock;
+    use crate::quota::Quota;
+    use crate::rate_limit::{ByClientIp, ByHeader};
+    use crate::store::MemoryStore;
+
+    type Res = Response<ResponseBody<Full<Bytes>>>;
+
+    fn service(
+        layer: &RateLimitLayer<MemoryStore>,
+    ) -> impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone + use<>
+    {
+        layer.layer(service_fn(|req: Request<()>| async move {
+            let status = if req.uri().path() == "/missing" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            let mut res = Response::new(Full::new(Bytes::from_static(b"inner")));
+            *res.status_mut() = status;
+            Ok::<_, Infallible>(res)
+        }))
+    }
+
+    fn from(ip: &str) -> Request<()> {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(ClientIp(ip.parse().unwrap()));
+        req
+    }
+
+    async fn send(
+        svc: &(impl Service<Request<()>, Response = Res, Error = Infallible> + Clone),
+        req: Request<()>,
+    ) -> Res {
+        svc.clone().oneshot(req).await.unwrap()
+    }
+
+    async fn code(res: Res) -> String {
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        doc["code"].as_str().unwrap().to_owned()
+    }
+
+    fn per_ip(limit: u32, clock: &ManualClock) -> RateLimitLayer<MemoryStore> {
+        RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_minute(limit), ByClientIp)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn allows_then_refuses_with_429_and_headers() {
+        let clock = ManualClock::default();
+        let svc = service(&per_ip(2, &clock));
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=2;w=60");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=1;t=30");
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        clock.advance(Duration::from_millis(500));
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "30"); // 29.5 s rounded up
+        assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=2;w=60");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        assert_eq!(code(res).await, "rate_limited");
+        // Another client is not affected.
+        assert_eq!(send(&svc, from("192.0.2.2")).await.status(), StatusCode::OK);
+        // The quota refills.
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(send(&svc, from("192.0.2.1")).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_never_zero() {
+        let clock = ManualClock::default();
+        let svc = service(&per_ip(1, &clock));
+        send(&svc, from("192.0.2.1")).await;
+        clock.advance(Duration::from_micros(59_999_999));
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "1");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=1");
+    }
+
+    #[tokio::test]
+    async fn inner_responses_keep_status_and_get_headers() {
+        let clock = ManualClock::default();
+        let svc = service(&per_ip(5, &clock));
+        let mut req = from("192.0.2.1");
+        *req.uri_mut() = "/missing".parse().unwrap();
+        let res = send(&svc, req).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=4;t=12");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "inner");
+    }
+
+    #[tokio::test]
+    async fn several_policies_are_listed_and_the_first_refusal_stops() {
+        let clock = ManualClock::default();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("burst", Quota::per_second(1), ByClientIp)
+            .limit(
+                "tenant",
+                Quota::per_hour(100),
+                ByHeader::new("x-tenant").unwrap(),
+            )
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        let req = || {
+            let mut r = from("192.0.2.1");
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_static("acme"));
+            r
+        };
+        let res = send(&svc, req()).await;
+        assert_eq!(
+            res.headers()[RATELIMIT_POLICY],
+            "\"burst\";q=1;w=1, \"tenant\";q=100;w=3600"
+        );
+        assert_eq!(
+            res.headers()[RATELIMIT],
+            "\"burst\";r=0;t=1, \"tenant\";r=99;t=36"
+        );
+        let res = send(&svc, req()).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        // The tenant policy was not counted for the refused request.
+        assert_eq!(res.headers()[RATELIMIT], "\"burst\";r=0;t=1");
+        clock.advance(Duration::from_secs(1));
+        let res = send(&svc, req()).await;
+        assert_eq!(
+            res.headers()[RATELIMIT],
+            "\"burst\";r=0;t=1, \"tenant\";r=98;t=71"
+        );
+    }
+
+    #[tokio::test]
+    async fn stacked_layers_append_their_headers() {
+        let clock = ManualClock::default();
+        let outer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("outer", Quota::per_minute(10), ByClientIp)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let svc = outer.layer(service(&per_ip(5, &clock)));
+        let res = svc.oneshot(from("192.0.2.1")).await.unwrap();
+        let policies: Vec<_> = res.headers().get_all(RATELIMIT_POLICY).iter().collect();
+        assert_eq!(policies, ["\"ip\";q=5;w=60", "\"outer\";q=10;w=60"]);
+        assert_eq!(res.headers().get_all(RATELIMIT).iter().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn missing_key_policies() {
+        let clock = ManualClock::default();
+        // Default: fail closed.
+        let res = send(&service(&per_ip(5, &clock)), Request::new(())).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=5;w=60");
+        assert_eq!(code(res).await, "client_ip_unavailable");
+
+        let header = |missing| {
+            RateLimitLayer::builder(MemoryStore::new())
+                .policy(
+                    Policy::new(
+                        "key",
+                        Quota::per_minute(1),
+                        ByHeader::new("x-api-key").unwrap(),
+                    )
+                    .on_missing_key(missing),
+                )
+                .clock(clock.clone())
+                .build()
+                .unwrap()
+        };
+        let res = send(&service(&header(MissingKey::Reject)), Request::new(())).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(code(res).await, "rate_limit_key_missing");
+
+        let skip = service(&header(MissingKey::Skip));
+        for _ in 0..3 {
+            let res = send(&skip, Request::new(())).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            assert!(res.headers().get(RATELIMIT).is_none());
+        }
+
+        let shared = service(&header(MissingKey::Shared));
+        assert_eq!(
+            send(&shared, Request::new(())).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&shared, Request::new(())).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[tokio::test]
+    async fn closure_extractor_keys_on_an_extension() {
+        #[derive(Clone)]
+        struct Tenant(&'static str);
+        let clock = ManualClock::default();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("tenant", Quota::per_minute(1), |parts: &Parts| {
+                parts.extensions.get::<Tenant>().map(|t| t.0.to_owned())
+            })
+            .clock(clock)
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        let req = |t| {
+            let mut r = Request::new(());
+            r.extensions_mut().insert(Tenant(t));
+            r
+        };
+        assert_eq!(send(&svc, req("a")).await.status(), StatusCode::OK);
+        assert_eq!(send(&svc, req("b")).await.status(), StatusCode::OK);
+        assert_eq!(
+            send(&svc, req("a")).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[test]
+    fn invalid_configuration_is_refused() {
+        let b = || RateLimitLayer::builder(MemoryStore::new());
+        assert!(b().build().is_err());
+        assert!(
+            b().limit("a b", Quota::per_minute(1), ByClientIp)
+                .build()
+                .is_err()
+        );
+        assert!(
+            b().limit("ip", Quota::per_minute(0), ByClientIp)
+                .build()
+                .is_err()
+        );
+        let err = b()
+            .limit("ip", Quota::per_minute(1), ByClientIp)
+            .limit("ip", Quota::per_hour(1), ByClientIp)
+            .build()
+            .unwrap_err();
+        assert!(err.reason.contains("twice"), "{err}");
+    }
+}
