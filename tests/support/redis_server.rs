@@ -428,10 +428,10 @@ async fn relay(
                     if client.write_all(b"\x00\xffthis is not RESP\r\n%%%\r\n").await.is_err() {
                         return;
                     }
-                } else if let Some(up) = upstream.as_mut() {
-                    if up.write_all(&from_client[..n]).await.is_err() {
-                        return;
-                    }
+                } else if let Some(up) = upstream.as_mut()
+                    && up.write_all(&from_client[..n]).await.is_err()
+                {
+                    return;
                 }
             }
             read = async {
