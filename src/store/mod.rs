@@ -33,7 +33,11 @@ use crate::quota::{Quota, RateDecision};
 mod memory;
 #[cfg(feature = "moka")]
 mod rate_table;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "moka")]
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 

@@ -1,0 +1,206 @@
+//! The reference server for several instances behind a load balancer.
+//!
+//! Run: `REDIS_URL=redis://127.0.0.1:6379 OTP_SECRET=$(openssl rand -hex 32) \
+//!       cargo run --release --features redis --example production`
+//!
+//! Configuration, all from the environment (refused at start-up when wrong):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `REDIS_URL` | required | `redis://[:password@]host:port[/db]` of the shared store |
+//! | `OTP_SECRET` | required | server secret, ≥ 32 bytes and not repetitive (e.g. `openssl rand -hex 32`) |
+//! | `BIND_ADDR` | `127.0.0.1:3000` | address to listen on |
+//! | `REDIS_PREFIX` | `tower-otp` | key prefix (one per application) |
+//! | `REDIS_TIMEOUT_MS` | `500` | bound on every store call; past it requests get `503` |
+//! | `OTP_ALLOWED_CALLING_CODES` | `1` | comma-separated calling codes that may receive SMS (toll-fraud guard) |
+//! | `OTP_ISSUER` / `OTP_AUDIENCE` | unset | `iss` / `aud` put into and required from access tokens |
+//! | `OTP_APP_NAME` | `tower-otp` | `{{app_name}}` in messages |
+//! | `SHUTDOWN_GRACE_SECS` | `10` | how long in-flight requests may finish after SIGTERM / Ctrl-C |
+//! | `RUST_LOG` | `info` | log filter; logs are JSON lines on stderr |
+//!
+//! Endpoints: the OTP contract under `/auth` (DESIGN.md), `GET /auth/health/live`
+//! (process up) and `GET /auth/health/ready` (Redis answers; `503` otherwise —
+//! point the load balancer's readiness probe here), and a protected
+//! `GET /api/me`. Codes go through `LogNotifier` (one JSON line per message on
+//! stdout) until a real provider is configured.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::{Value, json};
+use tower_otp::client_ip::PeerAddr;
+use tower_otp::jwt::{Claims, MIN_SECRET_LEN};
+use tower_otp::notify::LogNotifier;
+use tower_otp::otp::OtpRouter;
+use tower_otp::store::RedisStore;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A setting from the environment, or its default.
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn required(name: &str) -> Result<String, BoxError> {
+    std::env::var(name).map_err(|_| {
+        format!("{name} must be set (see the table at the top of examples/production.rs)").into()
+    })
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, BoxError> {
+    env_or(name, default)
+        .parse()
+        .map_err(|_| format!("{name} is not valid").into())
+}
+
+/// Refuses secrets that are short or obviously not random.
+fn check_secret(secret: &str) -> Result<(), BoxError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!("OTP_SECRET must be at least {MIN_SECRET_LEN} bytes").into());
+    }
+    let mut seen = [false; 256];
+    for b in secret.bytes() {
+        seen[usize::from(b)] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    let lower = secret.to_ascii_lowercase();
+    let placeholder = [
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "example",
+        "0123456789",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if distinct < 12 || placeholder {
+        return Err(
+            "OTP_SECRET looks weak (repetitive or a placeholder); generate one with `openssl rand -hex 32`"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let redis_url = required("REDIS_URL")?;
+    let secret = required("OTP_SECRET")?;
+    check_secret(&secret)?;
+    let bind: SocketAddr = parsed("BIND_ADDR", "127.0.0.1:3000")?;
+    let timeout = Duration::from_millis(parsed("REDIS_TIMEOUT_MS", "500")?);
+    let grace = Duration::from_secs(parsed("SHUTDOWN_GRACE_SECS", "10")?);
+    let calling_codes: Vec<String> = env_or("OTP_ALLOWED_CALLING_CODES", "1")
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+
+    let store = RedisStore::builder(redis_url)
+        .prefix(env_or("REDIS_PREFIX", "tower-otp"))
+        .timeout(timeout)
+        .connect()
+        .await?;
+    tracing::info!(store = ?store, "connected to redis");
+
+    let mut builder = OtpRouter::builder(store, LogNotifier)
+        .secret(&secret)
+        .allow_calling_codes(calling_codes)
+        .configure(|c| c.app_name = env_or("OTP_APP_NAME", "tower-otp"));
+    if let Ok(iss) = std::env::var("OTP_ISSUER") {
+        builder = builder.issuer(iss);
+    }
+    if let Ok(aud) = std::env::var("OTP_AUDIENCE") {
+        builder = builder.audience(aud);
+    }
+    let auth = builder.build()?;
+
+    let api = Router::new()
+        .route("/api/me", get(me))
+        .route_layer(auth.jwt_layer::<Value>());
+    let app = Router::new()
+        .merge(api)
+        .nest_service("/auth", auth)
+        .layer(middleware::from_fn(peer_addr));
+
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, "tower-otp production example listening");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .into_future(),
+    );
+    shutdown_signal().await;
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections, finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what orchestrators send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Hands the TCP peer address to tower-otp's per-IP limits. Behind a proxy,
+/// resolve the client address from trusted forwarding headers instead.
+async fn peer_addr(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().insert(PeerAddr(addr));
+    next.run(req).await
+}
+
+async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {
+    Json(json!({
+        "subject": claims.registered.sub,
+        "session": claims.registered.sid,
+        "expires_at": claims.registered.exp,
+    }))
+}

@@ -1,0 +1,260 @@
+//! The store conformance suite, stress and layout checks on `RedisStore`
+//! against a private redis-server shared by this test binary.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::AsyncCommands;
+use support::conformance::unique;
+use support::redis_server;
+use tower_otp::quota::Quota;
+use tower_otp::store::{Challenge, RedisStore, Store, StoreError};
+
+async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
+    let server = redis_server::shared()?;
+    Some(
+        RedisStore::builder(server.url())
+            .prefix(prefix)
+            .connect()
+            .await
+            .expect("connect to the private redis-server"),
+    )
+}
+
+async fn store() -> Option<RedisStore> {
+    store_with_prefix("tower-otp-test").await
+}
+
+store_conformance!(store());
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn us(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+async fn raw() -> redis::aio::MultiplexedConnection {
+    let server = redis_server::shared().unwrap();
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_attempts_open_exactly_max() {
+    let Some(store) = store().await else { return };
+    support::stress::attempts_open_exactly_max(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_removals_have_one_winner() {
+    let Some(store) = store().await else { return };
+    support::stress::removals_have_one_winner(store).await;
+}
+
+/// The Lua GCRA and the Rust one (the memory store's) agree step by step,
+/// for several quotas and irregular arrival times.
+#[cfg(feature = "moka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_matches_memory_store_decisions() {
+    let Some(redis) = store().await else { return };
+    let memory = tower_otp::store::MemoryStore::new();
+    let quotas = [
+        Quota::per_hour(3),
+        Quota::per_minute(10).with_burst(2),
+        Quota::per_second(1000).with_burst(5),
+        Quota::new(7, Duration::from_millis(1300)).with_burst(3),
+        Quota::per_hour(1),
+    ];
+    for quota in quotas {
+        let key = unique("parity");
+        let mut now = us(t(0));
+        for step in 0..300u64 {
+            let a = redis
+                .hit(&key, &quota, UNIX_EPOCH + Duration::from_micros(now))
+                .await
+                .unwrap();
+            let b = memory
+                .hit(&key, &quota, UNIX_EPOCH + Duration::from_micros(now))
+                .await
+                .unwrap();
+            assert_eq!(a, b, "quota {quota:?}, step {step}");
+            // Pseudo-random gaps from 0 µs to ~0.8 s, some long jumps.
+            now += (step * 7919 % 997) * 797 + if step % 50 == 49 { 3_600_000_000 } else { 0 };
+        }
+    }
+}
+
+/// Every key lives under the prefix in a hash tag, and every key has a TTL
+/// except API keys stored without one and their index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_is_prefixed_and_expires() {
+    let prefix = unique("layout");
+    let Some(store) = store_with_prefix(&prefix).await else {
+        return;
+    };
+    let ttl = Duration::from_secs(3600);
+    let c = Challenge {
+        id: [1; 16],
+        mac: [2; 32],
+        expires_at_us: us(t(600)),
+    };
+    store.hit("rk", &Quota::per_hour(3), t(0)).await.unwrap();
+    store.put_challenge("ck", &c, t(0)).await.unwrap();
+    store.put_challenge("ck2", &c, t(0)).await.unwrap();
+    store.attempt_challenge("ck2", 5, t(1)).await.unwrap();
+    store
+        .create_session("sid", &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    store
+        .rotate_refresh("sid", &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+        .await
+        .unwrap();
+    store
+        .create_session("sid2", &[1; 32], b"d", ttl, t(0))
+        .await
+        .unwrap();
+    store.revoke("sid2", ttl).await.unwrap();
+    store.revoke("jti", ttl).await.unwrap();
+    store.put_api_key("k1", b"r1", None).await.unwrap();
+    store.put_api_key("k2", b"r2", Some(ttl)).await.unwrap();
+
+    let mut conn = raw().await;
+    let keys: Vec<String> = conn.keys(format!("*{prefix}*")).await.unwrap();
+    let mut ttls = BTreeMap::new();
+    for key in keys {
+        let pttl: i64 = conn.pttl(&key).await.unwrap();
+        ttls.insert(key, pttl);
+    }
+    let p = &prefix;
+    let expected_forever = [format!("{{{p}:k}}:r:k1"), format!("{{{p}:k}}:i")];
+    let expected: Vec<String> = [
+        format!("{{{p}:r:rk}}"),
+        format!("{{{p}:c:ck}}"),
+        format!("{{{p}:c:ck2}}"),
+        format!("{{{p}:s:sid}}"),
+        format!("{{{p}:s:sid2}}:x"),
+        format!("{{{p}:s:jti}}:x"),
+        format!("{{{p}:k}}:r:k2"),
+    ]
+    .into_iter()
+    .chain(expected_forever.iter().cloned())
+    .collect();
+    let mut got: Vec<&String> = ttls.keys().collect();
+    let mut want: Vec<&String> = expected.iter().collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "key layout");
+    for (key, pttl) in &ttls {
+        if expected_forever.contains(key) {
+            assert_eq!(*pttl, -1, "{key} should not expire");
+        } else {
+            assert!(*pttl > 0, "{key} has no TTL ({pttl})");
+        }
+    }
+    // A challenge's TTL follows its expiry (600 s after t(0)).
+    assert!(ttls[&format!("{{{p}:c:ck}}")] <= 600_000);
+    // The rate cell expires when the quota is full again (20 min for 3/h).
+    assert!(ttls[&format!("{{{p}:r:rk}}")] <= 20 * 60 * 1000);
+}
+
+/// After `SCRIPT FLUSH` (as after a restart) the scripts are reloaded
+/// transparently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_reload_after_noscript() {
+    let Some(store) = store().await else { return };
+    let key = unique("noscript");
+    assert!(
+        store
+            .hit(&key, &Quota::per_hour(2), t(0))
+            .await
+            .unwrap()
+            .allowed
+    );
+    let mut conn = raw().await;
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let d = store.hit(&key, &Quota::per_hour(2), t(0)).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.remaining, 0);
+    assert!(
+        !store
+            .hit(&key, &Quota::per_hour(2), t(0))
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
+/// Data of the wrong type under a key is `Corrupt`, not a panic or a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_data_is_corrupt() {
+    let prefix = unique("corrupt");
+    let Some(store) = store_with_prefix(&prefix).await else {
+        return;
+    };
+    let mut conn = raw().await;
+    let () = conn
+        .set(format!("{{{prefix}:r:k}}"), "not a number")
+        .await
+        .unwrap();
+    let () = conn
+        .set(format!("{{{prefix}:c:k}}"), "a string, not a hash")
+        .await
+        .unwrap();
+    let () = conn
+        .hset_multiple(
+            format!("{{{prefix}:c:short}}"),
+            &[
+                ("id", "x"),
+                ("mac", "y"),
+                ("exp", "99999999999999999"),
+                ("n", "0"),
+            ],
+        )
+        .await
+        .unwrap();
+    let err = store.hit("k", &Quota::per_hour(3), t(0)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = store.attempt_challenge("k", 5, t(0)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = store.attempt_challenge("short", 5, t(0)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_shows_target_but_no_password() {
+    let Some(server) = redis_server::shared() else {
+        return;
+    };
+    let builder = RedisStore::builder(format!(
+        "redis://:hunter2hunter2@127.0.0.1:{}",
+        server.port()
+    ));
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let store = store().await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(shown.contains(&server.port().to_string()), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_share_state() {
+    let Some(store) = store().await else { return };
+    let other = store.clone();
+    let key = unique("clone");
+    let q = Quota::per_hour(1);
+    assert!(store.hit(&key, &q, t(0)).await.unwrap().allowed);
+    assert!(!other.hit(&key, &q, t(0)).await.unwrap().allowed);
+}
