@@ -1,7 +1,7 @@
 //! The reference server for several instances behind a load balancer.
 //!
 //! Run: `REDIS_URL=redis://127.0.0.1:6379 OTP_SECRET=$(openssl rand -hex 32) \
-//!       cargo run --release --features redis --example production`
+//!       cargo run --release --features redis,twilio,smtp --example production`
 //!
 //! Configuration, all from the environment (refused at start-up when wrong):
 //!
@@ -16,13 +16,16 @@
 //! | `OTP_ISSUER` / `OTP_AUDIENCE` | unset | `iss` / `aud` put into and required from access tokens |
 //! | `OTP_APP_NAME` | `tower-otp` | `{{app_name}}` in messages |
 //! | `SHUTDOWN_GRACE_SECS` | `10` | how long in-flight requests may finish after SIGTERM / Ctrl-C |
+//! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed |
+//! | `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` (or `TWILIO_API_KEY_SID` + `TWILIO_API_KEY_SECRET`), `TWILIO_FROM` or `TWILIO_MESSAGING_SERVICE_SID` | unset | SMS through Twilio (feature `twilio`); see `notify::TwilioSms::from_env` |
+//! | `SMTP_URL`, `SMTP_FROM` | unset | email through SMTP (feature `smtp`); see `notify::SmtpEmail::from_env` |
 //! | `RUST_LOG` | `info` | log filter; logs are JSON lines on stderr |
 //!
 //! Endpoints: the OTP contract under `/auth` (DESIGN.md), `GET /auth/health/live`
 //! (process up) and `GET /auth/health/ready` (Redis answers; `503` otherwise —
 //! point the load balancer's readiness probe here), and a protected
-//! `GET /api/me`. Codes go through `LogNotifier` (one JSON line per message on
-//! stdout) until a real provider is configured.
+//! `GET /api/me`. A channel with no provider configured falls back to
+//! `LogNotifier` (codes on stdout) and says so loudly at start-up.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,10 +36,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
-use tower_otp::client_ip::PeerAddr;
+use tower::ServiceBuilder;
+use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
 use tower_otp::jwt::{Claims, MIN_SECRET_LEN};
-use tower_otp::notify::LogNotifier;
+use tower_otp::notify::{ByChannel, Channel, LogNotifier, Notifier};
 use tower_otp::otp::OtpRouter;
+use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::RedisStore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -117,7 +122,8 @@ async fn main() -> Result<(), BoxError> {
         .await?;
     tracing::info!(store = ?store, "connected to redis");
 
-    let mut builder = OtpRouter::builder(store, LogNotifier)
+    let notifier = notifier()?;
+    let mut builder = OtpRouter::builder(store, notifier)
         .secret(&secret)
         .allow_calling_codes(calling_codes)
         .configure(|c| c.app_name = env_or("OTP_APP_NAME", "tower-otp"));
@@ -132,10 +138,20 @@ async fn main() -> Result<(), BoxError> {
     let api = Router::new()
         .route("/api/me", get(me))
         .route_layer(auth.jwt_layer::<Value>());
-    let app = Router::new()
-        .merge(api)
-        .nest_service("/auth", auth)
-        .layer(middleware::from_fn(peer_addr));
+    let mut client_ip = ClientIpLayer::builder();
+    for cidr in env_or("TRUSTED_PROXIES", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        client_ip = client_ip.trust_proxy(cidr);
+    }
+    let app = Router::new().merge(api).nest_service("/auth", auth).layer(
+        ServiceBuilder::new()
+            .layer(SecurityHeadersLayer::new())
+            .layer(middleware::from_fn(peer_addr))
+            .layer(client_ip.build()?),
+    );
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "tower-otp production example listening");
@@ -162,6 +178,45 @@ async fn main() -> Result<(), BoxError> {
         Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
     Ok(())
+}
+
+/// Phones through Twilio and email through SMTP when configured (each with
+/// a timeout per attempt and retries); `LogNotifier` for a channel that is not.
+fn notifier() -> Result<impl Notifier, BoxError> {
+    #[cfg(any(feature = "twilio", feature = "smtp"))]
+    use tower_otp::notify::{NotifierExt, RetryPolicy};
+
+    let mut notifier = ByChannel::new();
+    #[cfg(feature = "twilio")]
+    if std::env::var_os("TWILIO_ACCOUNT_SID").is_some() {
+        let twilio = tower_otp::notify::TwilioSms::from_env()?;
+        notifier = notifier.phone(
+            twilio
+                .timeout(Duration::from_secs(10))
+                .retry(RetryPolicy::new()),
+        );
+    }
+    #[cfg(feature = "smtp")]
+    if std::env::var_os("SMTP_URL").is_some() {
+        let smtp = tower_otp::notify::SmtpEmail::from_env()?;
+        notifier = notifier.email(
+            smtp.timeout(Duration::from_secs(15))
+                .retry(RetryPolicy::new()),
+        );
+    }
+    let phone = [Channel::Sms, Channel::Whatsapp, Channel::Voice];
+    for (channels, name) in [(&phone[..], "phone"), (&[Channel::Email][..], "email")] {
+        if !notifier.handles(channels[0]) {
+            tracing::warn!(
+                channel = name,
+                "no provider configured: codes are printed on stdout by LogNotifier (development only)"
+            );
+            for channel in channels {
+                notifier = notifier.route(*channel, LogNotifier);
+            }
+        }
+    }
+    Ok(notifier)
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what orchestrators send).
