@@ -21,3 +21,6 @@ pub mod rate_limit;
 pub mod security_headers;
 pub mod store;
 pub mod webhook;
+
+#[cfg(test)]
+mod test_helpers;

@@ -20,7 +20,7 @@ use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::{Attempt, Challenge, MemoryStore, Rotation, Store, StoreError};
 
-use support::http_server::{HttpClient, serve};
+use support::http::{Http, Reply, serve};
 
 async fn whoami(ClientIp(ip): ClientIp) -> String {
     ip.to_string()
@@ -62,8 +62,8 @@ fn app<S: Store>(client_ip: ClientIpLayer, store: S, quota: Quota, fail_open: bo
     )
 }
 
-async fn start(client_ip: ClientIpLayer, quota: Quota) -> HttpClient {
-    HttpClient::new(serve(app(client_ip, MemoryStore::new(), quota, false)).await)
+async fn start(client_ip: ClientIpLayer, quota: Quota) -> Http {
+    Http::new(serve(app(client_ip, MemoryStore::new(), quota, false)).await)
 }
 
 /// Trusts 10.0.0.0/8 only; the test client connects from 127.0.0.1 and so
@@ -89,7 +89,7 @@ fn trusted_loopback(headers: &[ForwardingHeader]) -> ClientIpLayer {
         .unwrap()
 }
 
-fn assert_security_headers(reply: &support::http_server::Reply) {
+fn assert_security_headers(reply: &Reply) {
     assert_eq!(
         reply.header("x-content-type-options"),
         "nosniff",
@@ -345,7 +345,7 @@ async fn store_failure_fails_closed_with_503() {
         false,
     ))
     .await;
-    let reply = HttpClient::new(addr).get("/hello", &[]).await;
+    let reply = Http::new(addr).get("/hello", &[]).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["code"], "store_unavailable");
     assert!(
@@ -366,7 +366,7 @@ async fn store_failure_with_fail_open_passes() {
         true,
     ))
     .await;
-    let client = HttpClient::new(addr);
+    let client = Http::new(addr);
     for _ in 0..3 {
         let reply = client.get("/hello", &[]).await;
         assert_eq!(reply.status, StatusCode::OK);

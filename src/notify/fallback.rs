@@ -54,19 +54,10 @@ impl<A: Notifier, B: Notifier> Notifier for Fallback<A, B> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::notify::{Channel, MemoryNotifier};
+    use crate::notify::MemoryNotifier;
 
-    fn msg() -> Message {
-        Message::new(
-            Channel::Sms,
-            "+14155550100",
-            "123456",
-            Duration::from_secs(600),
-        )
-    }
+    use crate::test_helpers::sms as msg;
 
     #[tokio::test]
     async fn primary_success_skips_secondary() {

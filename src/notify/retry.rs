@@ -188,16 +188,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::notify::{Channel, MemoryNotifier};
+    use crate::notify::MemoryNotifier;
 
-    fn msg() -> Message {
-        Message::new(
-            Channel::Sms,
-            "+14155550100",
-            "123456",
-            Duration::from_secs(600),
-        )
-    }
+    use crate::test_helpers::sms as msg;
 
     /// Fails retryably `failures` times, then succeeds; records when each
     /// attempt started (tokio time, so paused tests are exact).

@@ -57,7 +57,7 @@ mod tests {
     use std::future::pending;
 
     use super::*;
-    use crate::notify::{Channel, MemoryNotifier};
+    use crate::notify::MemoryNotifier;
 
     #[derive(Debug)]
     struct Hang;
@@ -68,14 +68,7 @@ mod tests {
         }
     }
 
-    fn msg() -> Message {
-        Message::new(
-            Channel::Sms,
-            "+14155550100",
-            "123456",
-            Duration::from_secs(600),
-        )
-    }
+    use crate::test_helpers::sms as msg;
 
     #[tokio::test(start_paused = true)]
     async fn hanging_notifier_times_out_retryably() {
