@@ -1,0 +1,117 @@
+//! In-memory rate-limit decision: `MemoryStore` (directly and through the
+//! `Store` trait) side by side with `governor`'s keyed limiter, same quota,
+//! same keys, same run.
+//!
+//! Two pairs per key count:
+//! * `*_real_clock`: each side reads its own clock per decision —
+//!   `SystemTime::now()` for `MemoryStore` (what `SystemClock` does), quanta's
+//!   TSC clock for governor (its default).
+//! * `*_given_time`: the decision alone — `MemoryStore` is handed a time read
+//!   once, governor runs on its `FakeRelativeClock` (an atomic load).
+//!
+//! Run: `cargo bench --bench rate_limit`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use governor::clock::FakeRelativeClock;
+use governor::{DefaultKeyedRateLimiter, Quota as GovQuota, RateLimiter};
+use tower_otp::quota::Quota;
+use tower_otp::store::{MemoryStore, Store};
+
+/// Generous enough that every decision in the run is "allowed" for both.
+const PER_SECOND: u32 = 1_000_000_000;
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "rl:ip:10.{}.{}.{}",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect()
+}
+
+/// Polls a future that must be ready at once (the memory store never waits).
+fn now_or_never<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("the memory store future was pending"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let quota = Quota::per_second(PER_SECOND);
+    let gov_quota = GovQuota::per_second(NonZeroU32::new(PER_SECOND).expect("non-zero"));
+
+    for n in [1usize, 100_000] {
+        let keys = keys(n);
+        let mut group = c.benchmark_group(format!("rate_limit/{n}_keys"));
+
+        let store = MemoryStore::builder().max_rate_keys(1_000_000).build();
+        let gov: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(gov_quota);
+        let fake = FakeRelativeClock::default();
+        let gov_fake = RateLimiter::dashmap_with_clock(gov_quota, fake);
+        // Warm the tables so every measured call finds its key.
+        for k in &keys {
+            assert!(store.hit_now(k, &quota, SystemTime::now()).allowed);
+            assert!(gov.check_key(k).is_ok());
+            assert!(gov_fake.check_key(k).is_ok());
+        }
+
+        let mut i = 0;
+        group.bench_function("memory_store_hit_now_real_clock", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(store.hit_now(black_box(&keys[i]), &quota, SystemTime::now()))
+            })
+        });
+        let mut i = 0;
+        group.bench_function("governor_check_key_real_clock", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(gov.check_key(black_box(&keys[i])).is_ok())
+            })
+        });
+        let mut i = 0;
+        group.bench_function("memory_store_store_hit_real_clock", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(now_or_never(Store::hit(
+                    &store,
+                    black_box(&keys[i]),
+                    &quota,
+                    SystemTime::now(),
+                )))
+            })
+        });
+        let now = SystemTime::now();
+        let mut i = 0;
+        group.bench_function("memory_store_hit_now_given_time", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(store.hit_now(black_box(&keys[i]), &quota, black_box(now)))
+            })
+        });
+        let mut i = 0;
+        group.bench_function("governor_check_key_given_time", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(gov_fake.check_key(black_box(&keys[i])).is_ok())
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
