@@ -6,6 +6,10 @@
 //! * `*_real_clock`: each side reads its own clock per decision —
 //!   `SystemTime::now()` for `MemoryStore` (what `SystemClock` does), quanta's
 //!   TSC clock for governor (its default).
+//! * `governor_with_state_info_*`: governor with `StateInformationMiddleware`
+//!   and the remaining capacity read — the information `MemoryStore`'s
+//!   decision carries and the `RateLimit` header needs (`tower_governor` uses
+//!   this middleware when it sends headers).
 //! * `*_given_time`: the decision alone — `MemoryStore` is handed a time read
 //!   once, governor runs on its `FakeRelativeClock` (an atomic load).
 //!
@@ -20,6 +24,7 @@ use std::time::SystemTime;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::clock::FakeRelativeClock;
+use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota as GovQuota, RateLimiter};
 use tower_otp::quota::Quota;
 use tower_otp::store::{MemoryStore, Store};
@@ -59,12 +64,15 @@ fn bench(c: &mut Criterion) {
 
         let store = MemoryStore::builder().max_rate_keys(1_000_000).build();
         let gov: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(gov_quota);
+        let gov_info =
+            RateLimiter::keyed(gov_quota).with_middleware::<StateInformationMiddleware>();
         let fake = FakeRelativeClock::default();
         let gov_fake = RateLimiter::dashmap_with_clock(gov_quota, fake);
         // Warm the tables so every measured call finds its key.
         for k in &keys {
             assert!(store.hit_now(k, &quota, SystemTime::now()).allowed);
             assert!(gov.check_key(k).is_ok());
+            assert!(gov_info.check_key(k).is_ok());
             assert!(gov_fake.check_key(k).is_ok());
         }
 
@@ -80,6 +88,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % n;
                 black_box(gov.check_key(black_box(&keys[i])).is_ok())
+            })
+        });
+        let mut i = 0;
+        group.bench_function("governor_with_state_info_real_clock", |b| {
+            b.iter(|| {
+                i = (i + 1) % n;
+                black_box(
+                    gov_info
+                        .check_key(black_box(&keys[i]))
+                        .map(|s| s.remaining_burst_capacity()),
+                )
             })
         });
         let mut i = 0;

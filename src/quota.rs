@@ -68,7 +68,12 @@ impl Quota {
 
     /// Time between two requests at the sustained rate, in microseconds (≥ 1).
     pub fn emission_interval_us(&self) -> u64 {
-        let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
+        // Saturating u64 maths (no u128): this runs on every decision.
+        let period = self
+            .period
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(self.period.subsec_micros()));
         (period / u64::from(self.limit.max(1))).max(1)
     }
 
