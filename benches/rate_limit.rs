@@ -15,6 +15,9 @@
 //!
 //! Run: `cargo bench --bench rate_limit`
 
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
