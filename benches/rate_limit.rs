@@ -2,7 +2,7 @@
 //! `Store` trait) side by side with `governor`'s keyed limiter, same quota,
 //! same keys, same run.
 //!
-//! Two pairs per key count:
+//! Per key count:
 //! * `*_real_clock`: each side reads its own clock per decision —
 //!   `SystemTime::now()` for `MemoryStore` (what `SystemClock` does), quanta's
 //!   TSC clock for governor (its default).
@@ -12,6 +12,10 @@
 //!   this middleware when it sends headers).
 //! * `*_given_time`: the decision alone — `MemoryStore` is handed a time read
 //!   once, governor runs on its `FakeRelativeClock` (an atomic load).
+//!
+//! After criterion, an interleaved run (`SKIP_INTERLEAVED=1` to skip)
+//! alternates `MemoryStore` (real clock) and governor in short batches and
+//! prints the median per-round ratio, the robust figure on a busy machine.
 //!
 //! Run: `cargo bench --bench rate_limit`
 
@@ -23,9 +27,9 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use governor::clock::FakeRelativeClock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota as GovQuota, RateLimiter};
@@ -135,5 +139,84 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Times `batch` calls of `f`, in ns per call.
+fn per_call(batch: usize, mut f: impl FnMut(usize)) -> f64 {
+    let start = Instant::now();
+    for j in 0..batch {
+        f(j);
+    }
+    start.elapsed().as_nanos() as f64 / batch as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Interleaved comparison: on a shared, busy machine, load drifts between
+/// criterion's back-to-back measurements. Here the two sides alternate in
+/// short batches (order swapped every round) and the median of the per-round
+/// ratios is reported, which cancels the drift.
+fn interleaved() {
+    const ROUNDS: usize = 41;
+    const BATCH: usize = 20_000;
+    let quota = Quota::per_second(PER_SECOND);
+    let gov_quota = GovQuota::per_second(NonZeroU32::new(PER_SECOND).expect("non-zero"));
+    println!("\ninterleaved: median over {ROUNDS} rounds of {BATCH} calls per side");
+    for n in [1usize, 100_000] {
+        let keys = keys(n);
+        let store = MemoryStore::builder().max_rate_keys(1_000_000).build();
+        let gov: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(gov_quota);
+        let gov_info =
+            RateLimiter::keyed(gov_quota).with_middleware::<StateInformationMiddleware>();
+        for k in &keys {
+            store.hit_now(k, &quota, SystemTime::now());
+            let _ = gov.check_key(k);
+            let _ = gov_info.check_key(k);
+        }
+        let mut ours = |j: usize| {
+            black_box(store.hit_now(black_box(&keys[j % n]), &quota, SystemTime::now()));
+        };
+        let mut plain = |j: usize| {
+            black_box(gov.check_key(black_box(&keys[j % n])).is_ok());
+        };
+        let mut info = |j: usize| {
+            black_box(
+                gov_info
+                    .check_key(black_box(&keys[j % n]))
+                    .map(|s| s.remaining_burst_capacity()),
+            );
+        };
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                a.push(per_call(BATCH, &mut ours));
+                b.push(per_call(BATCH, &mut plain));
+                c.push(per_call(BATCH, &mut info));
+            } else {
+                c.push(per_call(BATCH, &mut info));
+                b.push(per_call(BATCH, &mut plain));
+                a.push(per_call(BATCH, &mut ours));
+            }
+        }
+        let vs_plain = median(a.iter().zip(&b).map(|(x, y)| x / y).collect());
+        let vs_info = median(a.iter().zip(&c).map(|(x, y)| x / y).collect());
+        println!(
+            "{n:>6} keys: memory_store_hit_now {:.1} ns, governor {:.1} ns, governor+state_info {:.1} ns; \
+             ratio vs governor {vs_plain:.3}, vs governor+state_info {vs_info:.3}",
+            median(a),
+            median(b),
+            median(c),
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::var_os("SKIP_INTERLEAVED").is_none() {
+        interleaved();
+    }
+}
