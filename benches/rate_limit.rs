@@ -181,7 +181,7 @@ fn interleaved() {
             black_box(gov.check_key(black_box(&keys[j % n])).is_ok());
         };
         let mut info = |j: usize| {
-            black_box(
+            let _ = black_box(
                 gov_info
                     .check_key(black_box(&keys[j % n]))
                     .map(|s| s.remaining_burst_capacity()),
