@@ -92,8 +92,14 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
 /// Microseconds since the Unix epoch; times before it count as 0.
 pub fn unix_micros(time: SystemTime) -> u64 {
+    // u64 arithmetic saturating at u64::MAX, like `as_micros()` clamped, but
+    // without u128 maths: this runs on every rate-limit decision.
     time.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .map(|d| {
+            d.as_secs()
+                .saturating_mul(1_000_000)
+                .saturating_add(u64::from(d.subsec_micros()))
+        })
         .unwrap_or(0)
 }
 

@@ -17,15 +17,25 @@ pub struct Quota {
     limit: u32,
     period: Duration,
     burst: u32,
+    /// `period / limit` in µs (≥ 1), computed once: every decision needs it.
+    interval_us: u64,
 }
 
 impl Quota {
     /// `limit` per `period`; the burst defaults to `limit`.
     pub const fn new(limit: u32, period: Duration) -> Self {
+        // Saturating u64 maths, like `as_micros()` clamped to u64.
+        let period_us = period
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(period.subsec_micros() as u64);
+        let per = if limit == 0 { 1 } else { limit as u64 };
+        let interval = period_us / per;
         Self {
             limit,
             period,
             burst: limit,
+            interval_us: if interval == 0 { 1 } else { interval },
         }
     }
 
@@ -68,8 +78,7 @@ impl Quota {
 
     /// Time between two requests at the sustained rate, in microseconds (≥ 1).
     pub fn emission_interval_us(&self) -> u64 {
-        let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
-        (period / u64::from(self.limit.max(1))).max(1)
+        self.interval_us
     }
 
     /// Refuses a zero limit, zero burst or zero period.
@@ -178,6 +187,25 @@ mod tests {
         assert!(none.is_none());
         assert!(!d.allowed);
         assert_eq!(d.retry_after, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn emission_interval() {
+        assert_eq!(Quota::per_hour(3).emission_interval_us(), 1_200_000_000);
+        assert_eq!(Quota::per_second(u32::MAX).emission_interval_us(), 1);
+        assert_eq!(
+            Quota::new(0, Duration::from_millis(5)).emission_interval_us(),
+            5_000
+        );
+        assert_eq!(
+            Quota::new(1, Duration::MAX).emission_interval_us(),
+            u64::MAX,
+            "saturates like as_micros() clamped"
+        );
+        assert_eq!(
+            Quota::per_minute(7).with_burst(1).emission_interval_us(),
+            8_571_428
+        );
     }
 
     #[test]

@@ -384,6 +384,8 @@ where
 }
 
 fn apply(entries: &[Entry], headers: &mut HeaderMap) {
+    // One allocation instead of a few doublings as the map grows.
+    headers.reserve(entries.len());
     for e in entries {
         if e.force || !headers.contains_key(&e.name) {
             headers.insert(e.name.clone(), e.value.clone());

@@ -111,7 +111,7 @@ where
         ResponseFuture::new(async move {
             let keys = match keys {
                 Ok(keys) => keys,
-                Err(problem) => return Ok(refusal(&shared, *problem, "")),
+                Err(problem) => return Ok(refusal(&shared, *problem, String::new())),
             };
             let now = shared.clock.now();
             let mut ratelimit = String::new();
@@ -128,7 +128,7 @@ where
                             )
                             .increment(1);
                             let problem = Problem::rate_limited(decision.retry_after);
-                            return Ok(refusal(&shared, problem, &ratelimit));
+                            return Ok(refusal(&shared, problem, ratelimit));
                         }
                     }
                     Err(error) if shared.fail_open => {
@@ -142,13 +142,13 @@ where
                             policy = %policy.name, %error,
                             "rate limit store failed; refusing the request (fail closed)"
                         );
-                        return Ok(refusal(&shared, Problem::store_unavailable(), &ratelimit));
+                        return Ok(refusal(&shared, Problem::store_unavailable(), ratelimit));
                     }
                 }
             }
             let res = inner.call(req).await?;
             let mut res = res.map(ResponseBody::inner);
-            add_headers(&shared, res.headers_mut(), &ratelimit);
+            add_headers(&shared, res.headers_mut(), ratelimit);
             Ok(res)
         })
     }
@@ -194,11 +194,12 @@ fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
     );
 }
 
-fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: &str) {
+fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: String) {
     // `append`: a layer further out adds its own policies beside ours.
     headers.append(RATELIMIT_POLICY, shared.policy_header.clone());
+    // `try_from(String)` takes the buffer over instead of copying it.
     if !ratelimit.is_empty()
-        && let Ok(value) = HeaderValue::from_str(ratelimit)
+        && let Ok(value) = HeaderValue::try_from(ratelimit)
     {
         headers.append(RATELIMIT, value);
     }
@@ -207,7 +208,7 @@ fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: &str
 fn refusal<St, B>(
     shared: &Shared<St>,
     problem: Problem,
-    ratelimit: &str,
+    ratelimit: String,
 ) -> Response<ResponseBody<B>> {
     let mut res = problem_response(problem);
     add_headers(shared, res.headers_mut(), ratelimit);

@@ -67,6 +67,14 @@ impl RateTable {
         }
     }
 
+    /// Keyed SipHash of the key bytes (one `write`, no `str` terminator: the
+    /// hash only ever sees whole keys).
+    fn hash(&self, key: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(key.as_bytes());
+        h.finish()
+    }
+
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
         // Middle bits: hashbrown itself uses the lowest and the top 7 bits.
         &self.shards[((hash >> 32) & self.shard_mask) as usize]
@@ -85,7 +93,7 @@ impl RateTable {
     }
 
     pub(crate) fn hit(&self, key: &str, quota: &Quota, now_us: u64) -> RateDecision {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hash(key);
         let lock = self.shard(hash);
         {
             let shard = lock.read().unwrap_or_else(|e| e.into_inner());

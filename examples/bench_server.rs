@@ -1,0 +1,61 @@
+//! Hello-world axum server for the HTTP stack benchmark (`bench/http_stack.sh`).
+//!
+//! Run: `cargo run --release --features axum --example bench_server -- stack 3000`
+//!
+//! `bare` serves `GET /` with no layers; `stack` adds the hardening layers the
+//! way an app would: security headers, client IP, and a per-IP rate limit with
+//! a quota generous enough never to refuse. One runtime thread, so the
+//! benchmark can pin the server to one core.
+//!
+//! (JWT verification is not in the stack yet: the JWT layer is not on main.)
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::quota::Quota;
+use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
+use tower_otp::security_headers::SecurityHeadersLayer;
+use tower_otp::store::MemoryStore;
+
+fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
+    let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
+    Ok(match mode {
+        "bare" => routes,
+        "stack" => {
+            let limit = RateLimitLayer::builder(MemoryStore::new())
+                .limit("ip", Quota::per_second(1_000_000), ByClientIp)
+                .build()?;
+            routes.layer(
+                ServiceBuilder::new()
+                    .layer(SecurityHeadersLayer::new())
+                    .layer(ClientIpLayer::new())
+                    .layer(limit),
+            )
+        }
+        other => return Err(format!("unknown mode {other:?}: use bare or stack").into()),
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "bare".into());
+    let port: u16 = args.next().map_or(Ok(3000), |p| p.parse())?;
+    let app = app(&mode)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!("bench_server ({mode}) on http://{addr}");
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await?;
+        Ok(())
+    })
+}
