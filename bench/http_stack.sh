@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP stack benchmark: hello-world axum server, bare vs with the tower-otp
-# hardening stack (security headers + client IP + rate limit), alternately in
-# one run. The server runs one runtime thread pinned to one core; wrk runs on
+# hardening stack (security headers + client IP + rate limit + JWT), alternately
+# in one run. Every request carries the same bearer token in both modes. The server runs one runtime thread pinned to one core; wrk runs on
 # the other core.
 #
 # Two figures per run: throughput (req/s, from wrk) and server CPU time per
@@ -24,6 +24,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 
 cargo build --release --features axum --example bench_server >&2
 BIN="$TARGET/release/examples/bench_server"
+AUTH="Authorization: Bearer $("$BIN" token)"
 
 cpu_ns() { # pid -> on-CPU nanoseconds of all its threads
   cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s}'
@@ -38,9 +39,9 @@ run() { # mode -> prints "req/s cpu_us_per_request"
     sleep 0.05
   done
   # Warm-up, then the measured run.
-  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d2s "http://127.0.0.1:$PORT/" >/dev/null
+  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d2s -H "$AUTH" "http://127.0.0.1:$PORT/" >/dev/null
   before=$(cpu_ns "$pid")
-  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d"$DURATION" "http://127.0.0.1:$PORT/")
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d"$DURATION" -H "$AUTH" "http://127.0.0.1:$PORT/")
   after=$(cpu_ns "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   awk -v b="$before" -v a="$after" '

@@ -3,11 +3,11 @@
 //! Run: `cargo run --release --features axum --example bench_server -- stack 3000`
 //!
 //! `bare` serves `GET /` with no layers; `stack` adds the hardening layers the
-//! way an app would: security headers, client IP, and a per-IP rate limit with
-//! a quota generous enough never to refuse. One runtime thread, so the
-//! benchmark can pin the server to one core.
-//!
-//! (JWT verification is not in the stack yet: the JWT layer is not on main.)
+//! way an app would: security headers, client IP, a per-IP rate limit with a
+//! quota generous enough never to refuse, and HS256 bearer-token validation
+//! (`JwtLayer`, no store lookup). `token` prints a valid bearer token for the
+//! load generator. One runtime thread, so the benchmark can pin the server to
+//! one core.
 
 use std::net::SocketAddr;
 
@@ -15,10 +15,29 @@ use axum::Router;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
 use tower_otp::quota::Quota;
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
+
+const SECRET: &[u8] = b"bench secret, at least thirty-two bytes long";
+
+fn keys() -> Result<JwtKeys, tower_otp::error::ConfigError> {
+    JwtKeys::new("bench", SECRET)
+}
+
+/// A token like the OtpRouter issues, valid for a day.
+fn token() -> Result<String, Box<dyn std::error::Error>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": "usr_NMwc4quil8iIFkec-yybCw", "iat": now, "exp": now + 86_400,
+        "jti": "WK_zffVk3t2AUsyDCa8Taw", "sid": "R_zYXflC7urY-jXVGZMqFw",
+    });
+    Ok(jwt::encode(&keys()?, &claims)?)
+}
 
 fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
@@ -32,7 +51,11 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
                 ServiceBuilder::new()
                     .layer(SecurityHeadersLayer::new())
                     .layer(ClientIpLayer::new())
-                    .layer(limit),
+                    .layer(limit)
+                    .layer(JwtLayer::<serde_json::Value>::new(
+                        keys()?,
+                        Validation::default(),
+                    )),
             )
         }
         other => return Err(format!("unknown mode {other:?}: use bare or stack").into()),
@@ -42,6 +65,10 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "bare".into());
+    if mode == "token" {
+        println!("{}", token()?);
+        return Ok(());
+    }
     let port: u16 = args.next().map_or(Ok(3000), |p| p.parse())?;
     let app = app(&mode)?;
     let rt = tokio::runtime::Builder::new_current_thread()
