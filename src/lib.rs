@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub mod client_ip;
+pub mod api_key;
 pub mod body;
+pub mod client_ip;
 pub mod clock;
 pub mod error;
 pub mod events;

@@ -22,5 +22,6 @@ mod subject;
 
 pub use code::CODE_LENGTHS;
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig, OtpRouterBuilder};
+pub(crate) use router::RequestContext;
 pub use router::{OtpRouter, ResponseFuture};
 pub use subject::{HashedSubject, ResolveError, Subject, SubjectResolver};
