@@ -28,4 +28,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(phone, email);
+corpus_tests!(phone, email, api_key);

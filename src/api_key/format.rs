@@ -48,7 +48,8 @@ pub const MAX_PREFIX_LEN: usize = 32;
 pub const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + 1 + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Why a string is not a well-formed key. Every variant means "refuse, no
 /// store lookup".
@@ -275,25 +276,31 @@ pub fn generate(prefix: &KeyPrefix) -> KeyText {
 
 /// A new random secret for the existing key id `id` (rotation).
 pub(crate) fn with_id(prefix: &KeyPrefix, id: &str) -> KeyText {
+    let secret: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(SECRET_LEN)
+        .map(char::from)
+        .collect();
+    assemble(prefix, id, &secret)
+}
+
+/// `<prefix>_<id>_<secret><checksum>`. The caller supplies a well-formed
+/// id and secret (only the fuzz entry point passes anything but random ones).
+pub(crate) fn assemble(prefix: &KeyPrefix, id: &str, secret: &str) -> KeyText {
     let mut key =
         String::with_capacity(prefix.as_str().len() + 2 + ID_LEN + SECRET_LEN + CHECKSUM_LEN);
     key.push_str(prefix.as_str());
     key.push('_');
     key.push_str(id);
     key.push('_');
-    key.extend(
-        rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(SECRET_LEN)
-            .map(char::from),
-    );
+    key.push_str(secret);
     let digits = checksum_digits(key.as_bytes());
     key.extend(digits.iter().map(|&d| char::from(d)));
     KeyText(key)
 }
 
 /// 10 bytes as 16 base32 characters.
-fn base32_80(raw: &[u8; 10]) -> String {
+pub(crate) fn base32_80(raw: &[u8; 10]) -> String {
     let mut n = raw.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
     let mut out = [0u8; ID_LEN];
     for slot in out.iter_mut().rev() {
@@ -354,6 +361,20 @@ mod tests {
     fn crc32_known_vector() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+    }
+
+    /// A key whose checksum was computed independently (Python's
+    /// `zlib.crc32` + base62), so the format is not only self-consistent.
+    #[test]
+    fn independent_test_vector() {
+        let key = "tok_oggibgq2wqsvmann_tJzMdEhLUjJjZiA977yD0x8dX3tKtogprl097BGzEIc0XK28U";
+        let parsed = parse(key).unwrap();
+        assert_eq!(parsed.id(), "oggibgq2wqsvmann");
+        assert_eq!(
+            parsed.secret(),
+            "tJzMdEhLUjJjZiA977yD0x8dX3tKtogprl097BGzEIc"
+        );
+        assert_eq!(&key[key.len() - CHECKSUM_LEN..], "0XK28U");
     }
 
     #[test]
