@@ -7,7 +7,8 @@
 //! `moka` feature; without it every verification reads the store.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -20,6 +21,8 @@ pub(crate) struct Cached {
     pub(crate) identity: ApiKeyIdentity,
     pub(crate) fresh_until_us: u64,
     pub(crate) expires_at_us: Option<u64>,
+    /// The key's last-used slot (see [`Usage`]), so a hit needs no lock.
+    pub(crate) used: UsedSlot,
 }
 
 /// Verified identities by hash of the presented key.
@@ -93,6 +96,7 @@ impl KeyCache {
         identity: ApiKeyIdentity,
         valid_until_us: Option<u64>,
         expires_at_us: Option<u64>,
+        used: UsedSlot,
         now_us: u64,
     ) {
         #[cfg(feature = "moka")]
@@ -105,11 +109,12 @@ impl KeyCache {
                     identity,
                     fresh_until_us,
                     expires_at_us,
+                    used,
                 },
             );
         }
         #[cfg(not(feature = "moka"))]
-        let _ = (key, identity, valid_until_us, expires_at_us, now_us);
+        let _ = (key, identity, valid_until_us, expires_at_us, used, now_us);
     }
 
     /// Drops every entry of key `key_id` (all its secrets) on this instance.
@@ -132,46 +137,68 @@ impl KeyCache {
 /// Most key ids the last-used throttle remembers before pruning.
 const USAGE_MAX: usize = 100_000;
 
+/// When a key's last-used time was last written from this instance (µs).
+pub(crate) type UsedSlot = Arc<AtomicU64>;
+
 /// Decides when a key's last-used time is written: at most once per key per
-/// `interval` on each instance.
+/// `interval` on each instance. Each key has a slot (an atomic), shared with
+/// its cache entries, so a cache hit decides without taking a lock.
 #[derive(Debug)]
 pub(crate) struct Usage {
     interval_us: u64,
-    written: Mutex<HashMap<Box<str>, u64>>,
+    slots: Mutex<HashMap<Box<str>, UsedSlot>>,
 }
 
 impl Usage {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval_us: u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
-            written: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether key `id`, used at `now_us`, is due a write; if so, counts the
-    /// write as done (a failed write is not retried before the next interval).
-    pub(crate) fn due(&self, id: &str, now_us: u64) -> bool {
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&at) = written.get(id)
-            && now_us >= at
-            && now_us - at < self.interval_us
-        {
-            return false;
+    /// Key `id`'s slot (made on first use).
+    pub(crate) fn slot(&self, id: &str) -> UsedSlot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(id) {
+            return Arc::clone(slot);
         }
-        if written.len() >= USAGE_MAX {
+        if slots.len() >= USAGE_MAX {
+            // Slots no cache entry holds and not written lately can go; at
+            // worst a forgotten key is written once more than needed.
             let interval = self.interval_us;
-            written.retain(|_, at| now_us.saturating_sub(*at) < interval);
-            if written.len() >= USAGE_MAX {
-                written.clear();
+            let now = slots
+                .values()
+                .map(|s| s.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            slots.retain(|_, s| {
+                Arc::strong_count(s) > 1 || now.saturating_sub(s.load(Ordering::Relaxed)) < interval
+            });
+            if slots.len() >= USAGE_MAX {
+                slots.clear();
             }
         }
-        written.insert(id.into(), now_us);
-        true
+        let slot = UsedSlot::default();
+        slots.insert(id.into(), Arc::clone(&slot));
+        slot
+    }
+
+    /// Whether the key of `slot`, used at `now_us`, is due a write; if so,
+    /// counts the write as done (one caller wins; a failed write is not
+    /// retried before the next interval).
+    pub(crate) fn due(&self, slot: &AtomicU64, now_us: u64) -> bool {
+        let at = slot.load(Ordering::Relaxed);
+        if at != 0 && now_us >= at && now_us - at < self.interval_us {
+            return false;
+        }
+        slot.compare_exchange(at, now_us, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Forgets key `id` (revoked).
     pub(crate) fn forget(&self, id: &str) {
-        self.written
+        self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
@@ -186,12 +213,17 @@ mod tests {
     #[test]
     fn usage_is_due_once_per_interval() {
         let u = Usage::new(Duration::from_secs(60));
-        assert!(u.due("a", 0));
-        assert!(!u.due("a", 59_999_999));
-        assert!(u.due("b", 1));
-        assert!(u.due("a", 60_000_000));
+        let t0 = 1_000_000;
+        let a = u.slot("a");
+        assert!(Arc::ptr_eq(&a, &u.slot("a")));
+        assert!(u.due(&a, t0));
+        assert!(!u.due(&a, t0 + 59_999_999));
+        assert!(u.due(&u.slot("b"), t0 + 1));
+        assert!(u.due(&a, t0 + 60_000_000));
         u.forget("a");
-        assert!(u.due("a", 60_000_001));
+        let fresh = u.slot("a");
+        assert!(!Arc::ptr_eq(&a, &fresh));
+        assert!(u.due(&fresh, t0 + 60_000_001));
     }
 
     #[cfg(feature = "moka")]
@@ -200,15 +232,16 @@ mod tests {
         let c = KeyCache::new(Duration::from_secs(5), 100);
         let who = ApiKeyIdentity::new("id1", "t", ["s"], "n");
         let k = KeyCache::key("tok_x");
-        c.insert(k, who.clone(), None, None, 0);
+        let slot = UsedSlot::default();
+        c.insert(k, who.clone(), None, None, slot.clone(), 0);
         assert_eq!(c.get(&k, 4_999_999).map(|c| c.identity), Some(who.clone()));
         assert!(c.get(&k, 5_000_000).is_none());
 
-        c.insert(k, who.clone(), Some(1_000), None, 0);
+        c.insert(k, who.clone(), Some(1_000), None, slot.clone(), 0);
         assert!(c.get(&k, 999).is_some());
         assert!(c.get(&k, 1_000).is_none());
 
-        c.insert(k, who, None, None, 0);
+        c.insert(k, who, None, None, slot, 0);
         c.invalidate("other");
         assert!(c.get(&k, 1).is_some());
         c.invalidate("id1");
@@ -220,7 +253,8 @@ mod tests {
         let c = KeyCache::new(Duration::ZERO, 100);
         assert!(!c.enabled());
         let k = KeyCache::key("tok_x");
-        c.insert(k, ApiKeyIdentity::new("i", "t", ["s"], "n"), None, None, 0);
+        let who = ApiKeyIdentity::new("i", "t", ["s"], "n");
+        c.insert(k, who, None, None, UsedSlot::default(), 0);
         assert!(c.get(&k, 0).is_none());
     }
 }

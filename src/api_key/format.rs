@@ -232,7 +232,7 @@ pub fn parse(key: &str) -> Result<ParsedKey<'_>, FormatError> {
 
 /// Whether `id` is shaped like a key id (16 base32 characters).
 pub(crate) fn valid_id(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(|c| BASE32.contains(&c))
+    id.len() == ID_LEN && id.bytes().all(|c| matches!(c, b'a'..=b'z' | b'2'..=b'7'))
 }
 
 /// A freshly generated key's plaintext. `Debug` redacts it.
@@ -321,7 +321,9 @@ fn checksum_digits(body: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-const CRC_TABLE: [u32; 256] = {
+// A `static`, not a `const`: a const array indexed at run time may be
+// materialised on the stack at every use.
+static CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut i = 0;
     while i < 256 {

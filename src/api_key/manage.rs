@@ -9,7 +9,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 use super::cache::{KeyCache, Usage};
 use super::error::{ApiKeyError, Rejection};
-use super::format::{self, KeyPrefix, KeyText};
+use super::format::{self, FormatError, KeyPrefix, KeyText};
 use super::identity::ApiKeyIdentity;
 use super::record::{
     KeyRecord, Previous, USED_SUFFIX, decode_used, encode_used, secret_hash, time_from_us,
@@ -64,11 +64,12 @@ const MAX_SCOPE_LEN: usize = 64;
 ///
 /// # Verification
 ///
-/// [`verify`](Self::verify) checks the format, prefix and checksum first —
-/// typos and junk are refused without touching the store — then looks in the
-/// in-process cache, then reads the record with ONE store lookup and
-/// compares SHA-256 of the presented secret with the stored hash in constant
-/// time.
+/// [`verify`](Self::verify) first looks for SHA-256 of the presented key in
+/// the in-process cache (a hit is the exact string verified moments ago).
+/// Otherwise it checks the format, prefix and checksum — typos and junk are
+/// refused without touching the store — then reads the record with ONE
+/// store lookup and compares SHA-256 of the presented secret with the stored
+/// hash in constant time.
 ///
 /// # Security
 ///
@@ -410,8 +411,8 @@ impl<S: Store> ApiKeys<S> {
         Ok(IssuedKey { key, info })
     }
 
-    /// Verifies a presented key: format and checksum (no I/O), then the
-    /// cache, then one store lookup with a constant-time hash comparison.
+    /// Verifies a presented key: the cache, else format and checksum (no
+    /// I/O), then one store lookup with a constant-time hash comparison.
     pub async fn verify(&self, presented: &str) -> Result<ApiKeyIdentity, Rejection> {
         match self.precheck(presented) {
             Precheck::Refused(r) => Err(r),
@@ -422,17 +423,16 @@ impl<S: Store> ApiKeys<S> {
 
     /// The part of verification that needs no I/O.
     pub(crate) fn precheck(&self, presented: &str) -> Precheck {
-        let parsed = match format::parse(presented) {
-            Ok(parsed) => parsed,
-            Err(e) => return Precheck::Refused(Rejection::Malformed(e)),
-        };
-        if parsed.prefix() != self.inner.prefix.as_str() {
-            return Precheck::Refused(Rejection::WrongPrefix);
+        // A hot key is found by the hash of the exact string that was
+        // verified before, so the cache is asked first; the format and
+        // checksum are checked before anything reaches the store.
+        if presented.len() > format::MAX_KEY_LEN {
+            return Precheck::Refused(Rejection::Malformed(FormatError::TooLong));
         }
         let now_us = self.now_us();
         let cache_key = self.inner.cache.enabled().then(|| KeyCache::key(presented));
         if let Some(hit) = cache_key.and_then(|k| self.inner.cache.get(&k, now_us)) {
-            if !self.inner.usage.due(hit.identity.key_id(), now_us) {
+            if !self.inner.usage.due(&hit.used, now_us) {
                 return Precheck::Verified(hit.identity);
             }
             return Precheck::Pending(Pending {
@@ -442,6 +442,13 @@ impl<S: Store> ApiKeys<S> {
                     expires_at_us: hit.expires_at_us,
                 },
             });
+        }
+        let parsed = match format::parse(presented) {
+            Ok(parsed) => parsed,
+            Err(e) => return Precheck::Refused(Rejection::Malformed(e)),
+        };
+        if parsed.prefix() != self.inner.prefix.as_str() {
+            return Precheck::Refused(Rejection::WrongPrefix);
         }
         Precheck::Pending(Pending {
             now_us,
@@ -497,16 +504,19 @@ impl<S: Store> ApiKeys<S> {
             _ => record.expires_at_us,
         };
         let identity = record.identity();
+        let used = self.inner.usage.slot(&id);
+        let due = self.inner.usage.due(&used, now_us);
         if let Some(key) = cache_key {
             self.inner.cache.insert(
                 key,
                 identity.clone(),
                 valid_until_us,
                 record.expires_at_us,
+                used,
                 now_us,
             );
         }
-        if self.inner.usage.due(&id, now_us) {
+        if due {
             self.touch(&id, now_us, record.expires_at_us).await;
         }
         Ok(identity)
