@@ -1,6 +1,7 @@
 //! API keys end to end: store round trips counted, rotation, revocation,
 //! scopes and store failure — through `tower::ServiceExt::oneshot` and
 //! through a real axum server on loopback with a hyper client.
+#![cfg(all(feature = "moka", feature = "axum"))]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;

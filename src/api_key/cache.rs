@@ -17,6 +17,7 @@ use super::identity::ApiKeyIdentity;
 
 /// A verified key, as cached.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "moka"), allow(dead_code))] // only read from moka
 pub(crate) struct Cached {
     pub(crate) identity: ApiKeyIdentity,
     pub(crate) fresh_until_us: u64,
