@@ -3,6 +3,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api_key;
 pub mod body;
 pub mod client_ip;
 pub mod clock;

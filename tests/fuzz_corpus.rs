@@ -35,5 +35,6 @@ corpus_tests!(
     request_body,
     forwarded,
     x_forwarded_for,
-    render_template
+    render_template,
+    api_key
 );

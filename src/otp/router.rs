@@ -158,7 +158,8 @@ fn header_text(parts: &Parts, name: &str, max: usize) -> Option<String> {
 }
 
 impl RequestContext {
-    fn from_parts(parts: &Parts) -> Self {
+    /// What events record about the request with these parts.
+    pub(crate) fn from_parts(parts: &Parts) -> Self {
         Self {
             request_id: header_text(parts, "x-request-id", 64),
             client_ip: ClientIp::from_parts(parts).map(|ip| ip.0),
