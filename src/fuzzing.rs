@@ -168,7 +168,45 @@ pub fn jwt_decode(data: &[u8]) {
     }
     if let Ok(value) = http::HeaderValue::from_bytes(data) {
         let _ = bearer_token(&value);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, value);
+        if let Some(token) = crate::jwt::layer::cookie_token(&headers, "access_token") {
+            assert!(!token.is_empty() && token.len() <= crate::jwt::MAX_TOKEN_LEN);
+        }
     }
+}
+
+/// `verify_webhook` on arbitrary `webhook-id`, `webhook-timestamp` and
+/// `webhook-signature` values (split at NUL bytes) and body: never panics,
+/// never accepts what it did not sign.
+pub fn webhook_verify(data: &[u8]) {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::webhook::{DEFAULT_TOLERANCE, WebhookSecret, verify_webhook};
+
+    let Ok(secret) = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") else {
+        return;
+    };
+    let mut parts = data.splitn(4, |b| *b == 0);
+    let (id, ts, sig, body) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("webhook-id", id),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", sig),
+    ] {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    // The fuzzer cannot forge an HMAC-SHA256: acceptance would be a bug.
+    assert!(verify_webhook(&secret, &headers, body, now, DEFAULT_TOLERANCE).is_err());
 }
 
 /// The OTP request bodies: JSON parsing into each body type, then identifier

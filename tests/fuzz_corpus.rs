@@ -36,5 +36,6 @@ corpus_tests!(
     forwarded,
     x_forwarded_for,
     render_template,
-    api_key
+    api_key,
+    webhook_verify
 );

@@ -253,7 +253,7 @@ impl<S, C, R> JwtAuth<S, C, R> {
     }
 }
 
-fn cookie_token<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_token<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()

@@ -27,7 +27,7 @@
 mod extract;
 mod future;
 mod keys;
-mod layer;
+pub(crate) mod layer;
 mod refresh;
 mod token;
 
