@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # HTTP stack benchmark: hello-world axum server, bare vs with the tower-otp
-# hardening stack (security headers + client IP + rate limit + JWT), alternately
-# in one run. Every request carries the same bearer token in both modes. The server runs one runtime thread pinned to one core; wrk runs on
+# hardening stack (security headers + client IP + rate limit + JWT) vs the peer
+# crates doing the same job (tower_governor + six tower-http header layers + a
+# jsonwebtoken check), rotating through the three in one run. Every request
+# carries the same bearer token in every mode. The server runs one runtime thread pinned to one core; wrk runs on
 # the other core.
 #
 # Two figures per run: throughput (req/s, from wrk) and server CPU time per
@@ -50,28 +52,28 @@ run() { # mode -> prints "req/s cpu_us_per_request"
     END {printf "%s %.3f\n", rps, (a - b) / 1000 / n}' <<<"$out"
 }
 
-bare=(); stack=(); bare_cpu=(); stack_cpu=()
+declare -A RPS CPU
+MODES=(bare stack peer)
 for r in $(seq "$ROUNDS"); do
-  # Alternate the order so drift in machine load hits both modes alike.
-  if (( r % 2 )); then order=(bare stack); else order=(stack bare); fi
+  # Rotate the order so drift in machine load hits every mode alike.
+  order=("${MODES[@]:r%3}" "${MODES[@]:0:r%3}")
   for mode in "${order[@]}"; do
     read -r rps cpu < <(run "$mode")
     echo "round $r $mode $rps req/s, $cpu µs CPU/request" >&2
-    if [[ $mode == bare ]]; then bare+=("$rps"); bare_cpu+=("$cpu")
-    else stack+=("$rps"); stack_cpu+=("$cpu"); fi
+    RPS[$mode]+="$rps "; CPU[$mode]+="$cpu "
   done
 done
 
-python3 - "${bare[*]}" "${stack[*]}" "${bare_cpu[*]}" "${stack_cpu[*]}" <<'PY'
+python3 - "${RPS[bare]}" "${RPS[stack]}" "${RPS[peer]}" "${CPU[bare]}" "${CPU[stack]}" "${CPU[peer]}" <<'PY'
 import statistics, sys
-bare, stack, bare_cpu, stack_cpu = ([float(x) for x in a.split()] for a in sys.argv[1:5])
-ratios = [s / b for b, s in zip(bare, stack)]
-print(f"bare  req/s: median {statistics.median(bare):,.0f}  ({', '.join(f'{x:,.0f}' for x in bare)})")
-print(f"stack req/s: median {statistics.median(stack):,.0f}  ({', '.join(f'{x:,.0f}' for x in stack)})")
-print(f"stack/bare: median of medians {statistics.median(stack)/statistics.median(bare):.3f}, "
-      f"per-round ratios {', '.join(f'{r:.3f}' for r in ratios)}")
-mb, ms = statistics.median(bare_cpu), statistics.median(stack_cpu)
-print(f"server CPU/request: bare median {mb:.2f} µs ({', '.join(f'{x:.2f}' for x in bare_cpu)}), "
-      f"stack median {ms:.2f} µs ({', '.join(f'{x:.2f}' for x in stack_cpu)})")
-print(f"stack cost {ms - mb:+.2f} µs/request; CPU-bound throughput ratio stack/bare = {mb / ms:.3f}")
+bare, stack, peer, bare_cpu, stack_cpu, peer_cpu = ([float(x) for x in a.split()] for a in sys.argv[1:7])
+med = statistics.median
+for name, rps, cpu in (("bare", bare, bare_cpu), ("stack", stack, stack_cpu), ("peer", peer, peer_cpu)):
+    print(f"{name:5} req/s median {med(rps):>9,.0f}  CPU/request median {med(cpu):6.2f} µs  "
+          f"(req/s {', '.join(f'{x:,.0f}' for x in rps)})")
+print(f"throughput ratio vs bare (median of per-round ratios): "
+      f"stack {med([s / b for b, s in zip(bare, stack)]):.3f}, peer {med([p / b for b, p in zip(bare, peer)]):.3f}")
+print(f"CPU-bound ratio vs bare (bare CPU / mode CPU): stack {med(bare_cpu) / med(stack_cpu):.3f}, "
+      f"peer {med(bare_cpu) / med(peer_cpu):.3f}")
+print(f"added CPU per request: stack {med(stack_cpu) - med(bare_cpu):+.2f} µs, peer {med(peer_cpu) - med(bare_cpu):+.2f} µs")
 PY

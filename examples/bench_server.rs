@@ -5,8 +5,10 @@
 //! `bare` serves `GET /` with no layers; `stack` adds the hardening layers the
 //! way an app would: security headers, client IP, a per-IP rate limit with a
 //! quota generous enough never to refuse, and HS256 bearer-token validation
-//! (`JwtLayer`, no store lookup). `token` prints a valid bearer token for the
-//! load generator. One runtime thread, so the benchmark can pin the server to
+//! (`JwtLayer`, no store lookup). `peer` is the same job done with the peer
+//! crates, as DESIGN.md measured it: tower_governor, six tower-http
+//! `SetResponseHeader` layers and a `jsonwebtoken` check. `token` prints a
+//! valid bearer token (accepted by both) for the load generator. One runtime thread, so the benchmark can pin the server to
 //! one core.
 
 use std::net::SocketAddr;
@@ -58,8 +60,66 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
                     )),
             )
         }
-        other => return Err(format!("unknown mode {other:?}: use bare or stack").into()),
+        "peer" => peer(routes)?,
+        other => return Err(format!("unknown mode {other:?}: use bare, stack or peer").into()),
     })
+}
+
+/// The peer crates' equivalent of the `stack` mode.
+fn peer(routes: Router) -> Result<Router, Box<dyn std::error::Error>> {
+    use axum::http::{HeaderName, HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+
+    let governor = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(1_000_000)
+        .finish()
+        .ok_or("governor config")?;
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    Ok(routes.layer(
+        ServiceBuilder::new()
+            .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(set(
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=31536000; includeSubDomains",
+            ))
+            .layer(set(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ))
+            .layer(set(header::REFERRER_POLICY, "no-referrer"))
+            .layer(set(
+                HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ))
+            .layer(tower_governor::GovernorLayer::new(governor))
+            .layer(axum::middleware::from_fn(jsonwebtoken_check)),
+    ))
+}
+
+/// Bearer-token check with `jsonwebtoken`, as an app would write it.
+async fn jsonwebtoken_check(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::LazyLock;
+    static KEY: LazyLock<jsonwebtoken::DecodingKey> =
+        LazyLock::new(|| jsonwebtoken::DecodingKey::from_secret(SECRET));
+    static VALIDATION: LazyLock<jsonwebtoken::Validation> =
+        LazyLock::new(|| jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256));
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &KEY, &VALIDATION)) {
+        Some(Ok(_)) => next.run(req).await,
+        _ => axum::http::StatusCode::UNAUTHORIZED.into_response(),
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
