@@ -8,7 +8,9 @@
 //! (`JwtLayer`, no store lookup). `peer` is the same job done with the peer
 //! crates, as DESIGN.md measured it: tower_governor, six tower-http
 //! `SetResponseHeader` layers and a `jsonwebtoken` check. `token` prints a
-//! valid bearer token (accepted by both) for the load generator. One runtime thread, so the benchmark can pin the server to
+//! valid bearer token (accepted by both) for the load generator. `only-headers`,
+//! `only-client-ip`, `only-rate-limit`, `only-jwt` and `only-jwt-ignored`
+//! (claims parsed into `IgnoredAny`) run one layer at a time. One runtime thread, so the benchmark can pin the server to
 //! one core.
 
 use std::net::SocketAddr;
@@ -61,6 +63,24 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
             )
         }
         "peer" => peer(routes)?,
+        // One layer at a time, to see what each costs.
+        "only-headers" => routes.layer(SecurityHeadersLayer::new()),
+        "only-client-ip" => routes.layer(ClientIpLayer::new()),
+        "only-rate-limit" => routes.layer(
+            ServiceBuilder::new().layer(ClientIpLayer::new()).layer(
+                RateLimitLayer::builder(MemoryStore::new())
+                    .limit("ip", Quota::per_second(1_000_000), ByClientIp)
+                    .build()?,
+            ),
+        ),
+        "only-jwt-ignored" => routes.layer(JwtLayer::<serde::de::IgnoredAny>::new(
+            keys()?,
+            Validation::default(),
+        )),
+        "only-jwt" => routes.layer(JwtLayer::<serde_json::Value>::new(
+            keys()?,
+            Validation::default(),
+        )),
         other => return Err(format!("unknown mode {other:?}: use bare, stack or peer").into()),
     })
 }
