@@ -52,11 +52,13 @@ run() { # mode -> prints "req/s cpu_us_per_request"
     END {printf "%s %.3f\n", rps, (a - b) / 1000 / n}' <<<"$out"
 }
 
+# MODES="bare only-headers ..." picks other bench_server modes (bare first).
+read -r -a MODES <<<"${MODES:-bare stack peer}"
 declare -A RPS CPU
-MODES=(bare stack peer)
 for r in $(seq "$ROUNDS"); do
   # Rotate the order so drift in machine load hits every mode alike.
-  order=("${MODES[@]:r%3}" "${MODES[@]:0:r%3}")
+  k=$((r % ${#MODES[@]}))
+  order=("${MODES[@]:k}" "${MODES[@]:0:k}")
   for mode in "${order[@]}"; do
     read -r rps cpu < <(run "$mode")
     echo "round $r $mode $rps req/s, $cpu µs CPU/request" >&2
@@ -64,16 +66,17 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "${RPS[bare]}" "${RPS[stack]}" "${RPS[peer]}" "${CPU[bare]}" "${CPU[stack]}" "${CPU[peer]}" <<'PY'
+args=()
+for mode in "${MODES[@]}"; do args+=("$mode" "${RPS[$mode]}" "${CPU[$mode]}"); done
+python3 - "${args[@]}" <<'PY'
 import statistics, sys
-bare, stack, peer, bare_cpu, stack_cpu, peer_cpu = ([float(x) for x in a.split()] for a in sys.argv[1:7])
 med = statistics.median
-for name, rps, cpu in (("bare", bare, bare_cpu), ("stack", stack, stack_cpu), ("peer", peer, peer_cpu)):
-    print(f"{name:5} req/s median {med(rps):>9,.0f}  CPU/request median {med(cpu):6.2f} µs  "
+a = sys.argv[1:]
+modes = {a[i]: ([float(x) for x in a[i + 1].split()], [float(x) for x in a[i + 2].split()]) for i in range(0, len(a), 3)}
+base_rps, base_cpu = next(iter(modes.values()))
+for name, (rps, cpu) in modes.items():
+    ratio = med([x / b for b, x in zip(base_rps, rps)])
+    print(f"{name:16} req/s median {med(rps):>9,.0f}  x{ratio:.3f} of first  "
+          f"CPU/request median {med(cpu):6.2f} µs ({med(cpu) - med(base_cpu):+.2f})  "
           f"(req/s {', '.join(f'{x:,.0f}' for x in rps)})")
-print(f"throughput ratio vs bare (median of per-round ratios): "
-      f"stack {med([s / b for b, s in zip(bare, stack)]):.3f}, peer {med([p / b for b, p in zip(bare, peer)]):.3f}")
-print(f"CPU-bound ratio vs bare (bare CPU / mode CPU): stack {med(bare_cpu) / med(stack_cpu):.3f}, "
-      f"peer {med(bare_cpu) / med(peer_cpu):.3f}")
-print(f"added CPU per request: stack {med(stack_cpu) - med(bare_cpu):+.2f} µs, peer {med(peer_cpu) - med(bare_cpu):+.2f} µs")
 PY

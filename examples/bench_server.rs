@@ -9,8 +9,9 @@
 //! crates, as DESIGN.md measured it: tower_governor, six tower-http
 //! `SetResponseHeader` layers and a `jsonwebtoken` check. `token` prints a
 //! valid bearer token (accepted by both) for the load generator. `only-headers`,
-//! `only-client-ip`, `only-rate-limit`, `only-jwt` and `only-jwt-ignored`
-//! (claims parsed into `IgnoredAny`) run one layer at a time. One runtime thread, so the benchmark can pin the server to
+//! `only-client-ip`, `only-rate-limit`, `only-jwt`, `only-jwt-ignored` (claims
+//! parsed into `IgnoredAny`) and `only-jsonwebtoken` run one layer at a time.
+//! One runtime thread, so the benchmark can pin the server to
 //! one core.
 
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
             keys()?,
             Validation::default(),
         )),
+        "only-jsonwebtoken" => routes.layer(axum::middleware::from_fn(jsonwebtoken_check)),
         "only-jwt" => routes.layer(JwtLayer::<serde_json::Value>::new(
             keys()?,
             Validation::default(),

@@ -317,14 +317,20 @@ where
                     return ResponseFuture::refused(refusal(true));
                 }
             };
+        if !R::CHECKS {
+            req.extensions_mut().insert(Claims {
+                custom: verified.claims,
+                registered: verified.registered,
+            });
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        // The revocation check needs the registered claims after the request
+        // has taken its copy: clone only on this path.
         let registered = verified.registered.clone();
         req.extensions_mut().insert(Claims {
             custom: verified.claims,
             registered: verified.registered,
         });
-        if !R::CHECKS {
-            return ResponseFuture::inner(self.inner.call(req));
-        }
         // The check awaits the store: take the ready inner service, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

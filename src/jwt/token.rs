@@ -294,7 +294,9 @@ pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return None;
     }
-    let b68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    let b68 = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
     token.bytes().all(b68).then_some(token)
 }
 

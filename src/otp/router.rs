@@ -163,10 +163,7 @@ impl RequestContext {
         Self {
             request_id: header_text(parts, "x-request-id", 64),
             client_ip: ClientIp::from_parts(parts).map(|ip| ip.0),
-            user_agent: parts
-                .headers
-                .get(USER_AGENT)
-                .and_then(|_| header_text(parts, USER_AGENT.as_str(), 256)),
+            user_agent: header_text(parts, USER_AGENT.as_str(), 256),
         }
     }
 }

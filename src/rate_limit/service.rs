@@ -111,7 +111,7 @@ where
         ResponseFuture::new(async move {
             let keys = match keys {
                 Ok(keys) => keys,
-                Err(problem) => return Ok(refusal(&shared, *problem, String::new())),
+                Err(problem) => return Ok(refusal(&shared, problem, String::new())),
             };
             let now = shared.clock.now();
             let mut ratelimit = String::new();
@@ -156,7 +156,7 @@ where
 
 /// The store keys to count this request under, in policy order, or the
 /// refusal when a rejecting policy finds no key.
-fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Box<Problem>> {
+fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
         let extractor = &policy.extractor.0;
@@ -168,7 +168,7 @@ fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Box<
             None => match policy.missing {
                 MissingKey::Reject => {
                     tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
-                    return Err(Box::new(extractor.missing()));
+                    return Err(extractor.missing());
                 }
                 MissingKey::Skip => {}
                 // `!` cannot occur in a policy name, so this never collides
