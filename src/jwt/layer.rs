@@ -74,6 +74,7 @@ impl<S: Store> Revocation for StoreRevocation<S> {
     }
 }
 
+#[derive(Clone)]
 struct Config<R> {
     keys: JwtKeys,
     validation: Validation,
@@ -155,13 +156,7 @@ impl<C> JwtLayer<C> {
 
 impl<C, R: Revocation> JwtLayer<C, R> {
     fn map_config<R2>(self, f: impl FnOnce(Config<R>) -> Config<R2>) -> JwtLayer<C, R2> {
-        let config = Arc::try_unwrap(self.config).unwrap_or_else(|arc| Config {
-            keys: arc.keys.clone(),
-            validation: arc.validation.clone(),
-            cookie: arc.cookie.clone(),
-            revocation: arc.revocation.clone(),
-            clock: Arc::clone(&arc.clock),
-        });
+        let config = Arc::unwrap_or_clone(self.config);
         JwtLayer {
             config: Arc::new(f(config)),
             _claims: PhantomData,
