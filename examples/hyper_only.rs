@@ -63,7 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(auth.jwt_layer::<Value>())
         .service(service_fn(|req: Request<Incoming>| async move {
             let claims = req.extensions().get::<Claims<Value>>().cloned();
-            let body = json!({ "subject": claims.and_then(|c| c.registered.sub) }).to_string();
+            let body =
+                json!({ "subject": claims.and_then(|c| c.registered().sub.clone()) }).to_string();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
         }));
 

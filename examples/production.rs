@@ -254,8 +254,8 @@ async fn peer_addr(
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {
     Json(json!({
-        "subject": claims.registered.sub,
-        "session": claims.registered.sid,
-        "expires_at": claims.registered.exp,
+        "subject": claims.registered().sub,
+        "session": claims.registered().sid,
+        "expires_at": claims.registered().exp,
     }))
 }

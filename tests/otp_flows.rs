@@ -40,7 +40,7 @@ async fn peer_addr(
 }
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {
-    Json(json!({ "subject": claims.registered.sub, "plan": claims.custom["plan"] }))
+    Json(json!({ "subject": claims.registered().sub, "plan": claims.custom()["plan"] }))
 }
 
 /// A router over `notifier` with a manual clock and an event sink.
@@ -248,6 +248,11 @@ async fn logout_revokes_session() {
     let tokens = login(&http, &notifier, &json!({ "email": EMAIL }), EMAIL).await;
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
+    // Used (and cached by the JwtLayer) before the logout.
+    assert_eq!(
+        http.get_bearer("/api/me", access).await.status,
+        StatusCode::OK
+    );
     let out = http.post_bearer("/auth/logout", access).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_problem(
@@ -786,6 +791,12 @@ async fn bad_tokens_are_401() {
     )
     .unwrap();
     let huge = "a".repeat(20_000);
+    // The good token is verified (and cached by the JwtLayer) first: a
+    // tampered copy must still be refused.
+    assert_eq!(
+        http.get_bearer("/api/me", good).await.status,
+        StatusCode::OK
+    );
     let tokens = [
         alg_none.as_str(),
         tampered.as_str(),

@@ -20,7 +20,7 @@ impl IntoResponse for MissingClaims {
 
 impl<C, St> FromRequestParts<St> for Claims<C>
 where
-    C: Clone + Send + Sync + 'static,
+    C: Send + Sync + 'static,
     St: Send + Sync,
 {
     type Rejection = MissingClaims;

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,6 +10,7 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower::{Layer, Service};
 
+use super::cache::TokenCache;
 use super::future::ResponseFuture;
 use super::keys::JwtKeys;
 use super::token::{MAX_TOKEN_LEN, RegisteredClaims, Validation, bearer_token, decode};
@@ -22,14 +22,57 @@ use crate::store::{Store, StoreError};
 /// The verified claims of the request's access token, in request extensions.
 ///
 /// `C` is the application's own claims type, parsed from the token payload;
-/// the registered claims (`sub`, `exp`, `sid`, …) are alongside. Under the
-/// `axum` feature this is also an extractor.
-#[derive(Clone, Debug)]
-pub struct Claims<C> {
+/// the registered claims (`sub`, `exp`, `sid`, …) are alongside. Cloning is
+/// one reference count, whatever `C` is. Under the `axum` feature this is
+/// also an extractor.
+///
+/// ```
+/// use tower_otp::jwt::{Claims, RegisteredClaims};
+///
+/// let claims = Claims::new(
+///     serde_json::json!({"plan": "pro"}),
+///     RegisteredClaims { sub: Some("usr_1".into()), ..Default::default() },
+/// );
+/// assert_eq!(claims.custom()["plan"], "pro");
+/// assert_eq!(claims.registered().sub.as_deref(), Some("usr_1"));
+/// ```
+pub struct Claims<C>(Arc<ClaimsParts<C>>);
+
+struct ClaimsParts<C> {
+    custom: C,
+    registered: RegisteredClaims,
+}
+
+impl<C> Claims<C> {
+    /// Claims from their two parts (tests and custom authenticators).
+    pub fn new(custom: C, registered: RegisteredClaims) -> Self {
+        Self(Arc::new(ClaimsParts { custom, registered }))
+    }
+
     /// The application's claims.
-    pub custom: C,
+    pub fn custom(&self) -> &C {
+        &self.0.custom
+    }
+
     /// Registered claims.
-    pub registered: RegisteredClaims,
+    pub fn registered(&self) -> &RegisteredClaims {
+        &self.0.registered
+    }
+}
+
+impl<C> Clone for Claims<C> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Claims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("custom", &self.0.custom)
+            .field("registered", &self.0.registered)
+            .finish()
+    }
 }
 
 /// Decides whether a verified token has been revoked.
@@ -74,13 +117,31 @@ impl<S: Store> Revocation for StoreRevocation<S> {
     }
 }
 
-#[derive(Clone)]
-struct Config<R> {
+/// Slots in the verified-token cache unless set with
+/// [`JwtLayer::with_cache`]: enough for the tokens of a thousand active
+/// clients, a few hundred kilobytes at most.
+pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
+
+struct Config<C, R> {
     keys: JwtKeys,
     validation: Validation,
     cookie: Option<String>,
     revocation: R,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<TokenCache<C>>>,
+}
+
+impl<C, R: Clone> Clone for Config<C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+            validation: self.validation.clone(),
+            cookie: self.cookie.clone(),
+            revocation: self.revocation.clone(),
+            clock: Arc::clone(&self.clock),
+            cache: self.cache.clone(),
+        }
+    }
 }
 
 /// Requires a valid HS256 bearer token and puts [`Claims<C>`] into request
@@ -113,16 +174,22 @@ struct Config<R> {
 /// unknown `kid` is refused without any lookup. Without a revocation check
 /// ([`with_store`](Self::with_store)) a token stays valid until `exp` even
 /// after logout — keep access tokens short-lived, or add the check.
+///
+/// # Verified-token cache
+///
+/// Tokens that verified are remembered (see [`with_cache`](Self::with_cache)),
+/// so a client's next request with the same token skips the base64, HMAC and
+/// JSON work. A cached token is compared byte for byte in constant time, its
+/// `exp`/`nbf`/`iat` are checked again on every request, and the revocation
+/// check is never cached.
 pub struct JwtLayer<C, R = NoRevocation> {
-    config: Arc<Config<R>>,
-    _claims: PhantomData<fn() -> C>,
+    config: Arc<Config<C, R>>,
 }
 
 impl<C, R> Clone for JwtLayer<C, R> {
     fn clone(&self) -> Self {
         Self {
             config: Arc::clone(&self.config),
-            _claims: PhantomData,
         }
     }
 }
@@ -133,6 +200,10 @@ impl<C, R> fmt::Debug for JwtLayer<C, R> {
             .field("keys", &self.config.keys)
             .field("validation", &self.config.validation)
             .field("cookie", &self.config.cookie)
+            .field(
+                "cache_capacity",
+                &self.config.cache.as_ref().map(|c| c.capacity()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -148,18 +219,17 @@ impl<C> JwtLayer<C> {
                 cookie: None,
                 revocation: NoRevocation,
                 clock: Arc::new(SystemClock),
+                cache: Some(Arc::new(TokenCache::new(DEFAULT_CACHE_CAPACITY))),
             }),
-            _claims: PhantomData,
         }
     }
 }
 
 impl<C, R: Revocation> JwtLayer<C, R> {
-    fn map_config<R2>(self, f: impl FnOnce(Config<R>) -> Config<R2>) -> JwtLayer<C, R2> {
+    fn map_config<R2>(self, f: impl FnOnce(Config<C, R>) -> Config<C, R2>) -> JwtLayer<C, R2> {
         let config = Arc::unwrap_or_clone(self.config);
         JwtLayer {
             config: Arc::new(f(config)),
-            _claims: PhantomData,
         }
     }
 
@@ -172,6 +242,28 @@ impl<C, R: Revocation> JwtLayer<C, R> {
             cookie: c.cookie,
             revocation: StoreRevocation(store),
             clock: c.clock,
+            cache: c.cache,
+        })
+    }
+
+    /// Sets the number of slots in the verified-token cache (rounded up to a
+    /// power of two; default [`DEFAULT_CACHE_CAPACITY`]). Each slot holds one
+    /// token and its claims; a token landing on a taken slot replaces the one
+    /// there.
+    #[must_use]
+    pub fn with_cache(self, capacity: usize) -> Self {
+        self.map_config(|mut c| {
+            c.cache = Some(Arc::new(TokenCache::new(capacity)));
+            c
+        })
+    }
+
+    /// Verifies every token afresh, caching nothing.
+    #[must_use]
+    pub fn without_cache(self) -> Self {
+        self.map_config(|mut c| {
+            c.cache = None;
+            c
         })
     }
 
@@ -277,7 +369,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    C: DeserializeOwned + Clone + Send + Sync + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
     R: Revocation,
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
@@ -304,34 +396,40 @@ where
             let had_credentials = headers.contains_key(AUTHORIZATION);
             return ResponseFuture::refused(refusal(had_credentials));
         };
-        let verified =
-            match decode::<C>(&config.keys, &config.validation, token, config.clock.now()) {
-                Ok(v) => v,
+        let now = config.clock.now();
+        let cache = config.cache.as_deref();
+        let claims = match cache.and_then(|cache| cache.get(token)) {
+            Some(claims) => match config.validation.check(claims.registered(), now) {
+                Ok(()) => claims,
+                Err(reason) => {
+                    cache.inspect(|cache| cache.remove(token));
+                    tracing::debug!(target: "tower_otp", %reason, "access token refused");
+                    return ResponseFuture::refused(refusal(true));
+                }
+            },
+            None => match decode::<C>(&config.keys, &config.validation, token, now) {
+                Ok(verified) => {
+                    let claims = Claims::new(verified.claims, verified.registered);
+                    cache.inspect(|cache| cache.insert(token, &claims));
+                    claims
+                }
                 Err(reason) => {
                     tracing::debug!(target: "tower_otp", %reason, "access token refused");
                     return ResponseFuture::refused(refusal(true));
                 }
-            };
+            },
+        };
         if !R::CHECKS {
-            req.extensions_mut().insert(Claims {
-                custom: verified.claims,
-                registered: verified.registered,
-            });
+            req.extensions_mut().insert(claims);
             return ResponseFuture::inner(self.inner.call(req));
         }
-        // The revocation check needs the registered claims after the request
-        // has taken its copy: clone only on this path.
-        let registered = verified.registered.clone();
-        req.extensions_mut().insert(Claims {
-            custom: verified.claims,
-            registered: verified.registered,
-        });
+        req.extensions_mut().insert(claims.clone());
         // The check awaits the store: take the ready inner service, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let revocation = config.revocation.clone();
         ResponseFuture::boxed(async move {
-            match revocation.is_revoked(&registered).await {
+            match revocation.is_revoked(claims.registered()).await {
                 Ok(false) => inner
                     .call(req)
                     .await
@@ -343,5 +441,88 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use http::StatusCode;
+    use http::header::AUTHORIZATION;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::clock::{ManualClock, unix_secs};
+    use crate::jwt::encode;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new("k1", [3u8; 32]).unwrap()
+    }
+
+    fn token(clock: &ManualClock, sub: &str, ttl: u64) -> String {
+        let now = unix_secs(clock.now());
+        encode(
+            &keys(),
+            &serde_json::json!({ "sub": sub, "exp": now + ttl }),
+        )
+        .unwrap()
+    }
+
+    /// Status and the `sub` the inner service saw.
+    async fn call(layer: &JwtLayer<serde_json::Value>, token: &str) -> (StatusCode, String) {
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            let claims = req.extensions().get::<Claims<serde_json::Value>>().unwrap();
+            let sub = claims.registered().sub.clone().unwrap();
+            Ok::<_, Infallible>(Response::new(sub))
+        }));
+        let req = Request::builder()
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = match res.into_body() {
+            ResponseBody::Inner { body } => body,
+            ResponseBody::Full { .. } => String::new(),
+        };
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_refused_once_it_expires() {
+        let clock = ManualClock::default();
+        let layer = JwtLayer::new(keys(), Validation::default().leeway(Duration::ZERO))
+            .with_clock(clock.clone());
+        let t = token(&clock, "usr_a", 60);
+        assert_eq!(call(&layer, &t).await, (StatusCode::OK, "usr_a".into()));
+        assert_eq!(call(&layer, &t).await, (StatusCode::OK, "usr_a".into()));
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(call(&layer, &t).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(&layer, &t).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn tokens_sharing_a_slot_keep_their_own_claims() {
+        let clock = ManualClock::default();
+        for layer in [
+            JwtLayer::new(keys(), Validation::default()).with_cache(1),
+            JwtLayer::new(keys(), Validation::default()).without_cache(),
+        ] {
+            let layer = layer.with_clock(clock.clone());
+            let (a, b) = (token(&clock, "usr_a", 60), token(&clock, "usr_b", 60));
+            for _ in 0..3 {
+                assert_eq!(call(&layer, &a).await, (StatusCode::OK, "usr_a".into()));
+                assert_eq!(call(&layer, &b).await, (StatusCode::OK, "usr_b".into()));
+            }
+            // A forged twin of a cached token: same signature, other payload.
+            let mut forged: Vec<&str> = a.split('.').collect();
+            let other: Vec<&str> = b.split('.').collect();
+            forged[1] = other[1];
+            let forged = forged.join(".");
+            assert_eq!(call(&layer, &forged).await.0, StatusCode::UNAUTHORIZED);
+        }
     }
 }

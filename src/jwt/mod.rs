@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cache;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
@@ -34,7 +35,9 @@ mod token;
 #[cfg(feature = "axum")]
 pub use extract::MissingClaims;
 pub use future::ResponseFuture;
-pub use layer::{Claims, JwtAuth, JwtLayer, NoRevocation, Revocation, StoreRevocation};
+pub use layer::{
+    Claims, DEFAULT_CACHE_CAPACITY, JwtAuth, JwtLayer, NoRevocation, Revocation, StoreRevocation,
+};
 
 pub use keys::{JwtKeys, MIN_SECRET_LEN};
 pub use refresh::RefreshToken;

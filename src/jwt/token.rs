@@ -161,7 +161,7 @@ impl Validation {
         self
     }
 
-    fn check(&self, c: &RegisteredClaims, now: SystemTime) -> Result<(), JwtError> {
+    pub(crate) fn check(&self, c: &RegisteredClaims, now: SystemTime) -> Result<(), JwtError> {
         let now = unix_secs(now);
         let leeway = self.leeway.as_secs();
         match c.exp {
