@@ -77,7 +77,11 @@ fn bench(c: &mut Criterion) {
         let gov_fake = RateLimiter::dashmap_with_clock(gov_quota, fake);
         // Warm the tables so every measured call finds its key.
         for k in &keys {
-            assert!(store.hit_now(k, &quota, SystemTime::now()).allowed);
+            assert!(
+                store
+                    .hit_now(k, &quota, SystemTime::now())
+                    .is_some_and(|d| d.allowed)
+            );
             assert!(gov.check_key(k).is_ok());
             assert!(gov_info.check_key(k).is_ok());
             assert!(gov_fake.check_key(k).is_ok());

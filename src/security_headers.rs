@@ -61,6 +61,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::Entry as MapEntry;
 use http::header::{
     CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS, X_XSS_PROTECTION,
@@ -387,8 +388,15 @@ fn apply(entries: &[Entry], headers: &mut HeaderMap) {
     // One allocation instead of a few doublings as the map grows.
     headers.reserve(entries.len());
     for e in entries {
-        if e.force || !headers.contains_key(&e.name) {
-            headers.insert(e.name.clone(), e.value.clone());
+        // One lookup per header, whether or not the inner service set it.
+        match headers.entry(e.name.clone()) {
+            MapEntry::Vacant(slot) => {
+                slot.insert(e.value.clone());
+            }
+            MapEntry::Occupied(mut slot) if e.force => {
+                slot.insert(e.value.clone());
+            }
+            MapEntry::Occupied(_) => {}
         }
     }
 }

@@ -258,3 +258,45 @@ async fn clones_share_state() {
     assert!(store.hit(&key, &q, t(0)).await.unwrap().allowed);
     assert!(!other.hit(&key, &q, t(0)).await.unwrap().allowed);
 }
+
+/// `RateLimitLayer` over Redis: the store needs I/O, so the layer takes its
+/// awaiting path (the in-memory store never does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_layer_counts_in_redis() {
+    use http::{Request, Response, StatusCode};
+    use tower::{Layer, ServiceExt, service_fn};
+    use tower_otp::client_ip::ClientIp;
+    use tower_otp::clock::ManualClock;
+    use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
+
+    let Some(store) = store_with_prefix(&unique("rl-layer")).await else {
+        return;
+    };
+    let layer = RateLimitLayer::builder(store)
+        .limit("ip", Quota::per_minute(2), ByClientIp)
+        .clock(ManualClock::default())
+        .build()
+        .unwrap();
+    let svc = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+    }));
+    let call = |ip: &str| {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(ClientIp(ip.parse().unwrap()));
+        svc.clone().oneshot(req)
+    };
+    for remaining in [1, 0] {
+        let res = call("192.0.2.1").await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["ratelimit-policy"], "\"ip\";q=2;w=60");
+        assert_eq!(
+            res.headers()["ratelimit"],
+            format!("\"ip\";r={remaining};t={}", 30 * (2 - remaining)).as_str()
+        );
+    }
+    let refused = call("192.0.2.1").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    // Another client has its own bucket.
+    assert_eq!(call("192.0.2.2").await.unwrap().status(), StatusCode::OK);
+}

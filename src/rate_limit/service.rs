@@ -7,10 +7,10 @@ use std::task::{Context, Poll};
 
 use http::header::HeaderName;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::future::ResponseFuture;
+use super::future::{RateLimitHeaders, ResponseFuture};
 use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::{ResponseBody, problem_response};
@@ -94,41 +94,53 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The clone is not ready; keep the ready one for this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
+        let shared = &self.shared;
         let (parts, body) = req.into_parts();
         let keys = plan(&shared.policies, &parts);
         let req = Request::from_parts(parts, body);
-        ResponseFuture::new(async move {
-            let keys = match keys {
-                Ok(keys) => keys,
-                Err(problem) => return Ok(refusal(&shared, problem, String::new())),
+        let keys = match keys {
+            Ok(keys) => keys,
+            Err(problem) => {
+                return ResponseFuture::refused(refusal(shared, problem, String::new()));
+            }
+        };
+        let now = shared.clock.now();
+        let mut ratelimit = String::new();
+        // Count without waiting while the store can (the in-memory store
+        // always can): then the inner service is called right here.
+        let mut counted = 0;
+        for (index, key) in &keys {
+            let policy = &shared.policies[*index];
+            let Some(decision) = shared.store.hit_now(key, &policy.quota, now) else {
+                break;
             };
-            let now = shared.clock.now();
-            let mut ratelimit = String::new();
-            for (index, key) in keys {
-                let policy = &shared.policies[index];
-                match shared.store.hit(&key, &policy.quota, now).await {
+            counted += 1;
+            if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
+                return ResponseFuture::refused(refused);
+            }
+        }
+        if counted == keys.len() {
+            let headers = headers(shared, ratelimit);
+            return ResponseFuture::inner(self.inner.call(req), headers);
+        }
+        // The store needs I/O: take the ready inner service, leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(shared);
+        ResponseFuture::boxed(async move {
+            for (index, key) in &keys[counted..] {
+                let policy = &shared.policies[*index];
+                match shared.store.hit(key, &policy.quota, now).await {
                     Ok(decision) => {
-                        push_item(&mut ratelimit, policy, &decision);
-                        if !decision.allowed {
-                            tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
-                            metrics::counter!(
-                                "tower_otp_rate_limit_exceeded_total",
-                                "policy" => policy.name.to_string()
-                            )
-                            .increment(1);
-                            let problem = Problem::rate_limited(decision.retry_after);
-                            return Ok(refusal(&shared, problem, ratelimit));
+                        if let Some(refused) = record(&shared, policy, &decision, &mut ratelimit) {
+                            return Ok(refused);
                         }
                     }
                     Err(error) if shared.fail_open => {
@@ -148,10 +160,31 @@ where
             }
             let res = inner.call(req).await?;
             let mut res = res.map(ResponseBody::inner);
-            add_headers(&shared, res.headers_mut(), ratelimit);
+            headers(&shared, ratelimit).add_to(res.headers_mut());
             Ok(res)
         })
     }
+}
+
+/// Adds `decision` to the `RateLimit` value; the refusal if it refused.
+fn record<St, B>(
+    shared: &Shared<St>,
+    policy: &Policy,
+    decision: &RateDecision,
+    ratelimit: &mut String,
+) -> Option<Response<ResponseBody<B>>> {
+    push_item(ratelimit, policy, decision);
+    if decision.allowed {
+        return None;
+    }
+    tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
+    metrics::counter!(
+        "tower_otp_rate_limit_exceeded_total",
+        "policy" => policy.name.to_string()
+    )
+    .increment(1);
+    let problem = Problem::rate_limited(decision.retry_after);
+    Some(refusal(shared, problem, std::mem::take(ratelimit)))
 }
 
 /// The store keys to count this request under, in policy order, or the
@@ -194,14 +227,13 @@ fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
     );
 }
 
-fn add_headers<St>(shared: &Shared<St>, headers: &mut HeaderMap, ratelimit: String) {
-    // `append`: a layer further out adds its own policies beside ours.
-    headers.append(RATELIMIT_POLICY, shared.policy_header.clone());
-    // `try_from(String)` takes the buffer over instead of copying it.
-    if !ratelimit.is_empty()
-        && let Ok(value) = HeaderValue::try_from(ratelimit)
-    {
-        headers.append(RATELIMIT, value);
+fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
+    RateLimitHeaders {
+        policy: shared.policy_header.clone(),
+        // `try_from(String)` takes the buffer over instead of copying it.
+        limit: (!ratelimit.is_empty())
+            .then(|| HeaderValue::try_from(ratelimit).ok())
+            .flatten(),
     }
 }
 
@@ -211,7 +243,7 @@ fn refusal<St, B>(
     ratelimit: String,
 ) -> Response<ResponseBody<B>> {
     let mut res = problem_response(problem);
-    add_headers(shared, res.headers_mut(), ratelimit);
+    headers(shared, ratelimit).add_to(res.headers_mut());
     res
 }
 

@@ -141,11 +141,6 @@ impl MemoryStore {
             max_rate_keys: 1_000_000,
         }
     }
-
-    /// Synchronous rate-limit decision: the memory store never waits.
-    pub fn hit_now(&self, key: &str, quota: &Quota, now: SystemTime) -> RateDecision {
-        self.rates.hit(key, quota, unix_micros(now))
-    }
 }
 
 fn challenge_key(key: &str) -> String {
@@ -175,7 +170,12 @@ impl Store for MemoryStore {
         quota: &Quota,
         now: SystemTime,
     ) -> Result<RateDecision, StoreError> {
-        Ok(self.hit_now(key, quota, now))
+        Ok(self.rates.hit(key, quota, unix_micros(now)))
+    }
+
+    /// Always `Some`: the memory store never waits.
+    fn hit_now(&self, key: &str, quota: &Quota, now: SystemTime) -> Option<RateDecision> {
+        Some(self.rates.hit(key, quota, unix_micros(now)))
     }
 
     async fn put_challenge(

@@ -144,6 +144,15 @@ pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<RateDecision, StoreError>> + Send;
 
+    /// [`hit`](Self::hit) without waiting, for a store that counts in
+    /// process memory: `Some` with the decision, or `None` (the default)
+    /// when counting needs I/O. Rate-limit layers try it first, so with the
+    /// in-memory store a request costs no boxed future and no service clone.
+    fn hit_now(&self, key: &str, quota: &Quota, now: SystemTime) -> Option<RateDecision> {
+        let _ = (key, quota, now);
+        None
+    }
+
     /// Stores `challenge` under `key`, replacing (voiding) any previous one;
     /// it lives until `challenge.expires_at_us` and its attempt count starts at 0.
     fn put_challenge(

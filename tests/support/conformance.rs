@@ -50,6 +50,32 @@ pub async fn hit_counts_and_refuses<S: Store>(store: S) {
     assert!(store.hit(&unique("hit"), &q, t(3)).await.unwrap().allowed);
 }
 
+/// A store that decides without waiting (`hit_now` is `Some`) counts into
+/// the same buckets as `hit`; one that cannot says `None` every time.
+pub async fn hit_now_counts_like_hit<S: Store>(store: S) {
+    let key = unique("hit-now");
+    let q = Quota::per_hour(3);
+    let Some(first) = store.hit_now(&key, &q, t(0)) else {
+        assert!(
+            store.hit_now(&key, &q, t(1)).is_none(),
+            "hit_now must be all or nothing"
+        );
+        return;
+    };
+    assert!(first.allowed);
+    assert_eq!(first.remaining, 2);
+    assert_eq!(store.hit(&key, &q, t(1)).await.unwrap().remaining, 1);
+    assert_eq!(store.hit_now(&key, &q, t(2)).unwrap().remaining, 0);
+    let refused = store.hit(&key, &q, t(3)).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(store.hit_now(&key, &q, t(4)).unwrap(), {
+        let mut again = refused;
+        again.retry_after -= Duration::from_secs(1);
+        again.reset_after -= Duration::from_secs(1);
+        again
+    });
+}
+
 pub async fn refused_hit_changes_nothing<S: Store>(store: S) {
     let key = unique("hit");
     let q = Quota::per_minute(1);
@@ -462,7 +488,7 @@ pub async fn ping_answers<S: Store>(store: S) {
 macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@tests $make;
-            hit_counts_and_refuses, refused_hit_changes_nothing, hit_refills,
+            hit_counts_and_refuses, hit_now_counts_like_hit, refused_hit_changes_nothing, hit_refills,
             concurrent_hits_never_exceed, challenge_round_trip, missing_challenge,
             challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
             concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max,
