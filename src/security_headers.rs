@@ -61,7 +61,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::Entry as MapEntry;
 use http::header::{
     CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS, X_XSS_PROTECTION,
@@ -90,11 +89,23 @@ struct Entry {
     force: bool,
 }
 
+/// The configured headers, ready to apply.
+#[derive(Debug)]
+struct Prepared {
+    entries: Box<[Entry]>,
+    /// The headers as a map, hashed once here: each response starts from a
+    /// copy of it and the inner service's headers are laid over it, which
+    /// costs fewer hash-and-probe steps than adding ours to its map.
+    template: HeaderMap,
+    /// Headers of ours that replace the inner service's.
+    forced: Box<[HeaderName]>,
+}
+
 /// Adds security headers to every response. See the [module docs](self).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SecurityHeadersLayer {
-    entries: Arc<[Entry]>,
+    prepared: Arc<Prepared>,
 }
 
 impl SecurityHeadersLayer {
@@ -121,14 +132,27 @@ impl SecurityHeadersLayer {
     }
 
     fn from_entries(entries: Vec<Entry>) -> Self {
+        let mut template = HeaderMap::with_capacity(entries.len());
+        for e in &entries {
+            template.insert(&e.name, e.value.clone());
+        }
+        let forced = entries
+            .iter()
+            .filter(|e| e.force)
+            .map(|e| e.name.clone())
+            .collect();
         Self {
-            entries: entries.into(),
+            prepared: Arc::new(Prepared {
+                entries: entries.into(),
+                template,
+                forced,
+            }),
         }
     }
 
     /// The headers this layer sets, in order.
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.entries.iter().map(|e| (&e.name, &e.value))
+        self.prepared.entries.iter().map(|e| (&e.name, &e.value))
     }
 }
 
@@ -325,7 +349,7 @@ impl<S> Layer<S> for SecurityHeadersLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SecurityHeaders {
             inner,
-            entries: self.entries.clone(),
+            prepared: self.prepared.clone(),
         }
     }
 }
@@ -334,7 +358,7 @@ impl<S> Layer<S> for SecurityHeadersLayer {
 #[derive(Clone, Debug)]
 pub struct SecurityHeaders<S> {
     inner: S,
-    entries: Arc<[Entry]>,
+    prepared: Arc<Prepared>,
 }
 
 impl<S> SecurityHeaders<S> {
@@ -379,26 +403,29 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         ResponseFuture {
             inner: self.inner.call(req),
-            entries: self.entries.clone(),
+            prepared: self.prepared.clone(),
         }
     }
 }
 
-fn apply(entries: &[Entry], headers: &mut HeaderMap) {
-    // One allocation instead of a few doublings as the map grows.
-    headers.reserve(entries.len());
-    for e in entries {
-        // One lookup per header, whether or not the inner service set it.
-        match headers.entry(e.name.clone()) {
-            MapEntry::Vacant(slot) => {
-                slot.insert(e.value.clone());
+fn apply(prepared: &Prepared, headers: &mut HeaderMap) {
+    let mut merged = prepared.template.clone();
+    merged.reserve(headers.len());
+    // The inner service's headers, every value of each, over ours: its
+    // value wins unless ours is forced.
+    let mut current: Option<(HeaderName, bool)> = None;
+    for (name, value) in std::mem::take(headers) {
+        if let Some(name) = name {
+            let forced = prepared.forced.contains(&name);
+            if !forced {
+                merged.insert(&name, value);
             }
-            MapEntry::Occupied(mut slot) if e.force => {
-                slot.insert(e.value.clone());
-            }
-            MapEntry::Occupied(_) => {}
+            current = Some((name, forced));
+        } else if let Some((name, false)) = &current {
+            merged.append(name, value);
         }
     }
+    *headers = merged;
 }
 
 /// Response future of [`SecurityHeaders`].
@@ -407,7 +434,7 @@ fn apply(entries: &[Entry], headers: &mut HeaderMap) {
 pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
-    entries: Arc<[Entry]>,
+    prepared: Arc<Prepared>,
 }
 
 impl<F, B, E> Future for ResponseFuture<F>
@@ -419,7 +446,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx))?;
-        apply(this.entries, res.headers_mut());
+        apply(this.prepared, res.headers_mut());
         Poll::Ready(Ok(res))
     }
 }
@@ -571,5 +598,56 @@ mod tests {
         let res = svc.oneshot(Request::new(())).await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    }
+
+    #[tokio::test]
+    async fn every_value_of_the_inner_headers_survives() {
+        let inner = |_req: Request<()>| async {
+            let mut res = Response::new(String::from("ok"));
+            let h = res.headers_mut();
+            h.append("set-cookie", HeaderValue::from_static("a=1"));
+            h.append("set-cookie", HeaderValue::from_static("b=2"));
+            h.append(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("img-src *"),
+            );
+            h.append(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("script-src 'self'"),
+            );
+            Ok::<_, Infallible>(res)
+        };
+        let values = |res: &Response<String>, name: &str| -> Vec<String> {
+            res.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect()
+        };
+        let kept = SecurityHeadersLayer::new()
+            .layer(service_fn(inner))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(values(&kept, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(
+            values(&kept, "content-security-policy"),
+            ["img-src *", "script-src 'self'"]
+        );
+        assert_eq!(values(&kept, "x-frame-options"), ["DENY"]);
+
+        let forced = SecurityHeadersLayer::builder()
+            .override_header("content-security-policy")
+            .build()
+            .unwrap()
+            .layer(service_fn(inner))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(values(&forced, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(
+            values(&forced, "content-security-policy"),
+            ["default-src 'none'; frame-ancestors 'none'"]
+        );
     }
 }

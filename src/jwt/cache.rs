@@ -26,7 +26,7 @@ use super::layer::Claims;
 const HASHED_SUFFIX: usize = 43;
 
 struct Slot<C> {
-    token: Box<str>,
+    token: Box<[u8]>,
     claims: Claims<C>,
 }
 
@@ -51,8 +51,8 @@ impl<C> TokenCache<C> {
         self.slots.len()
     }
 
-    fn slot(&self, token: &str) -> &RwLock<Option<Slot<C>>> {
-        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_SUFFIX)..];
+    fn slot(&self, token: &[u8]) -> &RwLock<Option<Slot<C>>> {
+        let tail = &token[token.len().saturating_sub(HASHED_SUFFIX)..];
         // Truncation is the point: the low bits pick the slot.
         #[allow(clippy::cast_possible_truncation)]
         let index = self.hasher.hash_one(tail) as usize & self.mask;
@@ -60,14 +60,16 @@ impl<C> TokenCache<C> {
     }
 
     /// The claims of `token` if it was verified before and is still cached.
-    pub(crate) fn get(&self, token: &str) -> Option<Claims<C>> {
+    /// Takes the raw bytes: a hit needs no character check, since only
+    /// tokens that passed every check are ever cached.
+    pub(crate) fn get(&self, token: &[u8]) -> Option<Claims<C>> {
         let slot = self.slot(token).read().unwrap_or_else(|e| e.into_inner());
         let cached = slot.as_ref()?;
-        constant_time_eq(cached.token.as_bytes(), token.as_bytes()).then(|| cached.claims.clone())
+        constant_time_eq(&cached.token, token).then(|| cached.claims.clone())
     }
 
     /// Remembers that `token` verified to `claims`.
-    pub(crate) fn insert(&self, token: &str, claims: &Claims<C>) {
+    pub(crate) fn insert(&self, token: &[u8], claims: &Claims<C>) {
         let mut slot = self.slot(token).write().unwrap_or_else(|e| e.into_inner());
         *slot = Some(Slot {
             token: token.into(),
@@ -76,11 +78,11 @@ impl<C> TokenCache<C> {
     }
 
     /// Forgets `token` (it no longer passes the time checks).
-    pub(crate) fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &[u8]) {
         let mut slot = self.slot(token).write().unwrap_or_else(|e| e.into_inner());
         if slot
             .as_ref()
-            .is_some_and(|s| constant_time_eq(s.token.as_bytes(), token.as_bytes()))
+            .is_some_and(|s| constant_time_eq(&s.token, token))
         {
             *slot = None;
         }
@@ -145,13 +147,13 @@ mod tests {
     fn hit_only_for_the_same_token() {
         let cache = TokenCache::new(64);
         let token = "aaaa.bbbb.signature-of-token-one";
-        assert!(cache.get(token).is_none());
-        cache.insert(token, &claims("one"));
-        let hit = cache.get(token).unwrap();
+        assert!(cache.get(token.as_bytes()).is_none());
+        cache.insert(token.as_bytes(), &claims("one"));
+        let hit = cache.get(token.as_bytes()).unwrap();
         assert_eq!(hit.registered().sub.as_deref(), Some("one"));
         // Same slot or not, a different token never reads another's claims.
-        assert!(cache.get("aaaa.bbbb.signature-of-token-two").is_none());
-        assert!(cache.get("aaaa.bbbc.signature-of-token-one").is_none());
+        assert!(cache.get(b"aaaa.bbbb.signature-of-token-two").is_none());
+        assert!(cache.get(b"aaaa.bbbc.signature-of-token-one").is_none());
     }
 
     #[test]
@@ -159,7 +161,7 @@ mod tests {
         let cache = TokenCache::new(3);
         assert_eq!(cache.capacity(), 4);
         for i in 0..1_000 {
-            cache.insert(&format!("t.{i}.sig{i}"), &claims("x"));
+            cache.insert(format!("t.{i}.sig{i}").as_bytes(), &claims("x"));
         }
         let live = cache
             .slots
@@ -168,16 +170,16 @@ mod tests {
             .count();
         assert!(live <= 4);
         // The last token inserted is always found.
-        assert!(cache.get("t.999.sig999").is_some());
+        assert!(cache.get(b"t.999.sig999").is_some());
     }
 
     #[test]
     fn remove_forgets_only_that_token() {
         let cache = TokenCache::new(1);
-        cache.insert("a.b.one", &claims("one"));
-        cache.remove("a.b.two");
-        assert!(cache.get("a.b.one").is_some());
-        cache.remove("a.b.one");
-        assert!(cache.get("a.b.one").is_none());
+        cache.insert(b"a.b.one", &claims("one"));
+        cache.remove(b"a.b.two");
+        assert!(cache.get(b"a.b.one").is_some());
+        cache.remove(b"a.b.one");
+        assert!(cache.get(b"a.b.one").is_none());
     }
 }

@@ -13,7 +13,9 @@ use tower::{Layer, Service};
 use super::cache::TokenCache;
 use super::future::ResponseFuture;
 use super::keys::JwtKeys;
-use super::token::{MAX_TOKEN_LEN, RegisteredClaims, Validation, bearer_token, decode};
+use super::token::{
+    JwtError, MAX_TOKEN_LEN, RegisteredClaims, Validation, b64token, bearer_bytes, decode,
+};
 use crate::body::{ResponseBody, problem_response};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Problem;
@@ -386,11 +388,12 @@ where
         let config = &self.layer.config;
         let headers = req.headers();
         let token = match headers.get(AUTHORIZATION) {
-            Some(value) => bearer_token(value),
+            Some(value) => bearer_bytes(value),
             None => config
                 .cookie
                 .as_deref()
-                .and_then(|name| cookie_token(headers, name)),
+                .and_then(|name| cookie_token(headers, name))
+                .map(str::as_bytes),
         };
         let Some(token) = token else {
             let had_credentials = headers.contains_key(AUTHORIZATION);
@@ -407,17 +410,22 @@ where
                     return ResponseFuture::refused(refusal(true));
                 }
             },
-            None => match decode::<C>(&config.keys, &config.validation, token, now) {
-                Ok(verified) => {
-                    let claims = Claims::new(verified.claims, verified.registered);
-                    cache.inspect(|cache| cache.insert(token, &claims));
-                    claims
+            None => {
+                let verified = b64token(token)
+                    .ok_or(JwtError::Malformed)
+                    .and_then(|token| decode::<C>(&config.keys, &config.validation, token, now));
+                match verified {
+                    Ok(verified) => {
+                        let claims = Claims::new(verified.claims, verified.registered);
+                        cache.inspect(|cache| cache.insert(token, &claims));
+                        claims
+                    }
+                    Err(reason) => {
+                        tracing::debug!(target: "tower_otp", %reason, "access token refused");
+                        return ResponseFuture::refused(refusal(true));
+                    }
                 }
-                Err(reason) => {
-                    tracing::debug!(target: "tower_otp", %reason, "access token refused");
-                    return ResponseFuture::refused(refusal(true));
-                }
-            },
+            }
         };
         if !R::CHECKS {
             req.extensions_mut().insert(claims);

@@ -289,12 +289,20 @@ pub fn decode<C: DeserializeOwned>(
 /// Pulls the token out of an `Authorization: Bearer <token>` value: scheme
 /// case-insensitive, exactly one space-separated token of RFC 6750 characters.
 pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
+    b64token(bearer_bytes(value)?)
+}
+
+/// The bytes after `Bearer `, not yet checked character by character.
+pub(crate) fn bearer_bytes(value: &http::HeaderValue) -> Option<&[u8]> {
     let bytes = value.as_bytes();
     let space = bytes.iter().position(|&b| b == b' ')?;
     let (scheme, token) = (&bytes[..space], &bytes[space + 1..]);
-    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return None;
-    }
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
+        .then_some(token)
+}
+
+/// `token` if it is all RFC 6750 `b64token` characters.
+pub(crate) fn b64token(token: &[u8]) -> Option<&str> {
     if !token.iter().all(|&b| B68[usize::from(b)]) {
         return None;
     }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,6 +44,17 @@ pub trait KeyExtractor: Send + Sync + 'static {
     /// [`MissingKey`](super::MissingKey)).
     fn extract(&self, parts: &Parts) -> Option<String>;
 
+    /// Appends this request's key to `key` and returns `true`, or returns
+    /// `false` when it has none. The default appends what
+    /// [`extract`](Self::extract) returns; an extractor that can write its
+    /// key directly overrides it to save that `String`. Only called for
+    /// extractors whose keys are not [secret](Self::is_secret).
+    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
+        self.extract(parts)
+            .map(|value| key.push_str(&value))
+            .is_some()
+    }
+
     /// Whether keys may be secret (API keys, tokens, header values) and must
     /// be hashed before they reach the store. Default `true`.
     fn is_secret(&self) -> bool {
@@ -82,6 +94,14 @@ impl KeyExtractor for ByClientIp {
             .extensions
             .get::<ClientIp>()
             .map(|ip| ip.0.to_string())
+    }
+
+    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
+        parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|ip| write!(key, "{}", ip.0))
+            .is_some()
     }
 
     fn is_secret(&self) -> bool {
@@ -132,20 +152,24 @@ impl KeyExtractor for ByHeader {
     }
 }
 
-/// The store key of `value` under policy `policy`: `rl:<policy>:<value>`, or
-/// `rl:<policy>:#<base64url(SHA-256(value))>` for secret values.
-pub(crate) fn store_key(policy: &str, value: &str, secret: bool) -> String {
-    if secret {
-        let digest = Sha256::digest(value.as_bytes());
-        let mut key = String::with_capacity(4 + policy.len() + 44);
-        key.push_str("rl:");
-        key.push_str(policy);
-        key.push_str(":#");
-        URL_SAFE_NO_PAD.encode_string(digest, &mut key);
-        key
-    } else {
-        format!("rl:{policy}:{value}")
+/// This request's store key under the policy whose keys start with `prefix`
+/// (`rl:<policy>:`): `rl:<policy>:<value>`, or
+/// `rl:<policy>:#<base64url(SHA-256(value))>` for secret values; `None` when
+/// the request has no key.
+pub(crate) fn store_key(
+    prefix: &str,
+    extractor: &dyn KeyExtractor,
+    parts: &Parts,
+) -> Option<String> {
+    let mut key = String::with_capacity(prefix.len() + 44);
+    key.push_str(prefix);
+    if !extractor.is_secret() {
+        return extractor.extract_into(parts, &mut key).then_some(key);
     }
+    let digest = Sha256::digest(extractor.extract(parts)?.as_bytes());
+    key.push('#');
+    URL_SAFE_NO_PAD.encode_string(digest, &mut key);
+    Some(key)
 }
 
 /// A type-erased extractor with a readable `Debug`.
@@ -222,13 +246,36 @@ mod tests {
 
     #[test]
     fn secret_keys_are_hashed_and_namespaced() {
-        let key = store_key("api", "sk_live_secret", true);
+        let secret = |value: &'static str| move |_: &Parts| Some(value.to_owned());
+        let p = parts(|r| {
+            r.extensions_mut()
+                .insert(ClientIp("192.0.2.1".parse().unwrap()));
+        });
+        let key = store_key("rl:api:", &secret("sk_live_secret"), &p).unwrap();
         assert!(key.starts_with("rl:api:#"), "{key}");
         assert!(!key.contains("sk_live_secret"));
         assert_eq!(key.len(), "rl:api:#".len() + 43);
-        assert_ne!(key, store_key("api", "sk_live_secret2", true));
-        assert_ne!(key, store_key("other", "sk_live_secret", true));
-        assert_eq!(store_key("ip", "192.0.2.1", false), "rl:ip:192.0.2.1");
+        assert_ne!(
+            key,
+            store_key("rl:api:", &secret("sk_live_secret2"), &p).unwrap()
+        );
+        assert_ne!(
+            key,
+            store_key("rl:other:", &secret("sk_live_secret"), &p).unwrap()
+        );
+        assert_eq!(
+            store_key("rl:ip:", &ByClientIp, &p).unwrap(),
+            "rl:ip:192.0.2.1"
+        );
+        let v6 = parts(|r| {
+            r.extensions_mut()
+                .insert(ClientIp("2001:db8::1".parse().unwrap()));
+        });
+        assert_eq!(
+            store_key("rl:ip:", &ByClientIp, &v6).unwrap(),
+            "rl:ip:2001:db8::1"
+        );
+        assert_eq!(store_key("rl:ip:", &ByClientIp, &parts(|_| {})), None);
     }
 
     #[test]

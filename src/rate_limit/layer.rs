@@ -37,6 +37,10 @@ pub enum MissingKey {
 #[must_use]
 pub struct Policy {
     pub(crate) name: Arc<str>,
+    /// `rl:<name>:`, the start of every store key of this policy.
+    pub(crate) key_prefix: Arc<str>,
+    /// `"<name>";r=`, the start of this policy's item in `RateLimit`.
+    pub(crate) item_prefix: Arc<str>,
     pub(crate) quota: Quota,
     pub(crate) extractor: Arc<DynExtractor>,
     pub(crate) missing: MissingKey,
@@ -48,6 +52,8 @@ impl Policy {
     pub fn new(name: &str, quota: Quota, extractor: impl KeyExtractor) -> Self {
         Self {
             name: name.into(),
+            key_prefix: format!("rl:{name}:").into(),
+            item_prefix: format!("\"{name}\";r=").into(),
             quota,
             extractor: Arc::new(DynExtractor(Box::new(extractor))),
             missing: MissingKey::default(),

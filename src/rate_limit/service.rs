@@ -1,7 +1,6 @@
 //! The [`RateLimit`] service.
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -192,12 +191,9 @@ fn record<St, B>(
 fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
-        let extractor = &policy.extractor.0;
-        match extractor.extract(parts) {
-            Some(value) => keys.push((
-                index,
-                store_key(&policy.name, &value, extractor.is_secret()),
-            )),
+        let extractor = &*policy.extractor.0;
+        match store_key(&policy.key_prefix, extractor, parts) {
+            Some(key) => keys.push((index, key)),
             None => match policy.missing {
                 MissingKey::Reject => {
                     tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
@@ -215,16 +211,34 @@ fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Prob
 
 /// Appends `"name";r=<remaining>;t=<seconds until full>` to `out`.
 fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
-    if !out.is_empty() {
+    if out.is_empty() {
+        out.reserve(policy.item_prefix.len() + 16);
+    } else {
         out.push_str(", ");
     }
-    let _ = write!(
-        out,
-        "\"{}\";r={};t={}",
-        policy.name,
-        decision.remaining,
-        ceil_secs(decision.reset_after)
-    );
+    out.push_str(&policy.item_prefix);
+    push_decimal(out, u64::from(decision.remaining));
+    out.push_str(";t=");
+    push_decimal(out, ceil_secs(decision.reset_after));
+}
+
+/// Appends `n` in decimal. `write!` would go through the formatting
+/// machinery, which costs as much as the rest of this header.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is a single digit.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        digits[start] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
@@ -309,6 +323,15 @@ mod tests {
             .clock(clock.clone())
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn push_decimal_writes_every_width() {
+        for n in [0, 7, 10, 99, 100, 4_294_967_295, u64::MAX] {
+            let mut out = String::from("x=");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x={n}"));
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,293 @@
+//! One request through each hardening layer, in process (no sockets), side by
+//! side with the peer crates doing the same job, in one run:
+//!
+//! * `bare`: the inner service alone (building the request is in every row);
+//! * `security_headers` (9 headers) vs six tower-http `SetResponseHeader`s;
+//! * `client_ip_rate_limit`: `ClientIpLayer` + `RateLimitLayer` on the memory
+//!   store vs `tower_governor` (peer IP key);
+//! * `jwt`: `JwtLayer` (the same token every time, as one client sends it;
+//!   cached), `JwtLayer::without_cache`, and a layer calling `jsonwebtoken`;
+//! * `stack`: all of ours vs all of the peers'.
+//!
+//! The figures to read are the differences from `bare`: what each layer adds
+//! to a request. `bench/http_stack.sh` measures the same over real sockets.
+//!
+//! Run: `cargo bench --features axum --bench layers`
+
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use tower::{Layer, Service, ServiceBuilder, service_fn};
+use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
+use tower_otp::quota::Quota;
+use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
+use tower_otp::security_headers::SecurityHeadersLayer;
+use tower_otp::store::MemoryStore;
+
+const SECRET: &[u8] = b"bench secret, at least thirty-two bytes long";
+
+/// Polls a future that must be ready at once (every layer here is).
+fn now_or_never<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a layer under benchmark was pending"),
+    }
+}
+
+/// What a hello-world handler answers: a body, content type and length.
+fn hello(_req: Request<Body>) -> std::future::Ready<Result<Response<Body>, Infallible>> {
+    let mut res = Response::new(Body::from("Hello, World!"));
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("13"));
+    std::future::ready(Ok(res))
+}
+
+/// A token like the OtpRouter issues, valid for a day.
+fn token() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": "usr_NMwc4quil8iIFkec-yybCw", "iat": now, "exp": now + 86_400,
+        "jti": "WK_zffVk3t2AUsyDCa8Taw", "sid": "R_zYXflC7urY-jXVGZMqFw",
+    });
+    jwt::encode(&keys(), &claims).expect("sign")
+}
+
+fn keys() -> JwtKeys {
+    JwtKeys::new("bench", SECRET).expect("key")
+}
+
+fn request(auth: &HeaderValue) -> Request<Body> {
+    let mut req = Request::new(Body::empty());
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, auth.clone());
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 50_000))));
+    req
+}
+
+/// Calls `svc` once with a fresh request and checks it was let through.
+fn once<S>(svc: &mut S, auth: &HeaderValue)
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: std::fmt::Debug,
+{
+    now_or_never(std::future::poll_fn(|cx| svc.poll_ready(cx))).expect("ready");
+    let res = now_or_never(svc.call(request(auth))).expect("call");
+    assert_eq!(res.status(), StatusCode::OK);
+    black_box(res);
+}
+
+/// Boxes any of the stacks below into one type.
+type Boxed = tower::util::BoxService<Request<Body>, Response<Body>, Infallible>;
+
+fn boxed<S, B>(svc: S) -> Boxed
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    Boxed::new(tower::ServiceExt::map_response(svc, |res: Response<B>| {
+        res.map(Body::new)
+    }))
+}
+
+fn ours_headers() -> SecurityHeadersLayer {
+    SecurityHeadersLayer::new()
+}
+
+fn ours_rate_limit() -> RateLimitLayer<MemoryStore> {
+    RateLimitLayer::builder(MemoryStore::new())
+        .limit("ip", Quota::per_second(1_000_000_000), ByClientIp)
+        .build()
+        .expect("policy")
+}
+
+fn peer_headers<S>(
+    inner: S,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
++ Send
++ 'static
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    ServiceBuilder::new()
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        .service(inner)
+}
+
+fn peer_governor<S>(inner: S) -> Boxed
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(1_000_000_000)
+        .finish()
+        .expect("governor config");
+    let svc = tower_governor::GovernorLayer::new(Arc::new(config)).layer(inner);
+    Boxed::new(tower::ServiceExt::map_err(svc, |_| -> Infallible {
+        unreachable!("tower_governor turns its errors into responses")
+    }))
+}
+
+/// The peer bearer check: `jsonwebtoken` in a layer, as an app writes it.
+#[derive(Clone)]
+struct JsonWebToken<S> {
+    inner: S,
+    key: Arc<jsonwebtoken::DecodingKey>,
+    validation: Arc<jsonwebtoken::Validation>,
+}
+
+impl<S> JsonWebToken<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            key: Arc::new(jsonwebtoken::DecodingKey::from_secret(SECRET)),
+            validation: Arc::new(jsonwebtoken::Validation::new(
+                jsonwebtoken::Algorithm::HS256,
+            )),
+        }
+    }
+}
+
+impl<S> Service<Request<Body>> for JsonWebToken<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match token
+            .map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &self.key, &self.validation))
+        {
+            Some(Ok(data)) => {
+                req.extensions_mut().insert(data.claims);
+                Box::pin(self.inner.call(req))
+            }
+            _ => {
+                let mut res = Response::new(Body::empty());
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+                Box::pin(std::future::ready(Ok(res)))
+            }
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let auth = HeaderValue::try_from(format!("Bearer {}", token())).expect("header");
+    let jwt_layer = || JwtLayer::<serde_json::Value>::new(keys(), Validation::default());
+    let inner = service_fn(hello);
+
+    let mut rows: Vec<(&str, Boxed)> = vec![
+        ("bare", boxed(inner)),
+        (
+            "security_headers/tower_otp",
+            boxed(ours_headers().layer(inner)),
+        ),
+        ("security_headers/tower_http", boxed(peer_headers(inner))),
+        (
+            "client_ip_rate_limit/tower_otp",
+            boxed(
+                ServiceBuilder::new()
+                    .layer(ClientIpLayer::new())
+                    .layer(ours_rate_limit())
+                    .service(inner),
+            ),
+        ),
+        ("client_ip_rate_limit/tower_governor", peer_governor(inner)),
+        ("jwt/tower_otp", boxed(jwt_layer().layer(inner))),
+        (
+            "jwt/tower_otp_without_cache",
+            boxed(jwt_layer().without_cache().layer(inner)),
+        ),
+        ("jwt/jsonwebtoken", boxed(JsonWebToken::new(inner))),
+        (
+            "stack/tower_otp",
+            boxed(
+                ServiceBuilder::new()
+                    .layer(ours_headers())
+                    .layer(ClientIpLayer::new())
+                    .layer(ours_rate_limit())
+                    .layer(jwt_layer())
+                    .service(inner),
+            ),
+        ),
+        (
+            "stack/peers",
+            boxed(peer_headers(peer_governor(JsonWebToken::new(
+                tower::util::BoxCloneSyncService::new(inner),
+            )))),
+        ),
+    ];
+
+    let mut g = c.benchmark_group("layer_call");
+    g.measurement_time(Duration::from_secs(3));
+    for (name, svc) in &mut rows {
+        once(svc, &auth); // warm caches and tables
+        g.bench_function(*name, |b| b.iter(|| once(svc, &auth)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
