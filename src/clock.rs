@@ -36,6 +36,70 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system's wall clock as of the kernel's last timer tick: a few
+/// nanoseconds to read instead of a few tens, at the resolution of one tick
+/// ([`CoarseClock::resolution`], 1–10 ms on Linux).
+///
+/// Right wherever time is compared at a coarser grain than a tick: token
+/// expiry (seconds) is [`JwtLayer`](crate::jwt::JwtLayer)'s default, and
+/// [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) uses it when every
+/// policy's burst absorbs a tick's worth of requests. Reads
+/// `CLOCK_REALTIME_COARSE` on Linux; elsewhere it is [`SystemClock`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoarseClock;
+
+impl CoarseClock {
+    /// How far behind the precise clock a reading may be.
+    pub fn resolution() -> Duration {
+        coarse::resolution()
+    }
+}
+
+impl Clock for CoarseClock {
+    fn now(&self) -> SystemTime {
+        coarse::now()
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod coarse {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use rustix::time::{ClockId, Timespec, clock_getres, clock_gettime};
+
+    /// `None` for a time before the epoch.
+    fn duration(ts: Timespec) -> Option<Duration> {
+        Some(Duration::new(
+            u64::try_from(ts.tv_sec).ok()?,
+            u32::try_from(ts.tv_nsec).ok()?,
+        ))
+    }
+
+    pub(super) fn now() -> SystemTime {
+        duration(clock_gettime(ClockId::RealtimeCoarse))
+            .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch))
+            .unwrap_or_else(SystemTime::now)
+    }
+
+    pub(super) fn resolution() -> Duration {
+        // Unknown: assume the coarsest common tick (HZ=100).
+        duration(clock_getres(ClockId::RealtimeCoarse)).unwrap_or(Duration::from_millis(10))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod coarse {
+    use std::time::{Duration, SystemTime};
+
+    pub(super) fn now() -> SystemTime {
+        SystemTime::now()
+    }
+
+    pub(super) fn resolution() -> Duration {
+        Duration::ZERO
+    }
+}
+
 /// A clock that only moves when told to; clones share the same time.
 ///
 /// Starts at 2025-01-01T00:00:00Z unless built with [`ManualClock::at`].
@@ -135,5 +199,23 @@ mod tests {
         a.advance(Duration::from_secs(5));
         assert_eq!(a.now(), b.now());
         assert_eq!(unix_secs(b.now()), 1_735_689_605);
+    }
+
+    #[test]
+    fn coarse_clock_trails_the_precise_one_by_at_most_a_tick() {
+        let resolution = CoarseClock::resolution();
+        assert!(resolution <= Duration::from_millis(100), "{resolution:?}");
+        for _ in 0..1_000 {
+            let before = SystemTime::now();
+            let coarse = CoarseClock.now();
+            let after = SystemTime::now();
+            assert!(coarse <= after, "coarse clock ahead of the precise one");
+            let behind = before.duration_since(coarse).unwrap_or_default();
+            // A tick, plus slack for a descheduled test thread.
+            assert!(
+                behind <= resolution + Duration::from_millis(50),
+                "{behind:?}"
+            );
+        }
     }
 }

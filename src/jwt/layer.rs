@@ -17,7 +17,7 @@ use super::token::{
     JwtError, MAX_TOKEN_LEN, RegisteredClaims, Validation, b64token, bearer_bytes, decode,
 };
 use crate::body::{ResponseBody, problem_response};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, CoarseClock};
 use crate::error::Problem;
 use crate::store::{Store, StoreError};
 
@@ -220,7 +220,7 @@ impl<C> JwtLayer<C> {
                 validation,
                 cookie: None,
                 revocation: NoRevocation,
-                clock: Arc::new(SystemClock),
+                clock: Arc::new(CoarseClock),
                 cache: Some(Arc::new(TokenCache::new(DEFAULT_CACHE_CAPACITY))),
             }),
         }
@@ -280,7 +280,9 @@ impl<C, R: Revocation> JwtLayer<C, R> {
         })
     }
 
-    /// The time source (tests use `ManualClock`).
+    /// The time source (default [`CoarseClock`]: expiry is checked in whole
+    /// seconds, so a reading a tick late changes nothing; tests use
+    /// `ManualClock`).
     #[must_use]
     pub fn with_clock(self, clock: impl Clock) -> Self {
         self.map_config(|mut c| {

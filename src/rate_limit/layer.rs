@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderValue;
 use tower::Layer;
 
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
 use super::service::RateLimit;
-use crate::clock::{Clock, SystemClock, ceil_secs};
+use crate::clock::{Clock, CoarseClock, SystemClock, ceil_secs};
 use crate::error::ConfigError;
 use crate::quota::Quota;
 use crate::store::Store;
@@ -109,6 +110,7 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitLayer<St> {
             .field("store", &self.shared.store)
             .field("policies", &self.shared.policies)
             .field("fail_open", &self.shared.fail_open)
+            .field("clock", &self.shared.clock)
             .finish()
     }
 }
@@ -130,7 +132,7 @@ impl<St: Store> RateLimitLayer<St> {
             store,
             policies: Vec::new(),
             fail_open: false,
-            clock: Arc::new(SystemClock),
+            clock: None,
         }
     }
 
@@ -148,6 +150,20 @@ impl<S, St> Layer<S> for RateLimitLayer<St> {
     }
 }
 
+/// Whether a clock reading up to `tick` late is harmless under `quota`.
+///
+/// Under a flood the bucket's debt hovers near the burst; while the reading
+/// stands still for a tick the debt must not run out, or the refill of that
+/// tick spills over the full bucket and is lost. So the burst beyond one
+/// request must cover a tick: `(burst - 1) × interval ≥ tick`. Then the
+/// sustained rate is the quota's; otherwise the limit bites early (100/s
+/// with burst 1 on a 4 ms tick would allow 83/s).
+fn absorbs_a_tick(quota: &Quota, tick: Duration) -> bool {
+    let tick_us = u64::try_from(tick.as_micros()).unwrap_or(u64::MAX);
+    u64::from(quota.burst().saturating_sub(1)).saturating_mul(quota.emission_interval_us())
+        >= tick_us
+}
+
 /// Builds a [`RateLimitLayer`]; invalid settings are reported by
 /// [`build`](Self::build).
 #[must_use]
@@ -155,7 +171,7 @@ pub struct RateLimitBuilder<St> {
     store: St,
     policies: Vec<Policy>,
     fail_open: bool,
-    clock: Arc<dyn Clock>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
@@ -190,9 +206,11 @@ impl<St: Store> RateLimitBuilder<St> {
         self
     }
 
-    /// The time source (default [`SystemClock`]).
+    /// The time source. By default [`CoarseClock`] when every policy's
+    /// burst, beyond one request, covers a clock tick (then a reading up to a
+    /// tick late never lowers the sustained rate), else [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -214,6 +232,14 @@ impl<St: Store> RateLimitBuilder<St> {
             }
             p.quota.validate("rate limit quota")?;
         }
+        let clock = self.clock.unwrap_or_else(|| {
+            let tick = CoarseClock::resolution();
+            if self.policies.iter().all(|p| absorbs_a_tick(&p.quota, tick)) {
+                Arc::new(CoarseClock)
+            } else {
+                Arc::new(SystemClock)
+            }
+        });
         let items: Vec<String> = self.policies.iter().map(Policy::header_item).collect();
         let policy_header = HeaderValue::try_from(items.join(", "))
             .map_err(|_| ConfigError::new("rate limit policy", "unrepresentable header"))?;
@@ -223,8 +249,108 @@ impl<St: Store> RateLimitBuilder<St> {
                 policies: self.policies.into(),
                 policy_header,
                 fail_open: self.fail_open,
-                clock: self.clock,
+                clock,
             }),
         })
+    }
+}
+
+#[cfg(all(test, feature = "moka"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::ByClientIp;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn a_burst_must_hold_a_ticks_refill() {
+        let tick = Duration::from_millis(4);
+        assert!(absorbs_a_tick(&Quota::per_minute(60), tick));
+        assert!(absorbs_a_tick(&Quota::per_second(1000), tick));
+        // 1000/s refills 4 requests per 4 ms tick, on top of the one in hand.
+        assert!(absorbs_a_tick(&Quota::per_second(1000).with_burst(5), tick));
+        assert!(!absorbs_a_tick(
+            &Quota::per_second(1000).with_burst(4),
+            tick
+        ));
+        assert!(!absorbs_a_tick(&Quota::per_hour(1).with_burst(1), tick));
+        assert!(absorbs_a_tick(&Quota::per_hour(1).with_burst(2), tick));
+        assert!(absorbs_a_tick(
+            &Quota::per_second(1).with_burst(1),
+            Duration::ZERO
+        ));
+    }
+
+    #[test]
+    fn the_clock_follows_the_policies_unless_set() {
+        let layer = |quota: Quota| {
+            let layer = RateLimitLayer::builder(MemoryStore::new())
+                .limit("a", Quota::per_minute(10), ByClientIp)
+                .limit("b", quota, ByClientIp)
+                .build()
+                .unwrap();
+            format!("{layer:?}")
+        };
+        let coarse = if CoarseClock::resolution() > Duration::ZERO {
+            "CoarseClock"
+        } else {
+            "SystemClock"
+        };
+        assert!(layer(Quota::per_hour(100)).contains(coarse));
+        assert!(layer(Quota::per_second(100_000).with_burst(1)).contains("SystemClock"));
+        let set = RateLimitLayer::builder(MemoryStore::new())
+            .limit("a", Quota::per_minute(10), ByClientIp)
+            .clock(crate::clock::ManualClock::default())
+            .build()
+            .unwrap();
+        assert!(format!("{set:?}").contains("ManualClock"));
+    }
+
+    /// Allowed requests out of a flood (one every 50 µs for 2 s) when `now`
+    /// is read precisely or frozen for `tick` at a time.
+    fn allowed(quota: &Quota, tick_us: u64) -> u64 {
+        let (mut tat, mut allowed) = (None, 0);
+        for i in 0..40_000u64 {
+            let precise = 1_700_000_000_000_000 + i * 50;
+            let now = precise - precise % tick_us.max(1);
+            let (next, decision) = crate::quota::gcra(tat, now, quota);
+            if decision.allowed {
+                allowed += 1;
+                tat = next;
+            }
+        }
+        allowed
+    }
+
+    #[test]
+    fn a_tick_late_clock_keeps_the_rate_when_the_burst_absorbs_it() {
+        let tick = Duration::from_millis(4);
+        for quota in [
+            Quota::per_second(1000).with_burst(5),
+            Quota::per_second(100).with_burst(2),
+            Quota::per_second(1000),
+            Quota::per_second(5000).with_burst(21),
+        ] {
+            assert!(absorbs_a_tick(&quota, tick));
+            let (precise, coarse) = (allowed(&quota, 1), allowed(&quota, 4_000));
+            // The coarse reading may start a tick late: at most a tick's refill.
+            let slack = 4_000 / quota.emission_interval_us() + 1;
+            assert!(
+                precise.abs_diff(coarse) <= slack,
+                "{quota:?}: {precise} vs {coarse}"
+            );
+        }
+        // And why the check exists: without the margin the rate drops.
+        for (tight, at_most_percent) in [
+            (Quota::per_second(1000).with_burst(1), 30),
+            (Quota::per_second(100).with_burst(1), 90),
+        ] {
+            assert!(!absorbs_a_tick(&tight, tick));
+            let (precise, coarse) = (allowed(&tight, 1), allowed(&tight, 4_000));
+            assert!(
+                coarse * 100 < precise * at_most_percent,
+                "{tight:?}: {coarse} of {precise}"
+            );
+        }
     }
 }
