@@ -20,6 +20,7 @@ pub mod otp;
 pub mod quota;
 pub mod rate_limit;
 pub mod security_headers;
+mod slot_cache;
 pub mod store;
 pub mod webhook;
 

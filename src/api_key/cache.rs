@@ -3,8 +3,9 @@
 //! The cache maps SHA-256(presented key) to the verified identity: the
 //! plaintext key is never kept. An entry is fresh until the earlier of
 //! `now + ttl` (by the injected clock, so tests drive it) and the key's own
-//! deadline (expiry, or the end of a rotation's grace period). It needs the
-//! `moka` feature; without it every verification reads the store.
+//! deadline (expiry, or the end of a rotation's grace period). It is a
+//! direct-mapped [`SlotCache`]: a hit is one keyed hash, one read lock and a
+//! constant-time comparison of the digest.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,11 +14,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::slot_cache::SlotCache;
+
 use super::identity::ApiKeyIdentity;
 
 /// A verified key, as cached.
 #[derive(Clone, Debug)]
-#[cfg_attr(not(feature = "moka"), allow(dead_code))] // only read from moka
 pub(crate) struct Cached {
     pub(crate) identity: ApiKeyIdentity,
     pub(crate) fresh_until_us: u64,
@@ -29,50 +31,33 @@ pub(crate) struct Cached {
 /// Verified identities by hash of the presented key.
 pub(crate) struct KeyCache {
     ttl_us: u64,
-    #[cfg(feature = "moka")]
-    map: Option<moka::sync::Cache<[u8; 32], Cached>>,
+    map: Option<SlotCache<Cached>>,
 }
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("KeyCache");
-        d.field("ttl_us", &self.ttl_us);
-        #[cfg(feature = "moka")]
-        d.field(
-            "entries",
-            &self.map.as_ref().map(moka::sync::Cache::entry_count),
-        );
-        d.finish()
+        f.debug_struct("KeyCache")
+            .field("ttl_us", &self.ttl_us)
+            .field("slots", &self.map.as_ref().map(SlotCache::capacity))
+            .finish()
     }
 }
 
 impl KeyCache {
-    /// A cache keeping entries for `ttl` (zero disables it), at most `capacity`.
+    /// A cache keeping entries for `ttl` (zero disables it), in `capacity`
+    /// slots (rounded up to a power of two; zero disables it).
     pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
         let ttl_us = u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX);
-        #[cfg(feature = "moka")]
-        let map = (ttl_us > 0 && capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .support_invalidation_closures()
-                .build()
-        });
-        #[cfg(not(feature = "moka"))]
-        let _ = capacity;
+        let slots = usize::try_from(capacity).unwrap_or(usize::MAX).min(1 << 24);
         Self {
             ttl_us,
-            #[cfg(feature = "moka")]
-            map,
+            map: (ttl_us > 0 && slots > 0).then(|| SlotCache::new(slots)),
         }
     }
 
     /// Whether anything is ever cached.
     pub(crate) fn enabled(&self) -> bool {
-        #[cfg(feature = "moka")]
-        return self.map.is_some();
-        #[cfg(not(feature = "moka"))]
-        false
+        self.map.is_some()
     }
 
     /// The cache key of a presented key.
@@ -82,12 +67,10 @@ impl KeyCache {
 
     /// A fresh entry for `key`, if any.
     pub(crate) fn get(&self, key: &[u8; 32], now_us: u64) -> Option<Cached> {
-        #[cfg(feature = "moka")]
-        if let Some(map) = &self.map {
-            return map.get(key).filter(|c| now_us < c.fresh_until_us);
-        }
-        let _ = (key, now_us);
-        None
+        self.map
+            .as_ref()?
+            .get(key)
+            .filter(|c| now_us < c.fresh_until_us)
     }
 
     /// Caches a verified identity valid until `valid_until_us` (if bounded).
@@ -100,12 +83,11 @@ impl KeyCache {
         used: UsedSlot,
         now_us: u64,
     ) {
-        #[cfg(feature = "moka")]
         if let Some(map) = &self.map {
             let fresh = now_us.saturating_add(self.ttl_us);
             let fresh_until_us = valid_until_us.map_or(fresh, |v| v.min(fresh));
             map.insert(
-                key,
+                &key,
                 Cached {
                     identity,
                     fresh_until_us,
@@ -114,24 +96,13 @@ impl KeyCache {
                 },
             );
         }
-        #[cfg(not(feature = "moka"))]
-        let _ = (key, identity, valid_until_us, expires_at_us, used, now_us);
     }
 
     /// Drops every entry of key `key_id` (all its secrets) on this instance.
     pub(crate) fn invalidate(&self, key_id: &str) {
-        #[cfg(feature = "moka")]
         if let Some(map) = &self.map {
-            let id = key_id.to_owned();
-            if map
-                .invalidate_entries_if(move |_, c| c.identity.key_id() == id)
-                .is_err()
-            {
-                // Unreachable (closures are enabled at build); be safe anyway.
-                map.invalidate_all();
-            }
+            map.retain(|c| c.identity.key_id() != key_id);
         }
-        let _ = key_id;
     }
 }
 
@@ -227,7 +198,6 @@ mod tests {
         assert!(u.due(&fresh, t0 + 60_000_001));
     }
 
-    #[cfg(feature = "moka")]
     #[test]
     fn cache_entries_expire_by_the_clock_and_by_deadline() {
         let c = KeyCache::new(Duration::from_secs(5), 100);

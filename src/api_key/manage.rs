@@ -164,14 +164,15 @@ impl<S: Store> ApiKeysBuilder<S> {
     }
 
     /// How long a verified key is cached (default 5 s, at most 60 s; zero
-    /// disables the cache). Needs the `moka` feature; without it nothing is
-    /// cached.
+    /// disables the cache).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
     }
 
-    /// Most cached keys (default 10 000).
+    /// Slots in the cache of verified keys (default 10 000, rounded up to a
+    /// power of two; zero disables the cache). Each slot holds one key; a
+    /// key landing on a taken slot replaces the one there.
     pub fn cache_capacity(mut self, n: u64) -> Self {
         self.cache_capacity = n;
         self

@@ -10,7 +10,6 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower::{Layer, Service};
 
-use super::cache::TokenCache;
 use super::future::ResponseFuture;
 use super::keys::JwtKeys;
 use super::token::{
@@ -19,6 +18,7 @@ use super::token::{
 use crate::body::{ResponseBody, problem_response};
 use crate::clock::{Clock, CoarseClock};
 use crate::error::Problem;
+use crate::slot_cache::SlotCache;
 use crate::store::{Store, StoreError};
 
 /// The verified claims of the request's access token, in request extensions.
@@ -130,7 +130,7 @@ struct Config<C, R> {
     cookie: Option<String>,
     revocation: R,
     clock: Arc<dyn Clock>,
-    cache: Option<Arc<TokenCache<C>>>,
+    cache: Option<Arc<SlotCache<Claims<C>>>>,
 }
 
 impl<C, R: Clone> Clone for Config<C, R> {
@@ -221,7 +221,7 @@ impl<C> JwtLayer<C> {
                 cookie: None,
                 revocation: NoRevocation,
                 clock: Arc::new(CoarseClock),
-                cache: Some(Arc::new(TokenCache::new(DEFAULT_CACHE_CAPACITY))),
+                cache: Some(Arc::new(SlotCache::new(DEFAULT_CACHE_CAPACITY))),
             }),
         }
     }
@@ -255,7 +255,7 @@ impl<C, R: Revocation> JwtLayer<C, R> {
     #[must_use]
     pub fn with_cache(self, capacity: usize) -> Self {
         self.map_config(|mut c| {
-            c.cache = Some(Arc::new(TokenCache::new(capacity)));
+            c.cache = Some(Arc::new(SlotCache::new(capacity)));
             c
         })
     }
@@ -419,7 +419,7 @@ where
                 match verified {
                     Ok(verified) => {
                         let claims = Claims::new(verified.claims, verified.registered);
-                        cache.inspect(|cache| cache.insert(token, &claims));
+                        cache.inspect(|cache| cache.insert(token, claims.clone()));
                         claims
                     }
                     Err(reason) => {

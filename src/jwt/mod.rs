@@ -23,7 +23,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod cache;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
