@@ -10,7 +10,9 @@
 //! `SetResponseHeader` layers and a `jsonwebtoken` check. `token` prints a
 //! valid bearer token (accepted by both) for the load generator. `only-headers`,
 //! `only-client-ip`, `only-rate-limit`, `only-jwt`, `only-jwt-ignored` (claims
-//! parsed into `IgnoredAny`) and `only-jsonwebtoken` run one layer at a time.
+//! parsed into `IgnoredAny`) and `only-jsonwebtoken` run one layer at a time;
+//! `bare-same-headers` has no layer but its handler sends the headers the
+//! stack adds (the cost of the bytes alone).
 //! One runtime thread, so the benchmark can pin the server to
 //! one core.
 
@@ -48,6 +50,9 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
     Ok(match mode {
         "bare" => routes,
+        // No layer: the handler itself sends the headers the stack adds, the
+        // floor any implementation of those headers pays in hyper and the kernel.
+        "bare-same-headers" => Router::new().route("/", get(same_headers)),
         "stack" => {
             let limit = RateLimitLayer::builder(MemoryStore::new())
                 .limit("ip", Quota::per_second(1_000_000), ByClientIp)
@@ -85,6 +90,19 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
         )),
         other => return Err(format!("unknown mode {other:?}: use bare, stack or peer").into()),
     })
+}
+
+/// "Hello, World!" with the 9 security headers and 2 `RateLimit` headers the
+/// `stack` mode sends, as static values.
+async fn same_headers() -> impl axum::response::IntoResponse {
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in SecurityHeadersLayer::new().headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    let static_value = axum::http::HeaderValue::from_static;
+    headers.insert("ratelimit-policy", static_value("\"ip\";q=1000000;w=1"));
+    headers.insert("ratelimit", static_value("\"ip\";r=999999;t=1"));
+    (headers, "Hello, World!")
 }
 
 /// The peer crates' equivalent of the `stack` mode.
