@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
 use super::future::{RateLimitHeaders, ResponseFuture};
-use super::key::store_key;
+use super::key::{push_decimal, store_key};
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::{ResponseBody, problem_response};
 use crate::clock::ceil_secs;
@@ -220,25 +220,6 @@ fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
     push_decimal(out, u64::from(decision.remaining));
     out.push_str(";t=");
     push_decimal(out, ceil_secs(decision.reset_after));
-}
-
-/// Appends `n` in decimal. `write!` would go through the formatting
-/// machinery, which costs as much as the rest of this header.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `n % 10` is a single digit.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (n % 10) as u8;
-        digits[start] = b'0' + digit;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
