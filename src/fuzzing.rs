@@ -167,7 +167,15 @@ pub fn jwt_decode(data: &[u8]) {
         assert!(verified.is_err() || s.split('.').count() == 3);
     }
     if let Ok(value) = http::HeaderValue::from_bytes(data) {
-        let _ = bearer_token(&value);
+        if let Some(token) = bearer_token(&value) {
+            // Only RFC 6750 characters ever come out, and never the scheme.
+            assert!(!token.is_empty() && !token.contains(' '));
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+            );
+        }
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, value);
         if let Some(token) = crate::jwt::layer::cookie_token(&headers, "access_token") {
