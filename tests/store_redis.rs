@@ -300,3 +300,62 @@ async fn rate_limit_layer_counts_in_redis() {
     // Another client has its own bucket.
     assert_eq!(call("192.0.2.2").await.unwrap().status(), StatusCode::OK);
 }
+
+/// API keys over Redis, as two instances of a service see them: one issues,
+/// the other verifies from the store; rotation grace and revocation reach
+/// both, a cached instance within its cache TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_live_in_redis_across_instances() {
+    use tower_otp::api_key::{ApiKeys, Rejection};
+    use tower_otp::clock::ManualClock;
+
+    let Some(store) = store_with_prefix(&unique("api-keys")).await else {
+        return;
+    };
+    let clock = ManualClock::default();
+    let instance = |ttl: Duration| {
+        ApiKeys::builder(store.clone())
+            .prefix("sk_test")
+            .clock(clock.clone())
+            .cache_ttl(ttl)
+            .build()
+            .unwrap()
+    };
+    let (cached, uncached) = (instance(Duration::from_secs(5)), instance(Duration::ZERO));
+
+    let old = cached.issue("acme", ["read"], "ci", None).await.unwrap();
+    let who = uncached.verify(old.key()).await.unwrap();
+    assert_eq!((who.tenant(), who.has_scope("read")), ("acme", true));
+
+    let new = cached
+        .rotate(old.key_id(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        uncached.verify(old.key()).await.is_ok(),
+        "old key in its grace period"
+    );
+    assert!(uncached.verify(new.key()).await.is_ok());
+    clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        uncached.verify(old.key()).await,
+        Err(Rejection::Mismatch)
+    ));
+    assert!(cached.verify(new.key()).await.is_ok());
+
+    assert!(uncached.revoke(old.key_id()).await.unwrap());
+    assert!(
+        uncached.verify(new.key()).await.is_err(),
+        "revoked: refused at once"
+    );
+    assert!(
+        cached.verify(new.key()).await.is_ok(),
+        "still in the other's cache"
+    );
+    clock.advance(Duration::from_secs(5));
+    assert!(
+        cached.verify(new.key()).await.is_err(),
+        "refused once its cache entry aged out"
+    );
+    assert!(cached.list(None).await.unwrap().is_empty());
+}
