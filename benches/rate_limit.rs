@@ -4,7 +4,7 @@
 //!
 //! Per key count:
 //! * `*_real_clock`: each side reads its own clock per decision —
-//!   `SystemTime::now()` for `MemoryStore` (what `SystemClock` does), quanta's
+//!   `SystemClock` for `MemoryStore` (`SystemTime::now()` in µs), quanta's
 //!   TSC clock for governor (its default).
 //! * `*_coarse_clock`: `MemoryStore` reading `CoarseClock`, which
 //!   `RateLimitLayer` uses when its policies' bursts allow (this quota's does).
@@ -35,7 +35,7 @@ use criterion::{Criterion, criterion_group};
 use governor::clock::FakeRelativeClock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota as GovQuota, RateLimiter};
-use tower_otp::clock::{Clock, CoarseClock};
+use tower_otp::clock::{Clock, CoarseClock, SystemClock};
 use tower_otp::quota::Quota;
 use tower_otp::store::{MemoryStore, Store};
 
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
         for k in &keys {
             assert!(
                 store
-                    .hit_now(k, &quota, SystemTime::now())
+                    .hit_now(k, &quota, SystemClock.now_us())
                     .is_some_and(|d| d.allowed)
             );
             assert!(gov.check_key(k).is_ok());
@@ -94,14 +94,14 @@ fn bench(c: &mut Criterion) {
         group.bench_function("memory_store_hit_now_real_clock", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, SystemTime::now()))
+                black_box(store.hit_now(black_box(&keys[i]), &quota, SystemClock.now_us()))
             })
         });
         let mut i = 0;
         group.bench_function("memory_store_hit_now_coarse_clock", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, CoarseClock.now()))
+                black_box(store.hit_now(black_box(&keys[i]), &quota, CoarseClock.now_us()))
             })
         });
         let mut i = 0;
@@ -134,12 +134,12 @@ fn bench(c: &mut Criterion) {
                 )))
             })
         });
-        let now = SystemTime::now();
+        let now_us = SystemClock.now_us();
         let mut i = 0;
         group.bench_function("memory_store_hit_now_given_time", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, black_box(now)))
+                black_box(store.hit_now(black_box(&keys[i]), &quota, black_box(now_us)))
             })
         });
         let mut i = 0;
@@ -184,15 +184,15 @@ fn interleaved() {
         let gov_info =
             RateLimiter::keyed(gov_quota).with_middleware::<StateInformationMiddleware>();
         for k in &keys {
-            store.hit_now(k, &quota, SystemTime::now());
+            store.hit_now(k, &quota, SystemClock.now_us());
             let _ = gov.check_key(k);
             let _ = gov_info.check_key(k);
         }
         let mut ours = |j: usize| {
-            black_box(store.hit_now(black_box(&keys[j % n]), &quota, SystemTime::now()));
+            black_box(store.hit_now(black_box(&keys[j % n]), &quota, SystemClock.now_us()));
         };
         let mut coarse = |j: usize| {
-            black_box(store.hit_now(black_box(&keys[j % n]), &quota, CoarseClock.now()));
+            black_box(store.hit_now(black_box(&keys[j % n]), &quota, CoarseClock.now_us()));
         };
         let mut plain = |j: usize| {
             black_box(gov.check_key(black_box(&keys[j % n])).is_ok());

@@ -24,6 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// The current time in microseconds since the Unix epoch, what rate
+    /// limits count in. A clock that can read it without going through
+    /// `SystemTime` overrides this.
+    fn now_us(&self) -> u64 {
+        unix_micros(self.now())
+    }
 }
 
 /// The system's wall clock.
@@ -59,6 +66,10 @@ impl Clock for CoarseClock {
     fn now(&self) -> SystemTime {
         coarse::now()
     }
+
+    fn now_us(&self) -> u64 {
+        coarse::now_us()
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -81,6 +92,16 @@ mod coarse {
             .unwrap_or_else(SystemTime::now)
     }
 
+    /// Straight from the `timespec`: the round trip through `SystemTime`
+    /// costs more than reading this clock.
+    pub(super) fn now_us() -> u64 {
+        let ts = clock_gettime(ClockId::RealtimeCoarse);
+        match (u64::try_from(ts.tv_sec), u64::try_from(ts.tv_nsec)) {
+            (Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000),
+            _ => super::unix_micros(SystemTime::now()),
+        }
+    }
+
     pub(super) fn resolution() -> Duration {
         // Unknown: assume the coarsest common tick (HZ=100).
         duration(clock_getres(ClockId::RealtimeCoarse)).unwrap_or(Duration::from_millis(10))
@@ -93,6 +114,10 @@ mod coarse {
 
     pub(super) fn now() -> SystemTime {
         SystemTime::now()
+    }
+
+    pub(super) fn now_us() -> u64 {
+        super::unix_micros(SystemTime::now())
     }
 
     pub(super) fn resolution() -> Duration {
@@ -146,11 +171,19 @@ impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(self.micros.load(Ordering::SeqCst))
     }
+
+    fn now_us(&self) -> u64 {
+        self.micros.load(Ordering::SeqCst)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> SystemTime {
         (**self).now()
+    }
+
+    fn now_us(&self) -> u64 {
+        (**self).now_us()
     }
 }
 
@@ -216,6 +249,21 @@ mod tests {
                 behind <= resolution + Duration::from_millis(50),
                 "{behind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn now_us_agrees_with_now() {
+        let manual = ManualClock::default();
+        assert_eq!(manual.now_us(), unix_micros(manual.now()));
+        let shared: Arc<dyn Clock> = Arc::new(manual.clone());
+        manual.advance(Duration::from_micros(7));
+        assert_eq!(shared.now_us(), unix_micros(manual.now()));
+        for _ in 0..100 {
+            let before = unix_micros(CoarseClock.now());
+            let us = CoarseClock.now_us();
+            let after = unix_micros(CoarseClock.now());
+            assert!(before <= us && us <= after, "{before} {us} {after}");
         }
     }
 }

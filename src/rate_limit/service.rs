@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
 
 use http::header::HeaderName;
 use http::request::Parts;
@@ -110,14 +111,14 @@ where
                 return ResponseFuture::refused(refusal(shared, problem, String::new()));
             }
         };
-        let now = shared.clock.now();
+        let now_us = shared.clock.now_us();
         let mut ratelimit = String::new();
         // Count without waiting while the store can (the in-memory store
         // always can): then the inner service is called right here.
         let mut counted = 0;
         for (index, key) in &keys {
             let policy = &shared.policies[*index];
-            let Some(decision) = shared.store.hit_now(key, &policy.quota, now) else {
+            let Some(decision) = shared.store.hit_now(key, &policy.quota, now_us) else {
                 break;
             };
             counted += 1;
@@ -133,6 +134,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(shared);
+        let now = UNIX_EPOCH + Duration::from_micros(now_us);
         ResponseFuture::boxed(async move {
             for (index, key) in &keys[counted..] {
                 let policy = &shared.policies[*index];

@@ -174,8 +174,8 @@ impl Store for MemoryStore {
     }
 
     /// Always `Some`: the memory store never waits.
-    fn hit_now(&self, key: &str, quota: &Quota, now: SystemTime) -> Option<RateDecision> {
-        Some(self.rates.hit(key, quota, unix_micros(now)))
+    fn hit_now(&self, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
+        Some(self.rates.hit(key, quota, now_us))
     }
 
     async fn put_challenge(

@@ -148,8 +148,11 @@ pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
     /// process memory: `Some` with the decision, or `None` (the default)
     /// when counting needs I/O. Rate-limit layers try it first, so with the
     /// in-memory store a request costs no boxed future and no service clone.
-    fn hit_now(&self, key: &str, quota: &Quota, now: SystemTime) -> Option<RateDecision> {
-        let _ = (key, quota, now);
+    /// The time is in microseconds since the Unix epoch
+    /// ([`Clock::now_us`](crate::clock::Clock::now_us)), saving the
+    /// conversion on this hot path.
+    fn hit_now(&self, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
+        let _ = (key, quota, now_us);
         None
     }
 

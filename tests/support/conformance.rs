@@ -55,9 +55,9 @@ pub async fn hit_counts_and_refuses<S: Store>(store: S) {
 pub async fn hit_now_counts_like_hit<S: Store>(store: S) {
     let key = unique("hit-now");
     let q = Quota::per_hour(3);
-    let Some(first) = store.hit_now(&key, &q, t(0)) else {
+    let Some(first) = store.hit_now(&key, &q, us(t(0))) else {
         assert!(
-            store.hit_now(&key, &q, t(1)).is_none(),
+            store.hit_now(&key, &q, us(t(1))).is_none(),
             "hit_now must be all or nothing"
         );
         return;
@@ -65,10 +65,10 @@ pub async fn hit_now_counts_like_hit<S: Store>(store: S) {
     assert!(first.allowed);
     assert_eq!(first.remaining, 2);
     assert_eq!(store.hit(&key, &q, t(1)).await.unwrap().remaining, 1);
-    assert_eq!(store.hit_now(&key, &q, t(2)).unwrap().remaining, 0);
+    assert_eq!(store.hit_now(&key, &q, us(t(2))).unwrap().remaining, 0);
     let refused = store.hit(&key, &q, t(3)).await.unwrap();
     assert!(!refused.allowed);
-    assert_eq!(store.hit_now(&key, &q, t(4)).unwrap(), {
+    assert_eq!(store.hit_now(&key, &q, us(t(4))).unwrap(), {
         let mut again = refused;
         again.retry_after -= Duration::from_secs(1);
         again.reset_after -= Duration::from_secs(1);
