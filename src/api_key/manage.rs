@@ -14,7 +14,7 @@ use super::identity::ApiKeyIdentity;
 use super::record::{
     KeyRecord, Previous, USED_SUFFIX, decode_used, encode_used, secret_hash, time_from_us,
 };
-use crate::clock::{Clock, SystemClock, unix_micros};
+use crate::clock::{Clock, CoarseClock, unix_micros};
 use crate::error::ConfigError;
 use crate::store::Store;
 
@@ -157,7 +157,9 @@ impl<S: Store> ApiKeysBuilder<S> {
         self
     }
 
-    /// The time source (default the system clock).
+    /// The time source (default [`CoarseClock`]: expiry, grace periods and
+    /// cache lifetimes are seconds or longer, so a reading a timer tick late
+    /// changes nothing).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -322,7 +324,7 @@ impl<S: Store> ApiKeys<S> {
         ApiKeysBuilder {
             store,
             prefix: DEFAULT_PREFIX.to_owned(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(CoarseClock),
             cache_ttl: DEFAULT_CACHE_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             last_used_interval: DEFAULT_LAST_USED_INTERVAL,
@@ -345,7 +347,7 @@ impl<S: Store> ApiKeys<S> {
     }
 
     fn now_us(&self) -> u64 {
-        unix_micros(self.now())
+        self.inner.clock.now_us()
     }
 
     /// Issues a key to `tenant` with `scopes`, a human-readable `name`, and
