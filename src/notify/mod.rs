@@ -75,7 +75,7 @@ mod fallback;
 #[cfg(feature = "http-notifier")]
 mod http;
 #[cfg(feature = "http-client")]
-mod http_client;
+pub(crate) mod http_client;
 mod log;
 mod memory;
 mod retry;

@@ -6,12 +6,22 @@
 //! structured `tracing` events under the target `tower_otp::events` (JSON when
 //! the app installs a JSON subscriber), and every event also increments the
 //! `tower_otp_events_total{event="…"}` counter through the `metrics` facade.
+//!
+//! With the `http-notifier` feature, `WebhookSink` delivers events to an
+//! HTTP endpoint as signed [Standard Webhooks](crate::webhook) from a bounded
+//! queue with retries.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::identifier::HashedId;
+
+#[cfg(feature = "http-notifier")]
+mod webhook;
+
+#[cfg(feature = "http-notifier")]
+pub use self::webhook::{WebhookSink, WebhookSinkBuilder};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
