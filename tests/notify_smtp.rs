@@ -227,3 +227,31 @@ async fn from_vars_sends_through_the_configured_relay() {
     bounded(notifier.send(&msg())).await.unwrap();
     assert_eq!(sink.mails().len(), 1);
 }
+
+#[tokio::test]
+async fn ready_probes_the_relay_without_sending() {
+    let sink = SmtpSink::with_credentials("mailer", "s3cret").await;
+    let good = SmtpConfig::parse_url(&sink.url(Some(("mailer", "s3cret")))).unwrap();
+    let ready = bounded(SmtpEmail::new(good, FROM).unwrap().ready()).await;
+    assert!(matches!(ready, Some(Ok(()))), "{ready:?}");
+
+    let bad = SmtpConfig::parse_url(&sink.url(Some(("mailer", "wrong")))).unwrap();
+    let err = bounded(SmtpEmail::new(bad, FROM).unwrap().ready())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+    assert_eq!(err.provider_code(), Some("535"));
+    assert!(sink.mails().is_empty(), "a readiness probe sent a message");
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let gone = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+    let err = bounded(SmtpEmail::new(gone, FROM).unwrap().ready())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+}

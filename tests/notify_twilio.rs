@@ -317,3 +317,37 @@ async fn from_vars_talks_to_the_configured_base_url() {
     bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
     assert!(fake.received()[0].authorized);
 }
+
+#[tokio::test]
+async fn ready_fetches_the_account_without_sending() {
+    let fake = FakeTwilio::start().await;
+    let ready = bounded(sms_to(&fake).ready()).await;
+    assert!(matches!(ready, Some(Ok(()))), "{ready:?}");
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json")
+    );
+    assert!(received[0].authorized);
+
+    let wrong = FakeTwilio::with_credentials(ACCOUNT_SID, "the-real-token").await;
+    let err = bounded(sms_to(&wrong).ready()).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Permanent);
+    assert_eq!(err.provider_code(), Some("20003"));
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let gone = TwilioSms::new(
+        ACCOUNT_SID,
+        TwilioAuth::AuthToken(AUTH_TOKEN.into()),
+        TwilioSender::From(FROM.into()),
+    )
+    .unwrap()
+    .with_base_url(&format!("http://127.0.0.1:{port}"))
+    .unwrap();
+    let err = bounded(gone.ready()).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+}

@@ -460,6 +460,19 @@ impl Notifier for SmtpEmail {
             }
         }
     }
+
+    /// Connects to the relay (TLS and AUTH as configured) and sends `NOOP`:
+    /// the relay is reachable and takes our credentials. No message is sent.
+    async fn ready(&self) -> Option<Result<(), NotifyError>> {
+        Some(match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(
+                NotifyError::retryable("smtp: the relay did not answer NOOP")
+                    .with_provider_code("noop"),
+            ),
+            Err(e) => Err(smtp_error(e)),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,8 @@ pub struct TwilioSms {
     whatsapp_from: Option<String>,
     whatsapp_content_sid: Option<String>,
     messages_url: String,
+    /// `GET` here checks reachability and credentials without sending.
+    account_url: String,
     timeout: Duration,
     templates: Arc<Templates>,
     client: HttpClient,
@@ -187,6 +189,7 @@ impl TwilioSms {
             whatsapp_from: None,
             whatsapp_content_sid: None,
             messages_url: String::new(),
+            account_url: String::new(),
             timeout: DEFAULT_TIMEOUT,
             templates: Arc::new(Templates::default()),
             client: HttpClient::shared()?,
@@ -276,6 +279,7 @@ impl TwilioSms {
             "{base}/2010-04-01/Accounts/{}/Messages.json",
             self.account_sid
         );
+        self.account_url = format!("{base}/2010-04-01/Accounts/{}.json", self.account_sid);
         Ok(())
     }
 
@@ -442,6 +446,32 @@ impl Notifier for TwilioSms {
         let err = refusal(&reply);
         tracing::debug!(channel = %msg.channel, status = reply.status.as_u16(), code = err.provider_code().unwrap_or(""), "twilio: message refused");
         Err(err)
+    }
+
+    /// Fetches the account resource (`GET …/Accounts/{sid}.json`): Twilio is
+    /// reachable and takes our credentials. No message is sent.
+    async fn ready(&self) -> Option<Result<(), NotifyError>> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(&self.account_url)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("tower-otp/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::new()));
+        let req = match req {
+            Ok(req) => req,
+            Err(e) => {
+                return Some(Err(NotifyError::permanent(
+                    "twilio: cannot build the request",
+                )
+                .with_source(e)));
+            }
+        };
+        Some(match self.client.send(req, self.timeout, PROVIDER).await {
+            Ok(reply) if reply.status.is_success() => Ok(()),
+            Ok(reply) => Err(refusal(&reply)),
+            Err(err) => Err(err),
+        })
     }
 }
 

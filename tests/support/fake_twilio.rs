@@ -117,6 +117,15 @@ async fn handle(
     };
     state.lock().unwrap().received.push(received.clone());
 
+    // The account resource, which readiness probes fetch.
+    let account = path.trim_end_matches("/Messages.json").to_owned() + ".json";
+    if req.method() == http::Method::GET && received.path == account {
+        if !received.authorized {
+            return error(401, 20003);
+        }
+        let body = serde_json::json!({ "sid": ACCOUNT_SID, "status": "active" });
+        return http_peer::json(200, &body.to_string(), &[]);
+    }
     if req.method() != http::Method::POST || received.path != path {
         return error(404, 20404);
     }
