@@ -271,3 +271,17 @@ pub fn api_key(data: &[u8]) {
         }
     }
 }
+
+/// The IMF-fixdate parser behind HTTP-date `Retry-After`: never panics, and
+/// whatever it accepts is a 29-byte GMT date that parses the same again.
+pub fn http_date(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(secs) = crate::http_date::parse(text) {
+        assert!(text.len() == 29 && text.ends_with(" GMT"));
+        assert_eq!(crate::http_date::parse(text), Some(secs));
+        // Within what four-digit years can reach.
+        assert!(secs <= 253_402_300_800);
+    }
+}

@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+mod http_date;
 pub mod identifier;
 pub mod jwt;
 pub mod notify;

@@ -37,5 +37,6 @@ corpus_tests!(
     x_forwarded_for,
     render_template,
     api_key,
-    webhook_verify
+    webhook_verify,
+    http_date
 );

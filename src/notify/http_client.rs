@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::header::RETRY_AFTER;
+use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -142,14 +142,20 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, what: &str) 
     }
 }
 
-/// `Retry-After` in delta-seconds (capped at an hour). HTTP-date values are
-/// ignored: the retry policy's own backoff applies then.
+/// `Retry-After` (capped at an hour): delta-seconds, or an HTTP-date taken
+/// relative to the response's own `Date` header, so neither clock skew nor
+/// our clock enters. A date without a `Date` header is ignored: the retry
+/// policy's own backoff applies then.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: u64 = value.parse().ok()?;
+    let secs =
+        if !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()) {
+            value.parse().ok()?
+        } else {
+            let at = crate::http_date::parse(value)?;
+            let date = crate::http_date::parse(headers.get(DATE)?.to_str().ok()?.trim())?;
+            at.saturating_sub(date)
+        };
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
@@ -264,6 +270,28 @@ mod tests {
             h.insert(RETRY_AFTER, HeaderValue::from_static(bad));
             assert_eq!(retry_after(&h), None, "{bad}");
         }
+        // An HTTP-date counts from the response's own Date.
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        h.insert(
+            DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:27:15 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(45)));
+        h.insert(
+            DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:29:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(
+            DATE,
+            HeaderValue::from_static("Tue, 20 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(DATE, HeaderValue::from_static("yesterday"));
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]
