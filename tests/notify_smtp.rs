@@ -181,10 +181,7 @@ async fn credentials_are_used_and_checked() {
 
 #[tokio::test]
 async fn unreachable_relay_is_retryable() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = support::unused_port();
     let config = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
     let err = bounded(SmtpEmail::new(config, FROM).unwrap().send(&msg()))
         .await
@@ -244,10 +241,7 @@ async fn ready_probes_the_relay_without_sending() {
     assert_eq!(err.provider_code(), Some("535"));
     assert!(sink.mails().is_empty(), "a readiness probe sent a message");
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = support::unused_port();
     let gone = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
     let err = bounded(SmtpEmail::new(gone, FROM).unwrap().ready())
         .await

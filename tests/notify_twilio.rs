@@ -17,13 +17,17 @@ const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
 
 fn sms_to(fake: &FakeTwilio) -> TwilioSms {
+    sms_at(&fake.base_url())
+}
+
+fn sms_at(base_url: &str) -> TwilioSms {
     TwilioSms::new(
         ACCOUNT_SID,
         TwilioAuth::AuthToken(AUTH_TOKEN.into()),
         TwilioSender::From(FROM.into()),
     )
     .unwrap()
-    .with_base_url(&fake.base_url())
+    .with_base_url(base_url)
     .unwrap()
     .with_timeout(Duration::from_secs(5))
 }
@@ -217,19 +221,8 @@ async fn stalled_response_cut_by_timeout_combinator_then_retried() {
 
 #[tokio::test]
 async fn connection_refused_is_retryable() {
-    // Bind and drop a listener to get a port nobody listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let sms = TwilioSms::new(
-        ACCOUNT_SID,
-        TwilioAuth::AuthToken(AUTH_TOKEN.into()),
-        TwilioSender::From(FROM.into()),
-    )
-    .unwrap()
-    .with_base_url(&format!("http://127.0.0.1:{port}"))
-    .unwrap();
+    let port = support::unused_port();
+    let sms = sms_at(&format!("http://127.0.0.1:{port}"));
     let err = bounded(sms.send(&msg(Channel::Sms))).await.unwrap_err();
     assert!(err.is_retryable());
     assert_eq!(err.provider_code(), Some("connect"));
@@ -336,18 +329,8 @@ async fn ready_fetches_the_account_without_sending() {
     assert_eq!(err.kind(), NotifyErrorKind::Permanent);
     assert_eq!(err.provider_code(), Some("20003"));
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let gone = TwilioSms::new(
-        ACCOUNT_SID,
-        TwilioAuth::AuthToken(AUTH_TOKEN.into()),
-        TwilioSender::From(FROM.into()),
-    )
-    .unwrap()
-    .with_base_url(&format!("http://127.0.0.1:{port}"))
-    .unwrap();
+    let port = support::unused_port();
+    let gone = sms_at(&format!("http://127.0.0.1:{port}"));
     let err = bounded(gone.ready()).await.unwrap().unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::Retryable);
 }

@@ -8,3 +8,10 @@ pub mod http_peer;
 pub mod redis_server;
 pub mod smtp_sink;
 pub mod stress;
+
+/// A loopback port nothing listens on (bound, then released): connecting to
+/// it is refused at once.
+pub fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
