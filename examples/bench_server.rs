@@ -12,15 +12,18 @@
 //! `only-client-ip`, `only-rate-limit`, `only-jwt`, `only-jwt-ignored` (claims
 //! parsed into `IgnoredAny`) and `only-jsonwebtoken` run one layer at a time;
 //! `bare-same-headers` has no layer but its handler sends the headers the
-//! stack adds (the cost of the bytes alone).
-//! One runtime thread, so the benchmark can pin the server to
-//! one core.
+//! stack adds from a map built once (the floor: what sending those bytes
+//! costs any implementation). `stack` and `peer` add their layers with
+//! `Router::layer`, as most axum apps do; `stack-around` and `peer-around`
+//! wrap the whole router instead, as a hyper or tower app would.
+//! One runtime thread, so the benchmark can pin the server to one core.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder};
 use tower_otp::client_ip::ClientIpLayer;
 use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
 use tower_otp::quota::Quota;
@@ -46,6 +49,63 @@ fn token() -> Result<String, Box<dyn std::error::Error>> {
     Ok(jwt::encode(&keys()?, &claims)?)
 }
 
+/// The peer crates' equivalent of the `stack` mode: tower_governor, six
+/// tower-http header layers and a `jsonwebtoken` check, as one
+/// `ServiceBuilder` (a macro: the builder's type cannot be named).
+macro_rules! peer_layers {
+    () => {{
+        use axum::http::{HeaderName, HeaderValue, header};
+        use tower_http::set_header::SetResponseHeaderLayer;
+
+        let governor = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000)
+            .finish()
+            .ok_or("governor config")?;
+        let set = |name: HeaderName, value: &'static str| {
+            SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+        };
+        ServiceBuilder::new()
+            .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(set(
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=31536000; includeSubDomains",
+            ))
+            .layer(set(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ))
+            .layer(set(header::REFERRER_POLICY, "no-referrer"))
+            .layer(set(
+                HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ))
+            .layer(tower_governor::GovernorLayer::new(governor))
+            .layer(axum::middleware::from_fn(jsonwebtoken_check))
+    }};
+}
+
+/// The hardening stack, outermost first (a tuple of layers is a layer).
+type Stack = (
+    SecurityHeadersLayer,
+    ClientIpLayer,
+    RateLimitLayer<MemoryStore>,
+    JwtLayer<serde_json::Value>,
+);
+
+fn stack() -> Result<Stack, Box<dyn std::error::Error>> {
+    let limit = RateLimitLayer::builder(MemoryStore::new())
+        .limit("ip", Quota::per_second(1_000_000), ByClientIp)
+        .build()?;
+    Ok((
+        SecurityHeadersLayer::new(),
+        ClientIpLayer::new(),
+        limit,
+        JwtLayer::new(keys()?, Validation::default()),
+    ))
+}
+
 fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
     Ok(match mode {
@@ -53,22 +113,8 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
         // No layer: the handler itself sends the headers the stack adds, the
         // floor any implementation of those headers pays in hyper and the kernel.
         "bare-same-headers" => Router::new().route("/", get(same_headers)),
-        "stack" => {
-            let limit = RateLimitLayer::builder(MemoryStore::new())
-                .limit("ip", Quota::per_second(1_000_000), ByClientIp)
-                .build()?;
-            routes.layer(
-                ServiceBuilder::new()
-                    .layer(SecurityHeadersLayer::new())
-                    .layer(ClientIpLayer::new())
-                    .layer(limit)
-                    .layer(JwtLayer::<serde_json::Value>::new(
-                        keys()?,
-                        Validation::default(),
-                    )),
-            )
-        }
-        "peer" => peer(routes)?,
+        "stack" => routes.layer(stack()?),
+        "peer" => routes.layer(peer_layers!()),
         // One layer at a time, to see what each costs.
         "only-headers" => routes.layer(SecurityHeadersLayer::new()),
         "only-client-ip" => routes.layer(ClientIpLayer::new()),
@@ -93,56 +139,29 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
 }
 
 /// "Hello, World!" with the 9 security headers and 2 `RateLimit` headers the
-/// `stack` mode sends, as static values.
-async fn same_headers() -> impl axum::response::IntoResponse {
+/// `stack` mode sends, as static values: the response's header map is a copy
+/// of one built once (with the `content-type` a `&str` body gets), the least
+/// work any code can do to send them.
+async fn same_headers() -> axum::response::Response {
+    use axum::http::{HeaderMap, HeaderValue, header};
     use std::sync::LazyLock;
-    // Built once: only sending the headers may count, not making them.
-    static HEADERS: LazyLock<axum::http::HeaderMap> = LazyLock::new(|| {
-        let mut headers = axum::http::HeaderMap::new();
+    static HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+        let mut headers = HeaderMap::new();
         for (name, value) in SecurityHeadersLayer::new().headers() {
             headers.insert(name.clone(), value.clone());
         }
-        let static_value = axum::http::HeaderValue::from_static;
+        let static_value = HeaderValue::from_static;
+        headers.insert(
+            header::CONTENT_TYPE,
+            static_value("text/plain; charset=utf-8"),
+        );
         headers.insert("ratelimit-policy", static_value("\"ip\";q=1000000;w=1"));
         headers.insert("ratelimit", static_value("\"ip\";r=999999;t=1"));
         headers
     });
-    (HEADERS.clone(), "Hello, World!")
-}
-
-/// The peer crates' equivalent of the `stack` mode.
-fn peer(routes: Router) -> Result<Router, Box<dyn std::error::Error>> {
-    use axum::http::{HeaderName, HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-
-    let governor = tower_governor::governor::GovernorConfigBuilder::default()
-        .per_nanosecond(1)
-        .burst_size(1_000_000)
-        .finish()
-        .ok_or("governor config")?;
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
-    };
-    Ok(routes.layer(
-        ServiceBuilder::new()
-            .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-            .layer(set(
-                header::STRICT_TRANSPORT_SECURITY,
-                "max-age=31536000; includeSubDomains",
-            ))
-            .layer(set(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; frame-ancestors 'none'",
-            ))
-            .layer(set(header::REFERRER_POLICY, "no-referrer"))
-            .layer(set(
-                HeaderName::from_static("cross-origin-opener-policy"),
-                "same-origin",
-            ))
-            .layer(tower_governor::GovernorLayer::new(governor))
-            .layer(axum::middleware::from_fn(jsonwebtoken_check)),
-    ))
+    let mut res = axum::response::Response::new(axum::body::Body::from("Hello, World!"));
+    *res.headers_mut() = HEADERS.clone();
+    res
 }
 
 /// Bearer-token check with `jsonwebtoken`, as an app would write it.
@@ -175,19 +194,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let port: u16 = args.next().map_or(Ok(3000), |p| p.parse())?;
-    let app = app(&mode)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
+    // `*-around` modes wrap the whole router in the layers (as a hyper or
+    // tower app does) instead of adding them with `Router::layer`, which
+    // makes axum box and clone the layered service on every request.
+    let to_axum = |res: http::Response<_>| res.map(axum::body::Body::new);
     rt.block_on(async move {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!("bench_server ({mode}) on http://{addr}");
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await?;
-        Ok(())
+        match mode.as_str() {
+            "stack-around" => {
+                let svc = ServiceBuilder::new()
+                    .map_response(to_axum)
+                    .layer(stack()?)
+                    .service(routes.with_state(()));
+                serve(&mode, port, svc).await
+            }
+            "peer-around" => {
+                serve(&mode, port, peer_layers!().service(routes.with_state(()))).await
+            }
+            // `with_state` turns the routes into services once, as
+            // `Router::into_make_service_with_connect_info` does.
+            _ => serve(&mode, port, app(&mode)?.with_state(())).await,
+        }
     })
+}
+
+async fn serve<S>(mode: &str, port: u16, svc: S) -> Result<(), Box<dyn std::error::Error>>
+where
+    S: Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("bench_server ({mode}) on http://{addr}");
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(svc);
+    axum::serve(listener, make).await?;
+    Ok(())
 }

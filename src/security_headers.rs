@@ -95,7 +95,8 @@ struct Prepared {
     entries: Box<[Entry]>,
     /// The headers as a map, hashed once here: each response starts from a
     /// copy of it and the inner service's headers are laid over it, which
-    /// costs fewer hash-and-probe steps than adding ours to its map.
+    /// costs fewer hash-and-probe steps than adding ours to its map. It has
+    /// room for [`SPARE_HEADERS`] more, so the copy never regrows.
     template: HeaderMap,
     /// Headers of ours that replace the inner service's.
     forced: Box<[HeaderName]>,
@@ -132,7 +133,10 @@ impl SecurityHeadersLayer {
     }
 
     fn from_entries(entries: Vec<Entry>) -> Self {
-        let mut template = HeaderMap::with_capacity(entries.len());
+        // Room for the headers the inner service and the server add
+        // (content type and length, rate-limit headers, …): a copy of a map
+        // with spare slots takes them without regrowing and rehashing.
+        let mut template = HeaderMap::with_capacity(entries.len() + SPARE_HEADERS);
         for e in &entries {
             template.insert(&e.name, e.value.clone());
         }
@@ -408,19 +412,26 @@ where
     }
 }
 
+/// How many headers besides ours a response may carry before its map has to
+/// regrow (see [`SecurityHeadersLayer::from_entries`]).
+const SPARE_HEADERS: usize = 12;
+
 fn apply(prepared: &Prepared, headers: &mut HeaderMap) {
     let mut merged = prepared.template.clone();
+    // A no-op unless the inner service set more headers than we left room for.
     merged.reserve(headers.len());
     // The inner service's headers, every value of each, over ours: its
     // value wins unless ours is forced.
+    let mut inner = std::mem::take(headers).into_iter().peekable();
+    // The name of a header with more values to come (`None` names follow).
     let mut current: Option<(HeaderName, bool)> = None;
-    for (name, value) in std::mem::take(headers) {
+    while let Some((name, value)) = inner.next() {
         if let Some(name) = name {
             let forced = prepared.forced.contains(&name);
+            current = matches!(inner.peek(), Some((None, _))).then(|| (name.clone(), forced));
             if !forced {
-                merged.insert(&name, value);
+                merged.insert(name, value);
             }
-            current = Some((name, forced));
         } else if let Some((name, false)) = &current {
             merged.append(name, value);
         }
@@ -648,6 +659,32 @@ mod tests {
         assert_eq!(
             values(&forced, "content-security-policy"),
             ["default-src 'none'; frame-ancestors 'none'"]
+        );
+    }
+
+    #[test]
+    fn a_typical_response_fits_without_regrowing() {
+        // What a handler plus two rate-limit headers and the server's
+        // content-length add: room was left for them in the template.
+        let prepared = &SecurityHeadersLayer::new().prepared;
+        let mut headers = HeaderMap::new();
+        for name in [
+            "content-type",
+            "ratelimit-policy",
+            "ratelimit",
+            "x-request-id",
+        ] {
+            headers.insert(name, HeaderValue::from_static("v"));
+        }
+        apply(prepared, &mut headers);
+        assert_eq!(headers.len(), prepared.entries.len() + 4);
+        let capacity = headers.capacity();
+        assert_eq!(capacity, prepared.template.capacity());
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("13"));
+        assert_eq!(
+            headers.capacity(),
+            capacity,
+            "content-length made the map regrow"
         );
     }
 }

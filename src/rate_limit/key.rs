@@ -202,10 +202,9 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // ASCII digits: always valid UTF-8, and one copy instead of a push per char.
-    if let Ok(text) = std::str::from_utf8(&digits[start..]) {
-        out.push_str(text);
-    }
+    // Pushing ASCII chars one by one compiles to byte stores; no UTF-8 check.
+    out.reserve(digits.len() - start);
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// A type-erased extractor with a readable `Debug`.
