@@ -5,107 +5,17 @@
 
 mod support;
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::HeaderMap;
-use support::http_peer::{self, HttpPeer};
+use support::webhook_receiver::{Receiver, SECRET};
 use tokio::sync::Semaphore;
 use tower_otp::events::{Event, EventKind, EventSink, WebhookSink};
 use tower_otp::identifier::IdentifierHasher;
 use tower_otp::webhook::{self, DEFAULT_TOLERANCE, WebhookError, WebhookSecret};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PHONE: &str = "+14155550100";
-
-#[derive(Clone, Debug)]
-struct Hit {
-    headers: HeaderMap,
-    body: Bytes,
-    verdict: Result<(), WebhookError>,
-}
-
-impl Hit {
-    fn id(&self) -> String {
-        self.headers["webhook-id"].to_str().unwrap().to_owned()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// The app's endpoint: records and verifies every request, waits for a
-/// permit from `gate` (when one is set), then answers the next scripted
-/// status (default 204).
-struct Receiver {
-    peer: HttpPeer,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Receiver {
-    async fn start(gate: Option<Arc<Semaphore>>) -> Self {
-        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let script: Arc<Mutex<VecDeque<u16>>> = Arc::default();
-        let secret = WebhookSecret::parse(SECRET).unwrap();
-        let (h, s) = (Arc::clone(&hits), Arc::clone(&script));
-        let peer = http_peer::serve(move |req| {
-            let verdict = webhook::verify_webhook(
-                &secret,
-                req.headers(),
-                req.body(),
-                SystemTime::now(),
-                DEFAULT_TOLERANCE,
-            );
-            h.lock().unwrap().push(Hit {
-                headers: req.headers().clone(),
-                body: req.body().clone(),
-                verdict,
-            });
-            let status = match verdict {
-                Ok(()) => s.lock().unwrap().pop_front().unwrap_or(204),
-                Err(_) => 401,
-            };
-            let gate = gate.clone();
-            async move {
-                if let Some(gate) = gate {
-                    gate.acquire().await.unwrap().forget();
-                }
-                http_peer::json(status, "", &[])
-            }
-        })
-        .await;
-        Self { peer, hits, script }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/hooks/events", self.peer.url())
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    fn script(&self, statuses: impl IntoIterator<Item = u16>) {
-        self.script.lock().unwrap().extend(statuses);
-    }
-
-    /// Waits (up to 2 s) until at least `n` requests arrived.
-    async fn wait_for_hits(&self, n: usize) -> Vec<Hit> {
-        let started = Instant::now();
-        loop {
-            let hits = self.hits();
-            if hits.len() >= n || started.elapsed() > Duration::from_secs(2) {
-                return hits;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
 
 fn sink(receiver: &Receiver) -> tower_otp::events::WebhookSinkBuilder {
     WebhookSink::builder(&receiver.url(), WebhookSecret::parse(SECRET).unwrap())
@@ -131,7 +41,7 @@ async fn flush(sink: &WebhookSink) {
 
 #[tokio::test]
 async fn events_arrive_in_order_signed_and_without_raw_identifiers() {
-    let receiver = Receiver::start(None).await;
+    let receiver = Receiver::start().await;
     let sink = sink(&receiver).build().unwrap();
     let kinds = [
         EventKind::OtpRequested,
@@ -195,8 +105,8 @@ async fn events_arrive_in_order_signed_and_without_raw_identifiers() {
 
 #[tokio::test]
 async fn server_errors_are_retried_with_the_same_id() {
-    let receiver = Receiver::start(None).await;
-    receiver.script([500, 503]);
+    let receiver = Receiver::start().await;
+    receiver.script_statuses([500, 503]);
     let sink = sink(&receiver).build().unwrap();
     sink.emit(&event(EventKind::TokenReuseDetected, "req-1"));
     flush(&sink).await;
@@ -215,8 +125,8 @@ async fn server_errors_are_retried_with_the_same_id() {
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts() {
-    let receiver = Receiver::start(None).await;
-    receiver.script([500, 429, 502, 500]);
+    let receiver = Receiver::start().await;
+    receiver.script_statuses([500, 429, 502, 500]);
     let sink = sink(&receiver).max_attempts(3).build().unwrap();
     sink.emit(&event(EventKind::OtpLocked, "req-1"));
     flush(&sink).await;
@@ -225,8 +135,8 @@ async fn retries_stop_at_max_attempts() {
 
 #[tokio::test]
 async fn client_errors_are_not_retried() {
-    let receiver = Receiver::start(None).await;
-    receiver.script([400]);
+    let receiver = Receiver::start().await;
+    receiver.script_statuses([400]);
     let sink = sink(&receiver).build().unwrap();
     sink.emit(&event(EventKind::OtpFailed, "req-1"));
     flush(&sink).await;
@@ -244,7 +154,7 @@ async fn client_errors_are_not_retried() {
 #[tokio::test]
 async fn a_full_queue_drops_events_without_blocking() {
     let gate = Arc::new(Semaphore::new(0));
-    let receiver = Receiver::start(Some(Arc::clone(&gate))).await;
+    let receiver = Receiver::gated(Some(Arc::clone(&gate))).await;
     let sink = sink(&receiver).queue_capacity(1).build().unwrap();
 
     // The first event is taken off the queue and stalls in the receiver.
@@ -276,7 +186,7 @@ async fn a_full_queue_drops_events_without_blocking() {
 #[tokio::test]
 async fn dropping_the_sink_delivers_what_is_queued() {
     let gate = Arc::new(Semaphore::new(0));
-    let receiver = Receiver::start(Some(Arc::clone(&gate))).await;
+    let receiver = Receiver::gated(Some(Arc::clone(&gate))).await;
     let sink = sink(&receiver).build().unwrap();
     for i in 0..3 {
         sink.emit(&event(EventKind::SessionRevoked, &format!("req-{i}")));

@@ -1,6 +1,6 @@
 //! The hardening layers together, over real sockets: an axum server on
 //! 127.0.0.1 and a hyper client.
-#![cfg(feature = "moka")]
+#![cfg(all(feature = "moka", feature = "axum"))]
 #![allow(clippy::unwrap_used)]
 
 mod support;

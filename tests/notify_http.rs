@@ -5,86 +5,14 @@
 
 mod support;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::HeaderMap;
-use support::http_peer::{self, HttpPeer};
+use support::webhook_receiver::{Receiver, SECRET};
 use tower_otp::clock::ManualClock;
 use tower_otp::notify::{
     Channel, HttpNotifier, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy,
 };
 use tower_otp::webhook::{self, DEFAULT_TOLERANCE, WebhookError, WebhookSecret};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-#[derive(Clone, Debug)]
-struct Hit {
-    headers: HeaderMap,
-    body: Bytes,
-    verdict: Result<(), WebhookError>,
-}
-
-/// Scripted answers: status and optional `Retry-After` seconds.
-type Script = Arc<Mutex<VecDeque<(u16, Option<u64>)>>>;
-
-/// The app's endpoint: verifies every request with the real clock, answers
-/// 401 to a bad signature, else the next scripted status (default 204).
-struct Receiver {
-    peer: HttpPeer,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Script,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let hits: Arc<Mutex<Vec<Hit>>> = Arc::new(Mutex::new(Vec::new()));
-        let script: Script = Arc::new(Mutex::new(VecDeque::new()));
-        let secret = WebhookSecret::parse(SECRET).unwrap();
-        let (h, s) = (Arc::clone(&hits), Arc::clone(&script));
-        let peer = http_peer::serve(move |req| {
-            let verdict = webhook::verify_webhook(
-                &secret,
-                req.headers(),
-                req.body(),
-                SystemTime::now(),
-                DEFAULT_TOLERANCE,
-            );
-            h.lock().unwrap().push(Hit {
-                headers: req.headers().clone(),
-                body: req.body().clone(),
-                verdict,
-            });
-            let reply = s.lock().unwrap().pop_front();
-            async move {
-                match (verdict, reply) {
-                    (Err(_), _) => http_peer::json(401, r#"{"error":"bad signature"}"#, &[]),
-                    (Ok(()), None) => http_peer::json(204, "", &[]),
-                    (Ok(()), Some((status, None))) => http_peer::json(status, "{}", &[]),
-                    (Ok(()), Some((status, Some(after)))) => {
-                        http_peer::json(status, "{}", &[("retry-after", &after.to_string())])
-                    }
-                }
-            }
-        })
-        .await;
-        Self { peer, hits, script }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/hooks/otp", self.peer.url())
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    fn script(&self, replies: impl IntoIterator<Item = (u16, Option<u64>)>) {
-        self.script.lock().unwrap().extend(replies);
-    }
-}
 
 fn notifier(receiver: &Receiver) -> HttpNotifier {
     HttpNotifier::new(&receiver.url(), WebhookSecret::parse(SECRET).unwrap())

@@ -8,6 +8,7 @@ pub mod http_peer;
 pub mod redis_server;
 pub mod smtp_sink;
 pub mod stress;
+pub mod webhook_receiver;
 
 /// A loopback port nothing listens on (bound, then released): connecting to
 /// it is refused at once.
