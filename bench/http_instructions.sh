@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request, in the server's own code (user space), for each
-# bench_server mode: the noise-free companion of bench/http_stack.sh. wrk's
-# throughput on a shared VM moves by 10–20 % between runs; callgrind's
-# instruction count for the same binary and load moves by well under 1 %, so
+# bench_server mode: the load-independent companion of bench/http_stack.sh. wrk's
+# throughput on a shared VM moves by 5–20 % between runs; callgrind's
+# instruction count for the same binary and load moves by under 1 %, so
 # this is the figure to compare when a change is smaller than that noise.
 # Kernel time (the socket calls) is not counted here; it is the same for
 # every mode apart from the bytes sent.
@@ -11,6 +11,7 @@
 # has its counters zeroed, serves `wrk -c10` for the duration, and is dumped.
 #
 # Usage: MODES="bare stack" bash bench/http_instructions.sh [duration]   (default 5s)
+# KEEP=1 keeps the callgrind files (for callgrind_annotate) and prints where.
 # Needs: valgrind, wrk (apt-get install -y valgrind wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ cargo build --release --features axum --example bench_server >&2
 BIN="$(realpath "$TARGET/release/examples/bench_server")"
 AUTH="Authorization: Bearer $("$BIN" token)"
 OUT=$(mktemp -d)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT; echo "callgrind files: $OUT" >&2
+if [ -n "${KEEP:-}" ]; then echo "callgrind files: $OUT" >&2; else trap 'rm -rf "$OUT"' EXIT; fi
 
 base=""
 for mode in "${MODES[@]}"; do

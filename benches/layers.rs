@@ -17,6 +17,9 @@
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
 
+#[path = "support/stacks.rs"]
+mod stacks;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -29,17 +32,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_otp::client_ip::ClientIpLayer;
-use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
-use tower_otp::quota::Quota;
-use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
+use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
-use tower_otp::store::MemoryStore;
-
-const SECRET: &[u8] = b"bench secret, at least thirty-two bytes long";
 
 /// Polls a future that must be ready at once (every layer here is).
 fn now_or_never<F: Future>(f: F) -> F::Output {
@@ -60,23 +58,6 @@ fn hello(_req: Request<Body>) -> std::future::Ready<Result<Response<Body>, Infal
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("13"));
     std::future::ready(Ok(res))
-}
-
-/// A token like the OtpRouter issues, valid for a day.
-fn token() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": "usr_NMwc4quil8iIFkec-yybCw", "iat": now, "exp": now + 86_400,
-        "jti": "WK_zffVk3t2AUsyDCa8Taw", "sid": "R_zYXflC7urY-jXVGZMqFw",
-    });
-    jwt::encode(&keys(), &claims).expect("sign")
-}
-
-fn keys() -> JwtKeys {
-    JwtKeys::new("bench", SECRET).expect("key")
 }
 
 fn request(auth: &HeaderValue) -> Request<Body> {
@@ -115,48 +96,8 @@ where
     }))
 }
 
-fn ours_headers() -> SecurityHeadersLayer {
-    SecurityHeadersLayer::new()
-}
-
-fn ours_rate_limit() -> RateLimitLayer<MemoryStore> {
-    RateLimitLayer::builder(MemoryStore::new())
-        .limit("ip", Quota::per_second(1_000_000_000), ByClientIp)
-        .build()
-        .expect("policy")
-}
-
-fn peer_headers<S>(
-    inner: S,
-) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
-+ Send
-+ 'static
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
-    };
-    ServiceBuilder::new()
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ))
-        .layer(set(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
-        .layer(set(header::REFERRER_POLICY, "no-referrer"))
-        .layer(set(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ))
-        .service(inner)
-}
+/// Above any rate the benchmark reaches: every request is counted, none refused.
+const PER_SECOND: u32 = 1_000_000_000;
 
 fn peer_governor<S>(inner: S) -> Boxed
 where
@@ -190,7 +131,7 @@ impl<S> JsonWebToken<S> {
     fn new(inner: S) -> Self {
         Self {
             inner,
-            key: Arc::new(jsonwebtoken::DecodingKey::from_secret(SECRET)),
+            key: Arc::new(jsonwebtoken::DecodingKey::from_secret(stacks::SECRET)),
             validation: Arc::new(jsonwebtoken::Validation::new(
                 jsonwebtoken::Algorithm::HS256,
             )),
@@ -234,23 +175,26 @@ where
 }
 
 fn bench(c: &mut Criterion) {
-    let auth = HeaderValue::try_from(format!("Bearer {}", token())).expect("header");
-    let jwt_layer = || JwtLayer::<serde_json::Value>::new(keys(), Validation::default());
+    let auth = HeaderValue::try_from(format!("Bearer {}", stacks::token())).expect("header");
+    let jwt_layer = || JwtLayer::<serde_json::Value>::new(stacks::keys(), Validation::default());
     let inner = service_fn(hello);
 
     let mut rows: Vec<(&str, Boxed)> = vec![
         ("bare", boxed(inner)),
         (
             "security_headers/tower_otp",
-            boxed(ours_headers().layer(inner)),
+            boxed(SecurityHeadersLayer::new().layer(inner)),
         ),
-        ("security_headers/tower_http", boxed(peer_headers(inner))),
+        (
+            "security_headers/tower_http",
+            boxed(stacks::peer_headers().layer(inner)),
+        ),
         (
             "client_ip_rate_limit/tower_otp",
             boxed(
                 ServiceBuilder::new()
                     .layer(ClientIpLayer::new())
-                    .layer(ours_rate_limit())
+                    .layer(stacks::per_ip_limit(PER_SECOND))
                     .service(inner),
             ),
         ),
@@ -263,20 +207,15 @@ fn bench(c: &mut Criterion) {
         ("jwt/jsonwebtoken", boxed(JsonWebToken::new(inner))),
         (
             "stack/tower_otp",
-            boxed(
-                ServiceBuilder::new()
-                    .layer(ours_headers())
-                    .layer(ClientIpLayer::new())
-                    .layer(ours_rate_limit())
-                    .layer(jwt_layer())
-                    .service(inner),
-            ),
+            boxed(stacks::stack(PER_SECOND).layer(inner)),
         ),
         (
             "stack/peers",
-            boxed(peer_headers(peer_governor(JsonWebToken::new(
-                tower::util::BoxCloneSyncService::new(inner),
-            )))),
+            boxed(
+                stacks::peer_headers().layer(peer_governor(JsonWebToken::new(
+                    tower::util::BoxCloneSyncService::new(inner),
+                ))),
+            ),
         ),
     ];
 

@@ -25,113 +25,57 @@ use axum::Router;
 use axum::routing::get;
 use tower::{Service, ServiceBuilder};
 use tower_otp::client_ip::ClientIpLayer;
-use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
-use tower_otp::quota::Quota;
-use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
+use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
-use tower_otp::store::MemoryStore;
 
-const SECRET: &[u8] = b"bench secret, at least thirty-two bytes long";
+#[path = "../benches/support/stacks.rs"]
+mod stacks;
 
-fn keys() -> Result<JwtKeys, tower_otp::error::ConfigError> {
-    JwtKeys::new("bench", SECRET)
-}
-
-/// A token like the OtpRouter issues, valid for a day.
-fn token() -> Result<String, Box<dyn std::error::Error>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": "usr_NMwc4quil8iIFkec-yybCw", "iat": now, "exp": now + 86_400,
-        "jti": "WK_zffVk3t2AUsyDCa8Taw", "sid": "R_zYXflC7urY-jXVGZMqFw",
-    });
-    Ok(jwt::encode(&keys()?, &claims)?)
-}
+/// Well above what one core serves: every request is counted, none refused.
+const PER_SECOND: u32 = 1_000_000;
 
 /// The peer crates' equivalent of the `stack` mode: tower_governor, six
 /// tower-http header layers and a `jsonwebtoken` check, as one
 /// `ServiceBuilder` (a macro: the builder's type cannot be named).
 macro_rules! peer_layers {
     () => {{
-        use axum::http::{HeaderName, HeaderValue, header};
-        use tower_http::set_header::SetResponseHeaderLayer;
-
         let governor = tower_governor::governor::GovernorConfigBuilder::default()
             .per_nanosecond(1)
-            .burst_size(1_000_000)
+            .burst_size(PER_SECOND)
             .finish()
             .ok_or("governor config")?;
-        let set = |name: HeaderName, value: &'static str| {
-            SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
-        };
         ServiceBuilder::new()
-            .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-            .layer(set(
-                header::STRICT_TRANSPORT_SECURITY,
-                "max-age=31536000; includeSubDomains",
-            ))
-            .layer(set(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; frame-ancestors 'none'",
-            ))
-            .layer(set(header::REFERRER_POLICY, "no-referrer"))
-            .layer(set(
-                HeaderName::from_static("cross-origin-opener-policy"),
-                "same-origin",
-            ))
+            .layer(stacks::peer_headers())
             .layer(tower_governor::GovernorLayer::new(governor))
             .layer(axum::middleware::from_fn(jsonwebtoken_check))
     }};
 }
 
-/// The hardening stack, outermost first (a tuple of layers is a layer).
-type Stack = (
-    SecurityHeadersLayer,
-    ClientIpLayer,
-    RateLimitLayer<MemoryStore>,
-    JwtLayer<serde_json::Value>,
-);
-
-fn stack() -> Result<Stack, Box<dyn std::error::Error>> {
-    let limit = RateLimitLayer::builder(MemoryStore::new())
-        .limit("ip", Quota::per_second(1_000_000), ByClientIp)
-        .build()?;
-    Ok((
-        SecurityHeadersLayer::new(),
-        ClientIpLayer::new(),
-        limit,
-        JwtLayer::new(keys()?, Validation::default()),
-    ))
+/// "Hello, World!" on `GET /`, the app every mode serves.
+fn routes() -> Router {
+    Router::new().route("/", get(|| async { "Hello, World!" }))
 }
 
 fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
-    let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let routes = routes();
     Ok(match mode {
         "bare" => routes,
         // No layer: the handler itself sends the headers the stack adds, the
         // floor any implementation of those headers pays in hyper and the kernel.
         "bare-same-headers" => Router::new().route("/", get(same_headers)),
-        "stack" => routes.layer(stack()?),
+        "stack" => routes.layer(stacks::stack(PER_SECOND)),
         "peer" => routes.layer(peer_layers!()),
         // One layer at a time, to see what each costs.
         "only-headers" => routes.layer(SecurityHeadersLayer::new()),
         "only-client-ip" => routes.layer(ClientIpLayer::new()),
-        "only-rate-limit" => routes.layer(
-            ServiceBuilder::new().layer(ClientIpLayer::new()).layer(
-                RateLimitLayer::builder(MemoryStore::new())
-                    .limit("ip", Quota::per_second(1_000_000), ByClientIp)
-                    .build()?,
-            ),
-        ),
+        "only-rate-limit" => routes.layer((ClientIpLayer::new(), stacks::per_ip_limit(PER_SECOND))),
         "only-jwt-ignored" => routes.layer(JwtLayer::<serde::de::IgnoredAny>::new(
-            keys()?,
+            stacks::keys(),
             Validation::default(),
         )),
         "only-jsonwebtoken" => routes.layer(axum::middleware::from_fn(jsonwebtoken_check)),
         "only-jwt" => routes.layer(JwtLayer::<serde_json::Value>::new(
-            keys()?,
+            stacks::keys(),
             Validation::default(),
         )),
         other => return Err(format!("unknown mode {other:?}: use bare, stack or peer").into()),
@@ -172,7 +116,7 @@ async fn jsonwebtoken_check(
     use axum::response::IntoResponse;
     use std::sync::LazyLock;
     static KEY: LazyLock<jsonwebtoken::DecodingKey> =
-        LazyLock::new(|| jsonwebtoken::DecodingKey::from_secret(SECRET));
+        LazyLock::new(|| jsonwebtoken::DecodingKey::from_secret(stacks::SECRET));
     static VALIDATION: LazyLock<jsonwebtoken::Validation> =
         LazyLock::new(|| jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256));
     let token = req
@@ -190,14 +134,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "bare".into());
     if mode == "token" {
-        println!("{}", token()?);
+        println!("{}", stacks::token());
         return Ok(());
     }
     let port: u16 = args.next().map_or(Ok(3000), |p| p.parse())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let routes = Router::new().route("/", get(|| async { "Hello, World!" }));
+    let routes = routes();
     // `*-around` modes wrap the whole router in the layers (as a hyper or
     // tower app does) instead of adding them with `Router::layer`, which
     // makes axum box and clone the layered service on every request.
@@ -207,7 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "stack-around" => {
                 let svc = ServiceBuilder::new()
                     .map_response(to_axum)
-                    .layer(stack()?)
+                    .layer(stacks::stack(PER_SECOND))
                     .service(routes.with_state(()));
                 serve(&mode, port, svc).await
             }
