@@ -278,6 +278,15 @@ impl IdentifierHasher {
         self.hash_str(id.kind(), id.as_str())
     }
 
+    /// The keyed hash of the *mailbox* behind `id`, for limits: aliases of
+    /// one mailbox or number map to one key, so they share one budget.
+    //
+    // SEAM (lead, issue 10): today the same as `hash`; the identifier work
+    // makes it canonicalise (sub-address tags, provider dot rules).
+    pub fn limit_hash(&self, id: &Identifier) -> HashedId {
+        self.hash(id)
+    }
+
     /// The keyed hash of an arbitrary labelled string (e.g. a number prefix).
     pub fn hash_str(&self, label: &str, value: &str) -> HashedId {
         let mut mac = self.mac.clone();

@@ -230,7 +230,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let limits = &self.config.limits;
         self.limit(
             ctx,
-            &self.ip_key(ctx),
+            &self.ip_key(ctx)?,
             &limits.request_per_ip,
             Some(&hashed),
             "request_per_ip",

@@ -198,8 +198,10 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     }
 
     /// The rate-limit key for this client's address.
-    pub(crate) fn ip_key(&self, ctx: &RequestContext) -> String {
-        match ctx.client_ip {
+    // SEAM (lead, issue 10): returns Result so the client-address work can
+    // fail closed (500 client_ip_unavailable) without touching the callers.
+    pub(crate) fn ip_key(&self, ctx: &RequestContext) -> Result<String, Problem> {
+        Ok(match ctx.client_ip {
             Some(ip) => format!(
                 "otp:req:ip:{}",
                 self.secrets.identifiers.hash_str("ip", &ip.to_string())
@@ -214,7 +216,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 }
                 "otp:req:ip:unknown".to_owned()
             }
-        }
+        })
     }
 
     async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<FullBody>

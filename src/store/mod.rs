@@ -130,6 +130,15 @@ pub enum Rotation {
     Invalid,
 }
 
+/// One limit of a request, for [`Store::hit_all`].
+#[derive(Clone, Copy, Debug)]
+pub struct Limit<'a> {
+    /// The store key of the limit's counter (already hashed or namespaced).
+    pub key: &'a str,
+    /// The quota that counter is held to.
+    pub quota: &'a Quota,
+}
+
 /// Storage for limits, challenges, sessions and API keys.
 ///
 /// Implementations must make each operation atomic and must pass the store
@@ -154,6 +163,32 @@ pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
     fn hit_now(&self, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
         let _ = (key, quota, now_us);
         None
+    }
+
+    /// Counts one request against every limit in `limits`, all or nothing.
+    ///
+    /// Returns one decision per limit, in order. When every limit allows,
+    /// all are counted and every decision has `allowed: true`. When any
+    /// limit refuses, *none* is counted: the refusing limits report
+    /// `allowed: false` with their `retry_after`, the others report what
+    /// they would have decided (`allowed: true`, uncounted). A store error
+    /// counts nothing.
+    //
+    // SEAM (lead, issue 10): this provided body is a placeholder so that the
+    // callers can be written against the signature; the store work replaces
+    // it with atomic implementations in every backend and removes it.
+    fn hit_all(
+        &self,
+        limits: &[Limit<'_>],
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<RateDecision>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(limits.len());
+            for l in limits {
+                out.push(self.hit(l.key, l.quota, now).await?);
+            }
+            Ok(out)
+        }
     }
 
     /// Stores `challenge` under `key`, replacing (voiding) any previous one;
