@@ -67,7 +67,10 @@ fn parse(readme: &str) -> (String, Vec<Snippet>) {
             });
         }
     }
-    (deps.expect("README has a ```toml [dependencies] block"), snippets)
+    (
+        deps.expect("README has a ```toml [dependencies] block"),
+        snippets,
+    )
 }
 
 fn in_ci() -> bool {
@@ -155,7 +158,9 @@ fn build(deps: &str, snippet: &Snippet) -> PathBuf {
         String::from_utf8_lossy(&out.stderr),
         snippet.code
     );
-    target.join("debug").join(format!("readme-{}", snippet.name))
+    target
+        .join("debug")
+        .join(format!("readme-{}", snippet.name))
 }
 
 /// A running program; killed on drop. Its stdout lines arrive on `lines`.
@@ -336,7 +341,11 @@ async fn exercise(name: &str, bin: &Path, redis_url: Option<&str>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rust_snippet_builds_and_runs_as_a_fresh_project() {
     let (deps, snippets) = parse(README);
-    assert!(snippets.len() >= 5, "found only {} snippets", snippets.len());
+    assert!(
+        snippets.len() >= 5,
+        "found only {} snippets",
+        snippets.len()
+    );
     for s in &snippets {
         let hidden: Vec<&str> = s
             .code
@@ -348,7 +357,11 @@ async fn every_rust_snippet_builds_and_runs_as_a_fresh_project() {
             "snippet `{}` has hidden lines a reader cannot see: {hidden:?}",
             s.name
         );
-        assert!(s.code.contains("fn main"), "snippet `{}` is not a whole program", s.name);
+        assert!(
+            s.code.contains("fn main"),
+            "snippet `{}` is not a whole program",
+            s.name
+        );
     }
     if !have("cargo") {
         return;
@@ -364,7 +377,9 @@ async fn every_rust_snippet_builds_and_runs_as_a_fresh_project() {
 /// run with bash against the quickstart example as a reader pastes it.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_curl_walk_through_works_when_pasted() {
-    let start = README.find("## Walk-through").expect("a walk-through section");
+    let start = README
+        .find("## Walk-through")
+        .expect("a walk-through section");
     let block = &README[start..];
     let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
     let script = &block[..block.find("\n```").unwrap()];
