@@ -12,6 +12,23 @@
 //!
 //! The human `detail` never carries internals (store errors, provider
 //! messages); those go to `tracing`.
+//!
+//! Each `code` has exactly one status, whoever answers with it:
+//!
+//! | status | codes |
+//! |---|---|
+//! | 400 | `invalid_request` (unreadable or malformed body), `invalid_phone`, `invalid_email`, `invalid_code`, `invalid_grant` (RFC 6749 §5.2), `rate_limit_key_missing` |
+//! | 401 | `invalid_token` (always with `WWW-Authenticate: Bearer …`), `invalid_api_key` |
+//! | 403 | `country_not_allowed`, `access_denied`, `insufficient_scope` |
+//! | 404 | `not_found` |
+//! | 405 | `method_not_allowed` |
+//! | 413 | `body_too_large` |
+//! | 415 | `unsupported_media_type` |
+//! | 422 | `unprocessable` (well-formed JSON with missing or wrong fields) |
+//! | 429 | `rate_limited`, `too_many_attempts` (with `Retry-After`, the `RateLimit` fields and `"violated-policies"`) |
+//! | 500 | `client_ip_unavailable` |
+//! | 502 | `delivery_failed` |
+//! | 503 | `store_unavailable`, `notifier_unavailable`, `unavailable` |
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,7 +58,8 @@ struct Inner {
     detail: Cow<'static, str>,
     retry_after: Option<u64>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    extra: Option<(&'static str, Cow<'static, str>)>,
+    /// Extension members, in the order added (one per name).
+    extra: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Problem {
@@ -57,7 +75,7 @@ impl Problem {
             detail: detail.into(),
             retry_after: None,
             headers: Vec::new(),
-            extra: None,
+            extra: Vec::new(),
         }))
     }
 
@@ -66,9 +84,10 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
     }
 
-    /// `422 invalid_request`: well-formed JSON with missing or wrong-typed fields.
+    /// `422 unprocessable`: well-formed JSON with missing or wrong-typed
+    /// fields, or values the endpoint cannot use.
     pub fn unprocessable(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", detail)
     }
 
     /// `413 body_too_large`.
@@ -121,6 +140,21 @@ impl Problem {
         )
     }
 
+    /// `401 invalid_token` for a request that carries no credentials (no
+    /// `Authorization`, or another scheme than `Bearer`): the challenge is a
+    /// bare `WWW-Authenticate: Bearer`, without an error code (RFC 6750 §3.1).
+    pub fn no_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The request carries no Bearer access token.",
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        )
+    }
+
     /// `404 not_found`.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
@@ -148,10 +182,41 @@ impl Problem {
         self
     }
 
-    /// Adds one extra string member to the document (e.g. `"component"`).
-    pub fn with_member(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.0.extra = Some((name, value.into()));
+    /// Adds one extra string member to the document (e.g. `"component"`);
+    /// a second member of the same name replaces the first.
+    pub fn with_member(self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        let value: Cow<'static, str> = value.into();
+        self.with_value(name, serde_json::Value::String(value.into_owned()))
+    }
+
+    /// Adds the `"violated-policies"` member: the names of the rate-limit
+    /// policies that refused the request (the extension member of the
+    /// quota-exceeded problem type of draft-ietf-httpapi-ratelimit-headers).
+    pub fn with_violated_policies<I, T>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let names = names
+            .into_iter()
+            .map(|n| serde_json::Value::String(n.into()))
+            .collect();
+        self.with_value("violated-policies", serde_json::Value::Array(names))
+    }
+
+    fn with_value(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.0.extra.retain(|(n, _)| *n != name);
+        self.0.extra.push((name, value));
         self
+    }
+
+    /// The extension member `name` of the document, if set.
+    pub fn member(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0
+            .extra
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The HTTP status.
@@ -171,7 +236,7 @@ impl Problem {
 
     /// The JSON document.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut doc = serde_json::Map::with_capacity(6);
+        let mut doc = serde_json::Map::with_capacity(5 + self.0.extra.len());
         doc.insert(
             "type".into(),
             format!("urn:tower-otp:problem:{}", self.0.code).into(),
@@ -183,8 +248,8 @@ impl Problem {
         doc.insert("status".into(), self.0.status.as_u16().into());
         doc.insert("detail".into(), self.0.detail.as_ref().into());
         doc.insert("code".into(), self.0.code.into());
-        if let Some((name, value)) = &self.0.extra {
-            doc.insert((*name).into(), value.as_ref().into());
+        for (name, value) in &self.0.extra {
+            doc.insert((*name).into(), value.clone());
         }
         serde_json::to_vec(&doc).unwrap_or_default()
     }
