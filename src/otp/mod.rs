@@ -20,7 +20,7 @@ mod input;
 mod router;
 mod subject;
 
-pub use code::CODE_LENGTHS;
+pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig, OtpRouterBuilder};
 pub(crate) use handlers::fuzz_request_body;
 pub(crate) use router::RequestContext;
