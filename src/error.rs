@@ -338,6 +338,156 @@ mod tests {
         assert_eq!(p.retry_after(), Some(1));
     }
 
+    /// DESIGN.md's table: the one status of every problem `code`.
+    const STATUS_OF: &[(&str, u16)] = &[
+        ("invalid_request", 400),
+        ("invalid_phone", 400),
+        ("invalid_email", 400),
+        ("invalid_code", 400),
+        ("invalid_grant", 400),
+        ("rate_limit_key_missing", 400),
+        ("invalid_token", 401),
+        ("invalid_api_key", 401),
+        ("country_not_allowed", 403),
+        ("access_denied", 403),
+        ("insufficient_scope", 403),
+        ("tenant_suspended", 403),
+        ("csrf_failed", 403),
+        ("not_found", 404),
+        ("method_not_allowed", 405),
+        ("body_too_large", 413),
+        ("unsupported_media_type", 415),
+        ("unprocessable", 422),
+        ("rate_limited", 429),
+        ("too_many_attempts", 429),
+        ("quota_exceeded", 429),
+        ("client_ip_unavailable", 500),
+        ("delivery_failed", 502),
+        ("store_unavailable", 503),
+        ("notifier_unavailable", 503),
+        ("unavailable", 503),
+    ];
+
+    fn status_of(code: &str) -> u16 {
+        STATUS_OF
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, s)| *s)
+            .unwrap_or_else(|| panic!("problem code {code:?} is not in DESIGN.md's table"))
+    }
+
+    fn assert_mapped(p: &Problem) {
+        assert_eq!(p.status().as_u16(), status_of(p.code()), "{p}");
+        let doc: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(doc["status"], p.status().as_u16(), "{p}");
+    }
+
+    #[test]
+    fn each_named_constructor_has_its_codes_one_status() {
+        use crate::identifier::IdentifierError;
+        let problems = [
+            Problem::invalid_request("x"),
+            Problem::unprocessable("x"),
+            Problem::body_too_large(1),
+            Problem::unsupported_media_type(),
+            Problem::rate_limited(Duration::from_secs(1)),
+            Problem::store_unavailable(),
+            Problem::invalid_token(),
+            Problem::no_credentials(),
+            Problem::not_found(),
+            Problem::method_not_allowed("GET"),
+            crate::client_ip::unavailable(),
+            IdentifierError::InvalidPhone("x").into(),
+            IdentifierError::InvalidEmail("x").into(),
+        ];
+        for p in &problems {
+            assert_mapped(p);
+        }
+        // Every 401 carries a challenge (RFC 9110 §11.6.1).
+        for p in problems
+            .iter()
+            .filter(|p| p.status() == StatusCode::UNAUTHORIZED)
+        {
+            let res = p.clone().into_response();
+            assert!(
+                res.headers().contains_key(http::header::WWW_AUTHENTICATE),
+                "{p}"
+            );
+        }
+    }
+
+    /// Every `Problem::new(StatusCode::…, "code", …)` in `src/` (and
+    /// `Self::new` in this file) uses the status DESIGN.md gives its code,
+    /// so no code comes back with two statuses.
+    #[test]
+    fn every_literal_problem_in_the_crate_has_its_codes_one_status() {
+        fn status(ident: &str) -> u16 {
+            match ident {
+                "BAD_REQUEST" => 400,
+                "UNAUTHORIZED" => 401,
+                "FORBIDDEN" => 403,
+                "NOT_FOUND" => 404,
+                "METHOD_NOT_ALLOWED" => 405,
+                "PAYLOAD_TOO_LARGE" => 413,
+                "UNSUPPORTED_MEDIA_TYPE" => 415,
+                "UNPROCESSABLE_ENTITY" => 422,
+                "TOO_MANY_REQUESTS" => 429,
+                "INTERNAL_SERVER_ERROR" => 500,
+                "BAD_GATEWAY" => 502,
+                "SERVICE_UNAVAILABLE" => 503,
+                other => panic!("no status for StatusCode::{other}"),
+            }
+        }
+        fn visit(dir: &std::path::Path, found: &mut Vec<(String, String, u16)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    scan(&path.display().to_string(), &text, found);
+                }
+            }
+        }
+        fn scan(file: &str, text: &str, found: &mut Vec<(String, String, u16)>) {
+            for (at, _) in text.match_indices("::new(") {
+                let rest = text[at + 6..].trim_start();
+                let rest = rest.strip_prefix("http::").unwrap_or(rest);
+                let Some(rest) = rest.strip_prefix("StatusCode::") else {
+                    continue;
+                };
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                    .unwrap();
+                let ident = &rest[..end];
+                let rest = rest[end..]
+                    .trim_start()
+                    .trim_start_matches(',')
+                    .trim_start();
+                // A code that is not a literal (identifier.rs picks one of
+                // two) is covered by the named-constructor test.
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let code = &rest[..rest.find('"').unwrap()];
+                found.push((file.to_owned(), code.to_owned(), status(ident)));
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+            &mut found,
+        );
+        assert!(found.len() >= 20, "the scan found only {found:?}");
+        for (file, code, status) in &found {
+            assert_eq!(
+                *status,
+                status_of(code),
+                "{file}: {code:?} answered with {status}"
+            );
+        }
+    }
+
     #[test]
     fn document_members() {
         let doc: serde_json::Value =

@@ -447,7 +447,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 tracing::warn!(target: "tower_otp", error = %err, channel = %channel, "delivery failed; challenge rolled back");
                 match self.store.remove_challenge(&key, &challenge.id).await {
                     Ok(true) if decoy_on_failure => {
-                        if let Err(e) = self.store.put_challenge(&key, &self.decoy(now), now).await {
+                        if let Err(e) = self.store.put_challenge(&key, &self.decoy(now), now).await
+                        {
                             tracing::error!(target: "tower_otp", error = %e, "could not put a decoy challenge after a failed delivery");
                         }
                     }
@@ -485,7 +486,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let limits = &self.config.limits;
         let limit_id = self.secrets.identifiers.limit_hash(&id);
         let checks = [
-            Check::new("verify_per_ip", self.verify_ip_key(ctx)?, limits.verify_per_ip),
+            Check::new(
+                "verify_per_ip",
+                self.verify_ip_key(ctx)?,
+                limits.verify_per_ip,
+            ),
             Check::new(
                 "verify_per_identifier",
                 format!("otp:verify:id:{limit_id}"),
