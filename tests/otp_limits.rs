@@ -116,28 +116,39 @@ fn reset_of(item: &str) -> u64 {
     item.rsplit("t=").next().unwrap().parse().unwrap()
 }
 
-/// A 429 as DESIGN.md wants every one: `Retry-After` ≥ the `RateLimit`
-/// reset, `Cache-Control: no-store`, the violated policy named in the body
-/// and in both fields.
-fn assert_429(reply: &Reply, code: &str, policy: &str) {
+/// A 429 as DESIGN.md wants every one: `Retry-After` ≥ every `RateLimit`
+/// reset, `Cache-Control: no-store`, the violated policies named in the
+/// body and in both fields, in order.
+fn assert_429(reply: &Reply, code: &str, policies: &[&str]) {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{reply:?}");
     assert_eq!(reply.code(), code);
     assert_eq!(reply.header("content-type"), "application/problem+json");
     assert_eq!(reply.header("cache-control"), "no-store");
-    assert_eq!(reply.json()["violated-policies"], json!([policy]));
-    assert!(
-        reply
-            .header("ratelimit-policy")
-            .starts_with(&format!("\"{policy}\";q=")),
-        "{reply:?}"
-    );
-    let item = reply.header("ratelimit");
-    assert!(
-        item.starts_with(&format!("\"{policy}\";r=0;t=")),
+    assert_eq!(
+        reply.json()["violated-policies"],
+        json!(policies),
         "{reply:?}"
     );
     let retry: u64 = reply.header("retry-after").parse().unwrap();
-    assert!(retry >= 1 && retry >= reset_of(item), "{reply:?}");
+    assert!(retry >= 1, "{reply:?}");
+    let declared: Vec<&str> = reply.header("ratelimit-policy").split(", ").collect();
+    let items: Vec<&str> = reply.header("ratelimit").split(", ").collect();
+    assert_eq!(
+        (declared.len(), items.len()),
+        (policies.len(), policies.len()),
+        "{reply:?}"
+    );
+    for ((policy, declared), item) in policies.iter().zip(declared).zip(items) {
+        assert!(
+            declared.starts_with(&format!("\"{policy}\";q=")),
+            "{reply:?}"
+        );
+        assert!(
+            item.starts_with(&format!("\"{policy}\";r=0;t=")),
+            "{reply:?}"
+        );
+        assert!(retry >= reset_of(item), "Retry-After {retry} < {item}");
+    }
 }
 
 #[tokio::test]
@@ -160,7 +171,7 @@ async fn a_request_refused_by_one_limit_spends_none_of_the_others() {
         assert_429(
             &request_code(&router, "192.0.2.1", &email(2)).await,
             "rate_limited",
-            "request_per_ip",
+            &["request_per_ip"],
         );
     }
     assert_eq!(
@@ -172,9 +183,45 @@ async fn a_request_refused_by_one_limit_spends_none_of_the_others() {
     assert_429(
         &request_code(&router, "192.0.2.3", &email(3)).await,
         "rate_limited",
-        "global_messages",
+        &["global_messages"],
     );
     assert_eq!(notifier.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_request_refused_by_a_later_limit_spends_no_per_ip_quota() {
+    let notifier = MemoryNotifier::new();
+    let (b, clock) = builder(notifier.clone());
+    let mut limits = tower_otp::otp::Limits::default();
+    limits.request_per_ip = Quota::per_hour(2);
+    limits.request_per_identifier = Quota::per_hour(1);
+    let router = b.limits(limits).build().unwrap();
+    let ip = "192.0.2.1";
+    assert_eq!(
+        request_code(&router, ip, &email(1)).await.status,
+        StatusCode::ACCEPTED
+    );
+    // Refused by the resend cooldown and the identifier's limit, then
+    // (after the cooldown) by the identifier's limit alone: neither may
+    // spend the address's second request.
+    assert_429(
+        &request_code(&router, ip, &email(1)).await,
+        "rate_limited",
+        &["resend_cooldown", "request_per_identifier"],
+    );
+    clock.advance(Duration::from_secs(31));
+    let r = request_code(&router, ip, &email(1)).await;
+    assert_429(&r, "rate_limited", &["request_per_identifier"]);
+    assert_eq!(
+        request_code(&router, ip, &email(2)).await.status,
+        StatusCode::ACCEPTED,
+        "a refused request spent the per-IP budget"
+    );
+    assert_429(
+        &request_code(&router, ip, &email(3)).await,
+        "rate_limited",
+        &["request_per_ip"],
+    );
 }
 
 #[tokio::test]
@@ -191,7 +238,7 @@ async fn verify_is_limited_per_client_ip_across_identifiers() {
         );
     }
     let walked = verify(&router, "198.51.100.7", &email(3), "123456").await;
-    assert_429(&walked, "rate_limited", "verify_per_ip");
+    assert_429(&walked, "rate_limited", &["verify_per_ip"]);
     assert_eq!(
         walked.header("ratelimit-policy"),
         "\"verify_per_ip\";q=3;w=3600"
@@ -224,7 +271,7 @@ async fn router_429s_carry_ratelimit_fields() {
         );
     }
     let r = request_code(&router, ip, &email(9)).await;
-    assert_429(&r, "rate_limited", "request_per_ip");
+    assert_429(&r, "rate_limited", &["request_per_ip"]);
     assert_eq!(
         r.header("ratelimit-policy"),
         "\"request_per_ip\";q=5;w=3600"
@@ -236,7 +283,7 @@ async fn router_429s_carry_ratelimit_fields() {
     // Resend cooldown (30 s), from another address.
     clock.advance(Duration::from_secs(10));
     let r = request_code(&router, "203.0.113.10", &email(0)).await;
-    assert_429(&r, "rate_limited", "resend_cooldown");
+    assert_429(&r, "rate_limited", &["resend_cooldown"]);
     assert_eq!(r.header("ratelimit"), "\"resend_cooldown\";r=0;t=20");
     assert_eq!(r.header("retry-after"), "20");
 
@@ -248,13 +295,13 @@ async fn router_429s_carry_ratelimit_fields() {
         assert_eq!(verify(&router, ip, &id, wrong).await.code(), "invalid_code");
     }
     let r = verify(&router, ip, &id, wrong).await;
-    assert_429(&r, "too_many_attempts", "max_attempts");
+    assert_429(&r, "too_many_attempts", &["max_attempts"]);
     assert_eq!(r.header("ratelimit-policy"), "\"max_attempts\";q=5");
     assert_eq!(r.header("ratelimit"), "\"max_attempts\";r=0;t=30");
 
     // verify_per_identifier (5 / hour): the 6th verify.
     let r = verify(&router, ip, &id, &code).await;
-    assert_429(&r, "rate_limited", "verify_per_identifier");
+    assert_429(&r, "rate_limited", &["verify_per_identifier"]);
 }
 
 #[tokio::test]
