@@ -12,6 +12,23 @@
 //!
 //! The human `detail` never carries internals (store errors, provider
 //! messages); those go to `tracing`.
+//!
+//! Each `code` has exactly one status, whoever answers with it:
+//!
+//! | status | codes |
+//! |---|---|
+//! | 400 | `invalid_request` (unreadable or malformed body), `invalid_phone`, `invalid_email`, `invalid_code`, `invalid_grant` (RFC 6749 §5.2), `rate_limit_key_missing` |
+//! | 401 | `invalid_token` (always with `WWW-Authenticate: Bearer …`), `invalid_api_key` |
+//! | 403 | `country_not_allowed`, `access_denied`, `insufficient_scope` |
+//! | 404 | `not_found` |
+//! | 405 | `method_not_allowed` |
+//! | 413 | `body_too_large` |
+//! | 415 | `unsupported_media_type` |
+//! | 422 | `unprocessable` (well-formed JSON with missing or wrong fields) |
+//! | 429 | `rate_limited`, `too_many_attempts` (with `Retry-After`, the `RateLimit` fields and `"violated-policies"`) |
+//! | 500 | `client_ip_unavailable` |
+//! | 502 | `delivery_failed` |
+//! | 503 | `store_unavailable`, `notifier_unavailable`, `unavailable` |
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,7 +58,8 @@ struct Inner {
     detail: Cow<'static, str>,
     retry_after: Option<u64>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    extra: Option<(&'static str, Cow<'static, str>)>,
+    /// Extension members, in the order added (one per name).
+    extra: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Problem {
@@ -57,7 +75,7 @@ impl Problem {
             detail: detail.into(),
             retry_after: None,
             headers: Vec::new(),
-            extra: None,
+            extra: Vec::new(),
         }))
     }
 
@@ -66,9 +84,10 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
     }
 
-    /// `422 invalid_request`: well-formed JSON with missing or wrong-typed fields.
+    /// `422 unprocessable`: well-formed JSON with missing or wrong-typed
+    /// fields, or values the endpoint cannot use.
     pub fn unprocessable(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", detail)
     }
 
     /// `413 body_too_large`.
@@ -121,6 +140,21 @@ impl Problem {
         )
     }
 
+    /// `401 invalid_token` for a request that carries no credentials (no
+    /// `Authorization`, or another scheme than `Bearer`): the challenge is a
+    /// bare `WWW-Authenticate: Bearer`, without an error code (RFC 6750 §3.1).
+    pub fn no_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The request carries no Bearer access token.",
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        )
+    }
+
     /// `404 not_found`.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
@@ -148,10 +182,41 @@ impl Problem {
         self
     }
 
-    /// Adds one extra string member to the document (e.g. `"component"`).
-    pub fn with_member(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.0.extra = Some((name, value.into()));
+    /// Adds one extra string member to the document (e.g. `"component"`);
+    /// a second member of the same name replaces the first.
+    pub fn with_member(self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        let value: Cow<'static, str> = value.into();
+        self.with_value(name, serde_json::Value::String(value.into_owned()))
+    }
+
+    /// Adds the `"violated-policies"` member: the names of the rate-limit
+    /// policies that refused the request (the extension member of the
+    /// quota-exceeded problem type of draft-ietf-httpapi-ratelimit-headers).
+    pub fn with_violated_policies<I, T>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let names = names
+            .into_iter()
+            .map(|n| serde_json::Value::String(n.into()))
+            .collect();
+        self.with_value("violated-policies", serde_json::Value::Array(names))
+    }
+
+    fn with_value(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.0.extra.retain(|(n, _)| *n != name);
+        self.0.extra.push((name, value));
         self
+    }
+
+    /// The extension member `name` of the document, if set.
+    pub fn member(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0
+            .extra
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The HTTP status.
@@ -171,7 +236,7 @@ impl Problem {
 
     /// The JSON document.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut doc = serde_json::Map::with_capacity(6);
+        let mut doc = serde_json::Map::with_capacity(5 + self.0.extra.len());
         doc.insert(
             "type".into(),
             format!("urn:tower-otp:problem:{}", self.0.code).into(),
@@ -183,8 +248,8 @@ impl Problem {
         doc.insert("status".into(), self.0.status.as_u16().into());
         doc.insert("detail".into(), self.0.detail.as_ref().into());
         doc.insert("code".into(), self.0.code.into());
-        if let Some((name, value)) = &self.0.extra {
-            doc.insert((*name).into(), value.as_ref().into());
+        for (name, value) in &self.0.extra {
+            doc.insert((*name).into(), value.clone());
         }
         serde_json::to_vec(&doc).unwrap_or_default()
     }
@@ -271,6 +336,156 @@ mod tests {
     fn retry_after_never_zero() {
         let p = Problem::rate_limited(Duration::ZERO);
         assert_eq!(p.retry_after(), Some(1));
+    }
+
+    /// DESIGN.md's table: the one status of every problem `code`.
+    const STATUS_OF: &[(&str, u16)] = &[
+        ("invalid_request", 400),
+        ("invalid_phone", 400),
+        ("invalid_email", 400),
+        ("invalid_code", 400),
+        ("invalid_grant", 400),
+        ("rate_limit_key_missing", 400),
+        ("invalid_token", 401),
+        ("invalid_api_key", 401),
+        ("country_not_allowed", 403),
+        ("access_denied", 403),
+        ("insufficient_scope", 403),
+        ("tenant_suspended", 403),
+        ("csrf_failed", 403),
+        ("not_found", 404),
+        ("method_not_allowed", 405),
+        ("body_too_large", 413),
+        ("unsupported_media_type", 415),
+        ("unprocessable", 422),
+        ("rate_limited", 429),
+        ("too_many_attempts", 429),
+        ("quota_exceeded", 429),
+        ("client_ip_unavailable", 500),
+        ("delivery_failed", 502),
+        ("store_unavailable", 503),
+        ("notifier_unavailable", 503),
+        ("unavailable", 503),
+    ];
+
+    fn status_of(code: &str) -> u16 {
+        STATUS_OF
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, s)| *s)
+            .unwrap_or_else(|| panic!("problem code {code:?} is not in DESIGN.md's table"))
+    }
+
+    fn assert_mapped(p: &Problem) {
+        assert_eq!(p.status().as_u16(), status_of(p.code()), "{p}");
+        let doc: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(doc["status"], p.status().as_u16(), "{p}");
+    }
+
+    #[test]
+    fn each_named_constructor_has_its_codes_one_status() {
+        use crate::identifier::IdentifierError;
+        let problems = [
+            Problem::invalid_request("x"),
+            Problem::unprocessable("x"),
+            Problem::body_too_large(1),
+            Problem::unsupported_media_type(),
+            Problem::rate_limited(Duration::from_secs(1)),
+            Problem::store_unavailable(),
+            Problem::invalid_token(),
+            Problem::no_credentials(),
+            Problem::not_found(),
+            Problem::method_not_allowed("GET"),
+            crate::client_ip::unavailable(),
+            IdentifierError::InvalidPhone("x").into(),
+            IdentifierError::InvalidEmail("x").into(),
+        ];
+        for p in &problems {
+            assert_mapped(p);
+        }
+        // Every 401 carries a challenge (RFC 9110 §11.6.1).
+        for p in problems
+            .iter()
+            .filter(|p| p.status() == StatusCode::UNAUTHORIZED)
+        {
+            let res = p.clone().into_response();
+            assert!(
+                res.headers().contains_key(http::header::WWW_AUTHENTICATE),
+                "{p}"
+            );
+        }
+    }
+
+    /// Every `Problem::new(StatusCode::…, "code", …)` in `src/` (and
+    /// `Self::new` in this file) uses the status DESIGN.md gives its code,
+    /// so no code comes back with two statuses.
+    #[test]
+    fn every_literal_problem_in_the_crate_has_its_codes_one_status() {
+        fn status(ident: &str) -> u16 {
+            match ident {
+                "BAD_REQUEST" => 400,
+                "UNAUTHORIZED" => 401,
+                "FORBIDDEN" => 403,
+                "NOT_FOUND" => 404,
+                "METHOD_NOT_ALLOWED" => 405,
+                "PAYLOAD_TOO_LARGE" => 413,
+                "UNSUPPORTED_MEDIA_TYPE" => 415,
+                "UNPROCESSABLE_ENTITY" => 422,
+                "TOO_MANY_REQUESTS" => 429,
+                "INTERNAL_SERVER_ERROR" => 500,
+                "BAD_GATEWAY" => 502,
+                "SERVICE_UNAVAILABLE" => 503,
+                other => panic!("no status for StatusCode::{other}"),
+            }
+        }
+        fn visit(dir: &std::path::Path, found: &mut Vec<(String, String, u16)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    scan(&path.display().to_string(), &text, found);
+                }
+            }
+        }
+        fn scan(file: &str, text: &str, found: &mut Vec<(String, String, u16)>) {
+            for (at, _) in text.match_indices("::new(") {
+                let rest = text[at + 6..].trim_start();
+                let rest = rest.strip_prefix("http::").unwrap_or(rest);
+                let Some(rest) = rest.strip_prefix("StatusCode::") else {
+                    continue;
+                };
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                    .unwrap();
+                let ident = &rest[..end];
+                let rest = rest[end..]
+                    .trim_start()
+                    .trim_start_matches(',')
+                    .trim_start();
+                // A code that is not a literal (identifier.rs picks one of
+                // two) is covered by the named-constructor test.
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let code = &rest[..rest.find('"').unwrap()];
+                found.push((file.to_owned(), code.to_owned(), status(ident)));
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+            &mut found,
+        );
+        assert!(found.len() >= 20, "the scan found only {found:?}");
+        for (file, code, status) in &found {
+            assert_eq!(
+                *status,
+                status_of(code),
+                "{file}: {code:?} answered with {status}"
+            );
+        }
     }
 
     #[test]

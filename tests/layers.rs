@@ -121,13 +121,14 @@ async fn headers_on_every_response_including_404_and_429() {
     let not_found = client.get("/nope", &[]).await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
     assert_security_headers(&not_found);
-    assert_eq!(not_found.header("ratelimit"), "\"ip\";r=0;t=3600");
+    assert_eq!(not_found.header("ratelimit"), "\"ip\";r=0;t=1800");
 
     let refused = client.get("/hello", &[]).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_security_headers(&refused);
     assert_eq!(refused.header("ratelimit-policy"), "\"ip\";q=2;w=3600");
-    assert_eq!(refused.header("ratelimit"), "\"ip\";r=0;t=3600");
+    assert_eq!(refused.header("ratelimit"), "\"ip\";r=0;t=1800");
+    assert_eq!(refused.header("retry-after"), "1800");
 }
 
 #[tokio::test]

@@ -225,11 +225,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let replay = http
         .post_json("/auth/token/refresh", &json!({ "refresh_token": r1 }))
         .await;
-    assert_problem(&replay, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert_problem(&replay, StatusCode::BAD_REQUEST, "invalid_grant");
     let current = http
         .post_json("/auth/token/refresh", &json!({ "refresh_token": r3 }))
         .await;
-    assert_problem(&current, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert_problem(&current, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_problem(
         &http.get_bearer("/auth/session", &access3).await,
         StatusCode::UNAUTHORIZED,
@@ -267,7 +267,7 @@ async fn logout_revokes_session() {
     let r = http
         .post_json("/auth/token/refresh", &json!({ "refresh_token": refresh }))
         .await;
-    assert_problem(&r, StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert_problem(&r, StatusCode::BAD_REQUEST, "invalid_grant");
     // A second logout with the same token is refused.
     assert_problem(
         &http.post_bearer("/auth/logout", access).await,
@@ -629,28 +629,28 @@ async fn bad_input_is_a_clear_4xx() {
             json_ct.to_vec(),
             r#"{"email": 42}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/request",
             json_ct.to_vec(),
             r#"[1,2]"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/request",
             json_ct.to_vec(),
             r#"{}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/request",
             json_ct.to_vec(),
             r#"{"email":"a@b.example","phone":"+14155550100"}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/request",
@@ -685,14 +685,14 @@ async fn bad_input_is_a_clear_4xx() {
             json_ct.to_vec(),
             r#"{"phone":"+14155550100","channel":"pigeon"}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/request",
             json_ct.to_vec(),
             r#"{"phone":"+14155550100","locale":"<script>"}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/verify",
@@ -713,20 +713,20 @@ async fn bad_input_is_a_clear_4xx() {
             json_ct.to_vec(),
             r#"{"email":"a@b.example","code":123456}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/otp/verify",
             json_ct.to_vec(),
             r#"{"email":"a@b.example"}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            "unprocessable",
         ),
         (
             "/auth/token/refresh",
             json_ct.to_vec(),
             r#"{"refresh_token":"nope"}"#.into(),
-            StatusCode::UNAUTHORIZED,
+            StatusCode::BAD_REQUEST,
             "invalid_grant",
         ),
         (
@@ -737,7 +737,7 @@ async fn bad_input_is_a_clear_4xx() {
                 "A".repeat(22),
                 "B".repeat(43)
             ),
-            StatusCode::UNAUTHORIZED,
+            StatusCode::BAD_REQUEST,
             "invalid_grant",
         ),
     ];

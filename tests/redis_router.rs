@@ -109,6 +109,7 @@ async fn two_hundred_concurrent_verifies_one_success() {
     let tune = |c: &mut tower_otp::otp::OtpConfig| {
         let mut limits = Limits::default();
         limits.verify_per_identifier = Quota::per_hour(1000);
+        limits.verify_per_ip = Quota::per_hour(1000);
         c.limits = limits;
         c.max_attempts = 1000;
     };

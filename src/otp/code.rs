@@ -7,8 +7,14 @@ use subtle::ConstantTimeEq;
 
 use crate::identifier::HashedId;
 
-/// Shortest and longest code length accepted by configuration.
-pub const CODE_LENGTHS: std::ops::RangeInclusive<u8> = 4..=10;
+/// Code lengths always accepted by configuration: 6 to 10 digits (NIST SP
+/// 800-63B-4, ASVS 5.0 6.5.4).
+pub const CODE_LENGTHS: std::ops::RangeInclusive<u8> = 6..=10;
+
+/// Code lengths accepted only behind the explicit weak-code opt-in
+/// ([`allow_weak_codes`](super::OtpRouterBuilder::allow_weak_codes)): 4 and
+/// 5 digits, 10 000 and 100 000 codes.
+pub const WEAK_CODE_LENGTHS: std::ops::RangeInclusive<u8> = 4..=5;
 
 /// A code of `len` decimal digits from the thread-local CSPRNG. Each digit is
 /// drawn uniformly (rejection sampling inside `random_range`, no modulo bias).
@@ -47,7 +53,7 @@ mod tests {
 
     #[test]
     fn codes_have_the_length_and_digits() {
-        for len in CODE_LENGTHS {
+        for len in WEAK_CODE_LENGTHS.chain(CODE_LENGTHS) {
             let c = generate(len);
             assert!(well_formed(&c, len), "{c}");
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::code::CODE_LENGTHS;
+use super::code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 use super::router::{Inner, OtpRouter};
 use super::subject::{HashedSubject, SubjectResolver};
 use crate::clock::{Clock, SystemClock};
@@ -48,6 +48,13 @@ pub struct Limits {
     /// Verifications per identifier, across all its challenges (default 5
     /// per hour): opening new challenges does not buy new guesses.
     pub verify_per_identifier: Quota,
+    /// Verifications per client IP, whatever the identifier (default 100
+    /// per hour): about a hundred logins an hour from one address — a
+    /// NAT'd office, each user allowed a typo or two — while one address
+    /// walking identifiers gets 100 guesses an hour, one expected hit per
+    /// 10 000 hours at 6 digits. Raise it with
+    /// [`request_per_ip`](Self::request_per_ip) for larger shared addresses.
+    pub verify_per_ip: Quota,
 }
 
 impl Default for Limits {
@@ -60,6 +67,7 @@ impl Default for Limits {
             prefix_hidden_digits: 3,
             global_messages: Quota::per_hour(1000),
             verify_per_identifier: Quota::per_hour(5),
+            verify_per_ip: Quota::per_hour(100),
         }
     }
 }
@@ -68,8 +76,13 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct OtpConfig {
-    /// Digits per code, 4–10 (default 6).
+    /// Digits per code, 6–10 (default 6); 4–5 only with
+    /// [`allow_weak_codes`](Self::allow_weak_codes).
     pub code_length: u8,
+    /// Accept 4- and 5-digit codes (default false). Such codes are guessed
+    /// 100 or 10 times more easily than 6 digits; NIST SP 800-63B-4 and
+    /// ASVS 5.0 (6.5.4) ask for at least 6.
+    pub allow_weak_codes: bool,
     /// Code lifetime (default 10 minutes).
     pub code_ttl: Duration,
     /// Verification attempts per challenge before it is burned (default 5).
@@ -108,6 +121,7 @@ impl Default for OtpConfig {
     fn default() -> Self {
         Self {
             code_length: 6,
+            allow_weak_codes: false,
             code_ttl: Duration::from_secs(600),
             max_attempts: 5,
             access_ttl: Duration::from_secs(900),
@@ -132,8 +146,18 @@ impl Default for OtpConfig {
 
 impl OtpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !CODE_LENGTHS.contains(&self.code_length) {
-            return Err(ConfigError::new("code_length", "must be between 4 and 10"));
+        let weak = WEAK_CODE_LENGTHS.contains(&self.code_length);
+        if weak && !self.allow_weak_codes {
+            return Err(ConfigError::new(
+                "code_length",
+                "codes shorter than 6 digits need the weak-code opt-in (allow_weak_codes)",
+            ));
+        }
+        if !weak && !CODE_LENGTHS.contains(&self.code_length) {
+            return Err(ConfigError::new(
+                "code_length",
+                "must be between 6 and 10 (4 or 5 only with allow_weak_codes)",
+            ));
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::new("max_attempts", "must be at least 1"));
@@ -178,6 +202,7 @@ impl OtpConfig {
             ),
             ("limits.global_messages", &l.global_messages),
             ("limits.verify_per_identifier", &l.verify_per_identifier),
+            ("limits.verify_per_ip", &l.verify_per_ip),
         ] {
             q.validate(name)?;
         }
@@ -275,6 +300,29 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
     /// The rate limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.config.limits = limits;
+        self
+    }
+
+    /// Verifications per client IP (default 100 per hour, see
+    /// [`Limits::verify_per_ip`]).
+    pub fn verify_per_ip(mut self, quota: Quota) -> Self {
+        self.config.limits.verify_per_ip = quota;
+        self
+    }
+
+    /// Codes of `length` digits (default 6; 6–10 accepted, 4–5 only with
+    /// [`allow_weak_codes`](Self::allow_weak_codes)).
+    pub fn code_length(mut self, length: u8) -> Self {
+        self.config.code_length = length;
+        self
+    }
+
+    /// The explicit weak-code opt-in: accept 4- and 5-digit codes (default
+    /// false). Only for a channel where 6 digits are impractical, with the
+    /// attempt and verify limits kept tight: a 4-digit code is guessed with
+    /// 5 attempts once in 2 000 challenges.
+    pub fn allow_weak_codes(mut self, on: bool) -> Self {
+        self.config.allow_weak_codes = on;
         self
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body::Body;
@@ -23,7 +23,7 @@ use crate::identifier::{Email, HashedId, Identifier, Phone};
 use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
-use crate::store::{Attempt, BoxError, Challenge, Rotation, Store};
+use crate::store::{Attempt, BoxError, Challenge, Limit, Rotation, Store, StoreError};
 
 type Answer = Result<Response<FullBody>, Problem>;
 
@@ -122,9 +122,11 @@ fn invalid_code() -> Problem {
     )
 }
 
+/// `400 invalid_grant` (RFC 6749 §5.2): the one answer to an unknown,
+/// expired, revoked or reused refresh token.
 fn invalid_grant() -> Problem {
     Problem::new(
-        StatusCode::UNAUTHORIZED,
+        StatusCode::BAD_REQUEST,
         "invalid_grant",
         "The refresh token is invalid, expired or revoked.",
     )
@@ -137,23 +139,124 @@ fn valid_locale(locale: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
+/// well-formed token or not.
+fn is_bearer_scheme(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let scheme = bytes
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(bytes, |space| &bytes[..space]);
+    scheme.eq_ignore_ascii_case(b"bearer")
+}
+
+/// One limit of a request: the policy (named as its [`Limits`] field),
+/// the store key it counts under and its quota.
+///
+/// [`Limits`]: super::Limits
+struct Check {
+    policy: &'static str,
+    key: String,
+    quota: Quota,
+}
+
+impl Check {
+    fn new(policy: &'static str, key: String, quota: Quota) -> Self {
+        Self { policy, key, quota }
+    }
+}
+
 impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
-    /// Counts a hit; refusal → 429 with an event, store failure → 503.
-    async fn limit(
+    /// `429 too_many_attempts`: the challenge burned after `max_attempts`
+    /// wrong codes. Names the policy `max_attempts` and carries its
+    /// `RateLimit` fields (per challenge, so no window); more attempts come
+    /// with a new code, which may be requested after the resend cooldown.
+    fn too_many_attempts(&self) -> Problem {
+        let wait = self.config.limits.resend_cooldown;
+        let secs = ceil_secs(wait).max(1);
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many wrong codes; request a new code.",
+        )
+        .with_retry_after(wait)
+        .with_violated_policies(["max_attempts"]);
+        let fields = [
+            (
+                crate::rate_limit::RATELIMIT_POLICY,
+                format!("\"max_attempts\";q={}", self.config.max_attempts),
+            ),
+            (
+                crate::rate_limit::RATELIMIT,
+                format!("\"max_attempts\";r=0;t={secs}"),
+            ),
+        ];
+        for (name, value) in fields {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                problem = problem.with_header(name, value);
+            }
+        }
+        problem
+    }
+
+    /// Decides every limit of one request in one all-or-nothing store call:
+    /// when any refuses, none is counted, and the `429` names the refusing
+    /// policies and carries their `RateLimit` fields. Store failure → 503,
+    /// counting nothing.
+    async fn limit_all(
         &self,
         ctx: &RequestContext,
-        key: &str,
-        quota: &Quota,
+        checks: &[Check],
         id: Option<&HashedId>,
-        reason: &'static str,
     ) -> Result<(), Problem> {
-        match self.store.hit(key, quota, self.now()).await {
-            Ok(d) if d.allowed => Ok(()),
+        let limits: Vec<Limit<'_>> = checks
+            .iter()
+            .map(|c| Limit {
+                key: &c.key,
+                quota: &c.quota,
+            })
+            .collect();
+        let decisions = match self.store.hit_all(&limits, self.now()).await {
+            Ok(d) if d.len() == checks.len() => d,
             Ok(d) => {
-                self.event(ctx, EventKind::RateLimitExceeded, id, Some(reason));
-                Err(Problem::rate_limited(d.retry_after))
+                let err = StoreError::Corrupt(format!(
+                    "{} rate decisions for {} limits",
+                    d.len(),
+                    checks.len()
+                ));
+                return Err(self.store_failed(ctx, &err));
             }
-            Err(e) => Err(self.store_failed(ctx, &e)),
+            Err(e) => return Err(self.store_failed(ctx, &e)),
+        };
+        let violated: Vec<_> = checks
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| !d.allowed)
+            .map(|(c, d)| (c.policy, &c.quota, d))
+            .collect();
+        if violated.is_empty() {
+            return Ok(());
+        }
+        for (policy, _, _) in &violated {
+            self.event(ctx, EventKind::RateLimitExceeded, id, Some(policy));
+        }
+        Err(crate::rate_limit::refused(&violated))
+    }
+
+    /// The per-client-IP key of `/otp/verify`: the address part of
+    /// [`ip_key`](Inner::ip_key) under its own namespace.
+    fn verify_ip_key(&self, ctx: &RequestContext) -> Result<String, Problem> {
+        let key = self.ip_key(ctx)?;
+        let addr = key.strip_prefix("otp:req:ip:").unwrap_or(&key);
+        Ok(format!("otp:verify:ip:{addr}"))
+    }
+
+    /// A challenge no code matches: its MAC is random, not a code's.
+    fn decoy(&self, now: std::time::SystemTime) -> Challenge {
+        Challenge {
+            id: rand::random(),
+            mac: rand::random(),
+            expires_at_us: unix_micros(now + self.config.code_ttl),
         }
     }
 
@@ -228,54 +331,39 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         }
 
         let limits = &self.config.limits;
-        self.limit(
-            ctx,
-            &self.ip_key(ctx)?,
-            &limits.request_per_ip,
-            Some(&hashed),
-            "request_per_ip",
-        )
-        .await?;
-        let cooldown = Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1)));
-        self.limit(
-            ctx,
-            &format!("otp:req:cd:{hashed}"),
-            &cooldown,
-            Some(&hashed),
-            "resend_cooldown",
-        )
-        .await?;
-        self.limit(
-            ctx,
-            &format!("otp:req:id:{hashed}"),
-            &limits.request_per_identifier,
-            Some(&hashed),
-            "request_per_identifier",
-        )
-        .await?;
+        // Limits count per mailbox / number, whatever alias was typed.
+        let limit_id = self.secrets.identifiers.limit_hash(&id);
+        let mut checks = vec![
+            Check::new("request_per_ip", self.ip_key(ctx)?, limits.request_per_ip),
+            Check::new(
+                "resend_cooldown",
+                format!("otp:req:cd:{limit_id}"),
+                Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1))),
+            ),
+            Check::new(
+                "request_per_identifier",
+                format!("otp:req:id:{limit_id}"),
+                limits.request_per_identifier,
+            ),
+        ];
         if let Identifier::Phone(phone) = &id {
             let digits = phone.digits();
             let prefix = &digits[..digits
                 .len()
                 .saturating_sub(usize::from(limits.prefix_hidden_digits))];
             let prefix_key = self.secrets.identifiers.hash_str("prefix", prefix);
-            self.limit(
-                ctx,
-                &format!("otp:req:px:{prefix_key}"),
-                &limits.request_per_number_prefix,
-                Some(&hashed),
+            checks.push(Check::new(
                 "request_per_number_prefix",
-            )
-            .await?;
+                format!("otp:req:px:{prefix_key}"),
+                limits.request_per_number_prefix,
+            ));
         }
-        self.limit(
-            ctx,
-            "otp:req:global",
-            &limits.global_messages,
-            Some(&hashed),
+        checks.push(Check::new(
             "global_messages",
-        )
-        .await?;
+            "otp:req:global".to_owned(),
+            limits.global_messages,
+        ));
+        self.limit_all(ctx, &checks, Some(&hashed)).await?;
         self.event(ctx, EventKind::OtpRequested, Some(&hashed), None);
 
         let pending = json(
@@ -287,14 +375,28 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             },
         );
         if self.config.known_users_only {
-            // Everyone gets the same 202 at the same moment; whether a message
-            // goes out is decided off the request path.
+            // Everyone gets the same 202 at the same moment, after the same
+            // work: a decoy challenge no code matches, so that attempts at
+            // verify count and burn alike for identifiers that get a code and
+            // for those that never will. Whether a message goes out (and a
+            // real challenge replaces the decoy) is decided off the request
+            // path.
+            let now = self.now();
+            if let Err(e) = self
+                .store
+                .put_challenge(&hashed.to_string(), &self.decoy(now), now)
+                .await
+            {
+                return Err(self.store_failed(ctx, &e));
+            }
             let this = Arc::clone(self);
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 match this.resolver.may_request(&id).await {
                     Ok(true) => {
-                        let _ = this.deliver(&ctx, &id, &hashed, channel, req.locale).await;
+                        let _ = this
+                            .deliver(&ctx, &id, &hashed, channel, req.locale, true)
+                            .await;
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -304,12 +406,15 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             });
             return Ok(pending);
         }
-        self.deliver(ctx, &id, &hashed, channel, req.locale).await?;
+        self.deliver(ctx, &id, &hashed, channel, req.locale, false)
+            .await?;
         Ok(pending)
     }
 
     /// Puts a fresh challenge and sends its code; rolls the challenge back
-    /// when delivery fails.
+    /// when delivery fails — to a decoy when `decoy_on_failure` (known-users
+    /// mode, where an identifier must never be left without a challenge that
+    /// an unknown one would have).
     async fn deliver(
         &self,
         ctx: &RequestContext,
@@ -317,6 +422,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         hashed: &HashedId,
         channel: Channel,
         locale: Option<String>,
+        decoy_on_failure: bool,
     ) -> Result<(), Problem> {
         let now = self.now();
         let code = code::generate(self.config.code_length);
@@ -339,8 +445,17 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             }
             Err(err) => {
                 tracing::warn!(target: "tower_otp", error = %err, channel = %channel, "delivery failed; challenge rolled back");
-                if let Err(e) = self.store.remove_challenge(&key, &challenge.id).await {
-                    tracing::error!(target: "tower_otp", error = %e, "could not roll back challenge; it expires on its own");
+                match self.store.remove_challenge(&key, &challenge.id).await {
+                    Ok(true) if decoy_on_failure => {
+                        if let Err(e) = self.store.put_challenge(&key, &self.decoy(now), now).await
+                        {
+                            tracing::error!(target: "tower_otp", error = %e, "could not put a decoy challenge after a failed delivery");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(target: "tower_otp", error = %e, "could not roll back challenge; it expires on its own");
+                    }
                 }
                 self.event(ctx, EventKind::OtpDeliveryFailed, Some(hashed), None);
                 Err(Problem::new(
@@ -368,14 +483,21 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             return Err(invalid_code());
         }
         let hashed = self.secrets.identifiers.hash(&id);
-        self.limit(
-            ctx,
-            &format!("otp:verify:id:{hashed}"),
-            &self.config.limits.verify_per_identifier,
-            Some(&hashed),
-            "verify_per_identifier",
-        )
-        .await?;
+        let limits = &self.config.limits;
+        let limit_id = self.secrets.identifiers.limit_hash(&id);
+        let checks = [
+            Check::new(
+                "verify_per_ip",
+                self.verify_ip_key(ctx)?,
+                limits.verify_per_ip,
+            ),
+            Check::new(
+                "verify_per_identifier",
+                format!("otp:verify:id:{limit_id}"),
+                limits.verify_per_identifier,
+            ),
+        ];
+        self.limit_all(ctx, &checks, Some(&hashed)).await?;
         let key = hashed.to_string();
         let attempt = self
             .store
@@ -399,12 +521,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         if !code::mac_eq(&challenge.mac, &presented) {
             if remaining == 0 {
                 self.event(ctx, EventKind::OtpLocked, Some(&hashed), None);
-                return Err(Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_attempts",
-                    "Too many wrong codes; request a new code.",
-                )
-                .with_retry_after(self.config.limits.resend_cooldown));
+                return Err(self.too_many_attempts());
             }
             self.event(ctx, EventKind::OtpFailed, Some(&hashed), Some("mismatch"));
             return Err(invalid_code());
@@ -550,11 +667,14 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         ctx: &RequestContext,
         parts: &Parts,
     ) -> Result<Verified<Map<String, Value>>, Problem> {
-        let token = parts
+        // RFC 6750 §3.1: no credentials (or another scheme) get a bare
+        // `Bearer` challenge; a Bearer token that fails gets `invalid_token`.
+        let header = parts
             .headers
             .get(AUTHORIZATION)
-            .and_then(jwt::bearer_token)
-            .ok_or_else(Problem::invalid_token)?;
+            .filter(|v| is_bearer_scheme(v))
+            .ok_or_else(Problem::no_credentials)?;
+        let token = jwt::bearer_token(header).ok_or_else(Problem::invalid_token)?;
         let verified: Verified<Map<String, Value>> =
             jwt::decode(&self.keys, &self.validation, token, self.now()).map_err(|e| {
                 tracing::debug!(target: "tower_otp", reason = %e, "access token refused");

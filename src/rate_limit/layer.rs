@@ -7,9 +7,10 @@ use std::time::Duration;
 use http::HeaderValue;
 use tower::Layer;
 
+use super::fields::push_policy_item;
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
 use super::service::RateLimit;
-use crate::clock::{Clock, CoarseClock, SystemClock, ceil_secs};
+use crate::clock::{Clock, CoarseClock, SystemClock};
 use crate::error::ConfigError;
 use crate::quota::Quota;
 use crate::store::Store;
@@ -80,12 +81,9 @@ impl Policy {
 
     /// This policy's item of `RateLimit-Policy`: `"name";q=100;w=60`.
     fn header_item(&self) -> String {
-        format!(
-            "\"{}\";q={};w={}",
-            self.name,
-            self.quota.limit(),
-            ceil_secs(self.quota.period()).max(1)
-        )
+        let mut item = String::new();
+        push_policy_item(&mut item, &self.name, &self.quota);
+        item
     }
 }
 

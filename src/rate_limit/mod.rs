@@ -11,19 +11,27 @@
 //! extensions.
 //!
 //! Policies are checked in order; the first that refuses answers
-//! `429 rate_limited` (problem+json, `Retry-After` in whole seconds rounded
-//! up, never `0`) and later policies are not counted. Every response —
-//! allowed, refused, or the inner service's own `404` — carries
-//! (draft-ietf-httpapi-ratelimit-headers, structured fields):
+//! `429 rate_limited` (problem+json naming the policy in
+//! `"violated-policies"`, `Cache-Control: no-store`, `Retry-After` in whole
+//! seconds rounded up, never `0`) and later policies are not counted. Every
+//! response — allowed, refused, or the inner service's own `404` — carries
+//! the structured fields of
+//! [draft-ietf-httpapi-ratelimit-headers-10](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/):
 //!
 //! ```text
 //! RateLimit-Policy: "ip";q=100;w=60, "tenant";q=10000;w=3600
-//! RateLimit: "ip";r=42;t=35, "tenant";r=9001;t=360
+//! RateLimit: "ip";r=42;t=1, "tenant";r=9001;t=1
 //! ```
 //!
 //! where `q` is the quota, `w` its window in seconds, `r` the requests left
-//! and `t` the seconds until the quota is full again. Several layers stack:
-//! each appends its own header lines.
+//! and `t`, as draft -10 §4.1.2 defines it, the seconds until more quota is
+//! made available: under GCRA, until one more request is allowed (rounded
+//! up). On a `429` that is exactly the `Retry-After`, which is therefore
+//! never shorter than `t` (§6). (Drafts -08 and -09 read `t` as the time
+//! until the quota *resets*; -10 changed it because sliding algorithms like
+//! GCRA make quota available before the window ends.) The OTP router's own
+//! `429`s carry the same fields, built by the same code. Several layers
+//! stack: each appends its own header lines.
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -85,11 +93,13 @@
 //!   rate table holds at most `max_rate_keys` keys (default 1 000 000), so a
 //!   flood of new keys evicts old ones instead of growing without bound.
 
+mod fields;
 mod future;
 mod key;
 mod layer;
 mod service;
 
+pub(crate) use fields::refused;
 pub use future::ResponseFuture;
 pub use key::{ByClientIp, ByHeader, KeyExtractor};
 pub use layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer};

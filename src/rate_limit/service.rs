@@ -10,11 +10,11 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
+use super::fields::{push_limit_item, retry_after_secs};
 use super::future::{RateLimitHeaders, ResponseFuture};
-use super::key::{push_decimal, store_key};
+use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::{ResponseBody, problem_response};
-use crate::clock::ceil_secs;
 use crate::error::Problem;
 use crate::quota::RateDecision;
 use crate::store::Store;
@@ -184,7 +184,9 @@ fn record<St, B>(
         "policy" => policy.name.to_string()
     )
     .increment(1);
-    let problem = Problem::rate_limited(decision.retry_after);
+    let retry_after = retry_after_secs([(&policy.quota, decision)]);
+    let problem = Problem::rate_limited(Duration::from_secs(retry_after))
+        .with_violated_policies([&*policy.name]);
     Some(refusal(shared, problem, std::mem::take(ratelimit)))
 }
 
@@ -211,17 +213,9 @@ fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Prob
     Ok(keys)
 }
 
-/// Appends `"name";r=<remaining>;t=<seconds until full>` to `out`.
+/// Appends `"name";r=<remaining>;t=<seconds until more quota>` to `out`.
 fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
-    if out.is_empty() {
-        out.reserve(policy.item_prefix.len() + 16);
-    } else {
-        out.push_str(", ");
-    }
-    out.push_str(&policy.item_prefix);
-    push_decimal(out, u64::from(decision.remaining));
-    out.push_str(";t=");
-    push_decimal(out, ceil_secs(decision.reset_after));
+    push_limit_item(out, &policy.item_prefix, &policy.quota, decision);
 }
 
 fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
@@ -260,6 +254,7 @@ mod tests {
     use crate::client_ip::ClientIp;
     use crate::clock::ManualClock;
     use crate::quota::Quota;
+    use crate::rate_limit::key::push_decimal;
     use crate::rate_limit::{ByClientIp, ByHeader};
     use crate::store::MemoryStore;
 
@@ -326,15 +321,19 @@ mod tests {
         assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=2;w=60");
         assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=1;t=30");
         let res = send(&svc, from("192.0.2.1")).await;
-        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        // `t`: one more request is allowed in 30 s (draft -10 §4.1.2).
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=30");
         clock.advance(Duration::from_millis(500));
         let res = send(&svc, from("192.0.2.1")).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[RETRY_AFTER], "30"); // 29.5 s rounded up
         assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=2;w=60");
-        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=30");
         assert_eq!(res.headers()["cache-control"], "no-store");
-        assert_eq!(code(res).await, "rate_limited");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["code"], "rate_limited");
+        assert_eq!(doc["violated-policies"], serde_json::json!(["ip"]));
         // Another client is not affected.
         assert_eq!(send(&svc, from("192.0.2.2")).await.status(), StatusCode::OK);
         // The quota refills.
@@ -352,6 +351,52 @@ mod tests {
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[RETRY_AFTER], "1");
         assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=1");
+    }
+
+    /// The `t` of every `RateLimit` item of a 429, whatever the quota and
+    /// timing, is no longer than its `Retry-After`, and the request is
+    /// allowed again after `Retry-After`.
+    #[tokio::test]
+    async fn retry_after_is_never_shorter_than_reset() {
+        for quota in [
+            Quota::per_minute(2),
+            Quota::per_second(2),
+            Quota::per_hour(5).with_burst(2),
+            Quota::per_minute(10).with_burst(10),
+        ] {
+            let clock = ManualClock::default();
+            let layer = RateLimitLayer::builder(MemoryStore::new())
+                .limit("ip", quota, ByClientIp)
+                .clock(clock.clone())
+                .build()
+                .unwrap();
+            let svc = service(&layer);
+            let mut refusals = 0;
+            for step in 0..60u64 {
+                let res = send(&svc, from("192.0.2.1")).await;
+                if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                    refusals += 1;
+                    let retry: u64 = res.headers()[RETRY_AFTER]
+                        .to_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    let item = res.headers()[RATELIMIT].to_str().unwrap().to_owned();
+                    let t: u64 = item.rsplit("t=").next().unwrap().parse().unwrap();
+                    assert!(
+                        retry >= t,
+                        "{quota:?}: Retry-After {retry} < t={t} ({item})"
+                    );
+                    clock.advance(Duration::from_secs(retry));
+                    let again = send(&svc, from("192.0.2.1")).await;
+                    assert_eq!(again.status(), StatusCode::OK, "{quota:?} after {retry} s");
+                } else {
+                    assert_eq!(res.status(), StatusCode::OK);
+                }
+                clock.advance(Duration::from_millis(97 + step * 13));
+            }
+            assert!(refusals > 0, "{quota:?} was never refused");
+        }
     }
 
     #[tokio::test]
@@ -404,7 +449,7 @@ mod tests {
         let res = send(&svc, req()).await;
         assert_eq!(
             res.headers()[RATELIMIT],
-            "\"burst\";r=0;t=1, \"tenant\";r=98;t=71"
+            "\"burst\";r=0;t=1, \"tenant\";r=98;t=35"
         );
     }
 
