@@ -70,13 +70,6 @@ pub(crate) fn check_quality(setting: &'static str, secret: &[u8]) -> Result<(), 
             format!("{why}; use a random value, e.g. from `openssl rand -hex 32`"),
         ))
     };
-    let lower = secret.to_ascii_lowercase();
-    if let Some(word) = PLACEHOLDERS
-        .iter()
-        .find(|w| lower.windows(w.len()).any(|win| win == w.as_bytes()))
-    {
-        return refuse(format!("contains the placeholder {word:?}"));
-    }
     let mut seen = [false; 256];
     for &b in secret {
         seen[usize::from(b)] = true;
@@ -84,7 +77,7 @@ pub(crate) fn check_quality(setting: &'static str, secret: &[u8]) -> Result<(), 
     let distinct = seen.iter().filter(|&&s| s).count();
     if distinct < MIN_DISTINCT {
         return refuse(format!(
-            "has low entropy: only {distinct} distinct bytes (at least {MIN_DISTINCT} needed)"
+            "has low entropy: only {distinct} distinct byte values (at least {MIN_DISTINCT} needed)"
         ));
     }
     // A period shorter than MIN_LEN means fewer than MIN_LEN bytes of
@@ -109,6 +102,13 @@ pub(crate) fn check_quality(setting: &'static str, secret: &[u8]) -> Result<(), 
                 run = 1;
             }
         }
+    }
+    let lower = secret.to_ascii_lowercase();
+    if let Some(word) = PLACEHOLDERS
+        .iter()
+        .find(|w| lower.windows(w.len()).any(|win| win == w.as_bytes()))
+    {
+        return refuse(format!("contains the placeholder {word:?}"));
     }
     Ok(())
 }
@@ -199,6 +199,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn each_rule_names_itself() {
+        let reason = |s: &[u8]| check("s", s).unwrap_err().reason.into_owned();
+        assert!(reason(b"short").contains("at least 32 bytes"));
+        assert!(reason("x".repeat(32).as_bytes()).contains("1 distinct"));
+        assert!(reason("k3j5h6g7".repeat(4).as_bytes()).contains("repeats every 8"));
+        assert!(reason(b"q7Vd2kLm9XwR4tBzaaaaaaaaaaaaaaaa").contains("equal"));
+        assert!(reason(b"q7Vd2kLm98765432zyxwvutsrqJ3aEu0").contains("consecutive"));
+        assert!(reason(b"placeholder-0f3a9c7e1b5d8246af77").contains("\"placeholder\""));
+        assert!(reason(b"Q7vD2-My-Secret-Key-9XwR4tBz6NcP").contains("\"secret\""));
     }
 
     #[test]

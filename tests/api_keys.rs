@@ -40,9 +40,12 @@ struct Counting {
     inner: MemoryStore,
     calls: Arc<Mutex<HashMap<&'static str, usize>>>,
     down: Arc<AtomicBool>,
-    puts: Arc<Mutex<Vec<(String, Option<Duration>)>>>,
+    puts: Arc<Mutex<Vec<Put>>>,
     holds: Arc<Mutex<Vec<Hold>>>,
 }
+
+/// The id and TTL of one `put_api_key` call.
+type Put = (String, Option<Duration>);
 
 /// One call to hold: `get_api_key` is held after it has read the record
 /// (it returns what it read, however stale), `put_api_key` before it writes.
