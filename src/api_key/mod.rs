@@ -2,7 +2,7 @@
 //! refuses requests without a valid one.
 //!
 //! Keys look like `tok_3mkqz5yh2wfd7nxa_<43-char secret><6-char checksum>`
-//! (see [`format`]): a checksum lets a server refuse typos and junk without
+//! (see [`format`](mod@format)): a checksum lets a server refuse typos and junk without
 //! a store round trip, the store holds only SHA-256 of the secret, and the
 //! comparison is constant-time. [`ApiKeys`] manages keys over any
 //! [`Store`](crate::store::Store); [`ApiKeyLayer`] checks `X-API-Key` or
