@@ -23,7 +23,7 @@ struct Claims {
     plan: String,
 }
 
-const SECRET: &[u8] = b"benchmark secret of at least thirty-two bytes";
+const SECRET: &[u8] = b"jM5wQ8xT2kV7nR4bZ9cL1pH6fD3sG0yEaU8iO5eK2wXqz";
 
 fn bench(c: &mut Criterion) {
     let now = SystemTime::now();

@@ -158,7 +158,7 @@ pub fn jwt_decode(data: &[u8]) {
 
     use crate::jwt::{JwtKeys, Validation, bearer_token, decode};
 
-    let Ok(keys) = JwtKeys::new("fuzz", [0x5a; 32]) else {
+    let Ok(keys) = JwtKeys::new("fuzz", "fz7Qm2Lx9Vr4Tk8Wc3Nb6Hp1Jd5Sa0Eu") else {
         return;
     };
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);

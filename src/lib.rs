@@ -20,6 +20,7 @@ pub mod notify;
 pub mod otp;
 pub mod quota;
 pub mod rate_limit;
+mod secret;
 pub mod security_headers;
 mod slot_cache;
 pub mod store;

@@ -84,7 +84,8 @@ impl WebhookSecret {
         Self::from_bytes(&key)
     }
 
-    /// A secret from raw bytes (24–64 of them).
+    /// A secret from raw bytes (24–64 of them, not a placeholder, not of
+    /// low entropy).
     pub fn from_bytes(key: &[u8]) -> Result<Self, ConfigError> {
         if !(MIN_SECRET..=MAX_SECRET).contains(&key.len()) {
             return Err(ConfigError::new(
@@ -95,6 +96,9 @@ impl WebhookSecret {
                 ),
             ));
         }
+        // 24 bytes stay allowed (Standard Webhooks secrets are 24–64), but
+        // a placeholder or low-entropy secret is refused like any other.
+        crate::secret::check_quality("webhook secret", key)?;
         Ok(Self::new_unchecked(key))
     }
 
@@ -396,6 +400,10 @@ mod tests {
         assert!(WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
         assert!(WebhookSecret::parse("whsec_c2hvcnQ=").is_err()); // 5 bytes
         assert!(WebhookSecret::parse("whsec_!!!").is_err());
+        // Placeholders and low-entropy raw secrets are refused.
+        assert!(WebhookSecret::from_bytes(&[0u8; 32]).is_err());
+        assert!(WebhookSecret::from_bytes(b"changeme-changeme-changeme").is_err());
+        assert!(WebhookSecret::from_bytes(&rand::random::<[u8; 24]>()).is_ok());
         let s = WebhookSecret::generate();
         let again = WebhookSecret::parse(&s.to_whsec()).unwrap();
         assert_eq!(sign(&s, "i", 1, b"b"), sign(&again, "i", 1, b"b"));

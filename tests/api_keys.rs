@@ -1,8 +1,12 @@
-//! API keys end to end: store round trips counted, rotation, revocation,
-//! scopes and store failure — through `tower::ServiceExt::oneshot` and
-//! through a real axum server on loopback with a hyper client.
+//! API keys end to end: store round trips counted, rotation, revocation
+//! (also racing an in-flight verification), last-used records, scopes and
+//! store failure — through `tower::ServiceExt::oneshot` and through a real
+//! axum server on loopback with a hyper client.
 #![cfg(all(feature = "moka", feature = "axum"))]
 #![allow(clippy::unwrap_used)]
+
+#[cfg(feature = "redis")]
+mod support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,22 +24,92 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::oneshot;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-use tower_otp::api_key::{ApiKeyIdentity, ApiKeyLayer, ApiKeys, Rejection};
-use tower_otp::clock::ManualClock;
+use tower_otp::api_key::{ApiKeyIdentity, ApiKeyLayer, ApiKeys, LAST_USED_RETENTION, Rejection};
+use tower_otp::clock::{Clock, ManualClock};
 use tower_otp::quota::{Quota, RateDecision};
 use tower_otp::store::{Attempt, Challenge, MemoryStore, Rotation, Store, StoreError};
 
-/// A `MemoryStore` that counts every call per operation and can be switched
-/// to fail (instrumentation; the data lives in the real `MemoryStore`).
+/// A `MemoryStore` that counts every call per operation, records the TTL of
+/// every `put_api_key`, can be switched to fail, and can hold one call in
+/// flight until the test releases it (instrumentation; the data lives in
+/// the real `MemoryStore`).
 #[derive(Clone, Debug, Default)]
 struct Counting {
     inner: MemoryStore,
     calls: Arc<Mutex<HashMap<&'static str, usize>>>,
     down: Arc<AtomicBool>,
+    puts: Arc<Mutex<Vec<Put>>>,
+    holds: Arc<Mutex<Vec<Hold>>>,
+}
+
+/// The id and TTL of one `put_api_key` call.
+type Put = (String, Option<Duration>);
+
+/// One call to hold: `get_api_key` is held after it has read the record
+/// (it returns what it read, however stale), `put_api_key` before it writes.
+#[derive(Debug)]
+struct Hold {
+    op: &'static str,
+    id: String,
+    reached: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+/// The test's ends of a [`Hold`]: wait for `reached`, then send `release`.
+struct HoldHandle {
+    reached: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl HoldHandle {
+    /// Waits until the held call is in flight.
+    async fn reached(&mut self) {
+        (&mut self.reached).await.unwrap();
+    }
+
+    /// Lets the held call finish.
+    fn release(self) {
+        self.release.send(()).unwrap();
+    }
 }
 
 impl Counting {
+    /// Holds the next `op` call for `id` (once).
+    fn hold(&self, op: &'static str, id: &str) -> HoldHandle {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        self.holds.lock().unwrap().push(Hold {
+            op,
+            id: id.to_owned(),
+            reached: reached_tx,
+            release: release_rx,
+        });
+        HoldHandle { reached, release }
+    }
+
+    async fn held(&self, op: &'static str, id: &str) {
+        let hold = {
+            let mut holds = self.holds.lock().unwrap();
+            let i = holds.iter().position(|h| h.op == op && h.id == id);
+            i.map(|i| holds.remove(i))
+        };
+        if let Some(hold) = hold {
+            hold.reached.send(()).unwrap();
+            hold.release.await.unwrap();
+        }
+    }
+
+    /// The TTLs `put_api_key` was called with for `id`.
+    fn put_ttls(&self, id: &str) -> Vec<Option<Duration>> {
+        let puts = self.puts.lock().unwrap();
+        puts.iter()
+            .filter(|(p, _)| p == id)
+            .map(|(_, ttl)| *ttl)
+            .collect()
+    }
+
     fn gate(&self, op: &'static str) -> Result<(), StoreError> {
         *self.calls.lock().unwrap().entry(op).or_default() += 1;
         if self.down.load(Ordering::SeqCst) {
@@ -143,12 +217,16 @@ impl Store for Counting {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
         self.gate("put_api_key")?;
+        self.puts.lock().unwrap().push((id.to_owned(), ttl));
+        self.held("put_api_key", id).await;
         self.inner.put_api_key(id, record, ttl).await
     }
 
     async fn get_api_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.gate("get_api_key")?;
-        self.inner.get_api_key(id).await
+        let read = self.inner.get_api_key(id).await;
+        self.held("get_api_key", id).await;
+        read
     }
 
     async fn delete_api_key(&self, id: &str) -> Result<bool, StoreError> {
@@ -243,11 +321,14 @@ async fn typo_is_refused_with_zero_store_calls() {
     }
     assert_eq!(store.total(), 0, "a refused typo touched the store");
 
-    // The real key: exactly one record lookup (and one last-used write).
+    // The real key: one record lookup, one last-used write, and one read
+    // of the record after that write (to remove it if the key was revoked
+    // meanwhile).
     let res = app.clone().oneshot(with_key(issued.key())).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(store.count("get_api_key"), 1);
+    assert_eq!(store.count("get_api_key"), 2);
     assert_eq!(store.count("put_api_key"), 1);
+    assert_eq!(store.count("delete_api_key"), 0);
     // Then it is cached: no store call at all.
     store.reset();
     for _ in 0..10 {
@@ -330,6 +411,175 @@ async fn revoked_key_is_refused() {
         401
     );
     assert!(keys.list(None).await.unwrap().is_empty());
+}
+
+/// A verification reads the record, then `revoke` runs while it is still in
+/// flight (the store call is held until the revoke has returned): the stale
+/// record it read must not refill the cache, so the key is refused at once.
+#[tokio::test]
+async fn revoke_during_an_in_flight_verify_is_not_undone_by_the_cache() {
+    let (store, clock) = (Counting::default(), ManualClock::default());
+    let keys = keys(&store, &clock);
+    let issued = keys.issue("acme", ["read"], "ci", None).await.unwrap();
+
+    let mut hold = store.hold("get_api_key", issued.key_id());
+    let verify = tokio::spawn({
+        let (keys, key) = (keys.clone(), issued.key().to_owned());
+        async move { keys.verify(&key).await }
+    });
+    hold.reached().await; // the record has been read; verify is in flight
+    assert!(keys.revoke(issued.key_id()).await.unwrap());
+    hold.release();
+    // The verification that raced the revoke answers what it read...
+    assert_eq!(verify.await.unwrap().unwrap().key_id(), issued.key_id());
+    // ...but from now on the key is refused, from the store, not the cache.
+    store.reset();
+    assert!(matches!(
+        keys.verify(issued.key()).await,
+        Err(Rejection::Unknown)
+    ));
+    assert_eq!(store.count("get_api_key"), 1);
+    // No last-used record is left behind either.
+    let left = store.inner.list_api_keys().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The same race against a rotation with no grace: the old secret, read in
+/// flight, must not be cached as valid.
+#[tokio::test]
+async fn rotate_during_an_in_flight_verify_is_not_undone_by_the_cache() {
+    let (store, clock) = (Counting::default(), ManualClock::default());
+    let keys = keys(&store, &clock);
+    let old = keys.issue("acme", ["read"], "ci", None).await.unwrap();
+
+    let mut hold = store.hold("get_api_key", old.key_id());
+    let verify = tokio::spawn({
+        let (keys, key) = (keys.clone(), old.key().to_owned());
+        async move { keys.verify(&key).await }
+    });
+    hold.reached().await;
+    let new = keys.rotate(old.key_id(), Duration::ZERO).await.unwrap();
+    hold.release();
+    assert!(verify.await.unwrap().is_ok());
+    assert!(matches!(
+        keys.verify(old.key()).await,
+        Err(Rejection::Mismatch)
+    ));
+    assert!(keys.verify(new.key()).await.is_ok());
+}
+
+/// Every last-used write carries a TTL: never more than the retention, and
+/// never beyond the key's own expiry.
+#[tokio::test]
+async fn last_used_records_always_expire() {
+    let (store, clock) = (Counting::default(), ManualClock::default());
+    let keys = keys(&store, &clock);
+    let forever = keys.issue("acme", ["read"], "ci", None).await.unwrap();
+    let in_an_hour = clock.now() + Duration::from_secs(3600);
+    let hourly = keys
+        .issue("acme", ["read"], "ci", Some(in_an_hour))
+        .await
+        .unwrap();
+    for issued in [&forever, &hourly] {
+        keys.verify(issued.key()).await.unwrap();
+    }
+    assert_eq!(
+        store.put_ttls(&format!("{}.used", forever.key_id())),
+        [Some(LAST_USED_RETENTION)]
+    );
+    assert_eq!(
+        store.put_ttls(&format!("{}.used", hourly.key_id())),
+        [Some(Duration::from_secs(3600))]
+    );
+    // The records themselves keep the key's lifetime.
+    assert_eq!(store.put_ttls(forever.key_id()), [None]);
+    assert_eq!(
+        store.put_ttls(hourly.key_id()),
+        [Some(Duration::from_secs(3600))]
+    );
+    // A later write, after the interval, is bounded the same way.
+    clock.advance(Duration::from_secs(600));
+    keys.verify(hourly.key()).await.unwrap();
+    assert_eq!(
+        store.put_ttls(&format!("{}.used", hourly.key_id()))[1],
+        Some(Duration::from_secs(3000))
+    );
+}
+
+/// `revoke` deletes the last-used record, and one written after the revoke
+/// (by a verification already past its lookup, here held just before its
+/// write) is removed too instead of lingering.
+#[tokio::test]
+async fn no_last_used_record_outlives_a_revoked_key() {
+    let (store, clock) = (Counting::default(), ManualClock::default());
+    let keys = keys(&store, &clock);
+    let used_id = |issued: &tower_otp::api_key::IssuedKey| format!("{}.used", issued.key_id());
+
+    // Plain revoke.
+    let a = keys.issue("acme", ["read"], "a", None).await.unwrap();
+    keys.verify(a.key()).await.unwrap();
+    assert!(
+        store
+            .inner
+            .get_api_key(&used_id(&a))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(keys.revoke(a.key_id()).await.unwrap());
+    assert!(
+        store
+            .inner
+            .get_api_key(&used_id(&a))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The last-used write lands after the revoke, on this instance...
+    let b = keys.issue("acme", ["read"], "b", None).await.unwrap();
+    let mut hold = store.hold("put_api_key", &used_id(&b));
+    let verify = tokio::spawn({
+        let (keys, key) = (keys.clone(), b.key().to_owned());
+        async move { keys.verify(&key).await }
+    });
+    hold.reached().await;
+    assert!(keys.revoke(b.key_id()).await.unwrap());
+    hold.release();
+    verify.await.unwrap().unwrap();
+    assert!(
+        store
+            .inner
+            .get_api_key(&used_id(&b))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // ...or on another instance, still trusting its cache and due a write.
+    let other = ApiKeys::builder(store.clone())
+        .prefix("sk_live")
+        .clock(clock.clone())
+        .cache_ttl(Duration::from_secs(60))
+        .last_used_interval(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let c = keys.issue("acme", ["read"], "c", None).await.unwrap();
+    other.verify(c.key()).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    store.reset();
+    let mut hold = store.hold("put_api_key", &used_id(&c));
+    let verify = tokio::spawn({
+        let (other, key) = (other.clone(), c.key().to_owned());
+        async move { other.verify(&key).await }
+    });
+    hold.reached().await;
+    assert_eq!(store.count("get_api_key"), 0, "the verify was a cache hit");
+    assert!(keys.revoke(c.key_id()).await.unwrap());
+    hold.release();
+    verify.await.unwrap().unwrap();
+    let left = store.inner.list_api_keys().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test]
@@ -507,4 +757,70 @@ async fn axum_server_over_http() {
         server.get("/whoami", &[("x-api-key", fresh.key())]).await.0,
         200
     );
+}
+
+/// With a real Redis: the last-used entry of a non-expiring key has a TTL of
+/// at most the retention, that of an expiring key no more than the key's
+/// own, and `revoke` removes both.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_last_used_entries_have_a_bounded_ttl() {
+    use tower_otp::store::RedisStore;
+
+    let Some(server) = support::redis_server::shared() else {
+        return;
+    };
+    let prefix = support::conformance::unique("api-keys");
+    let store = RedisStore::builder(server.url())
+        .prefix(&prefix)
+        .connect()
+        .await
+        .unwrap();
+    let clock = ManualClock::default();
+    let keys = ApiKeys::builder(store)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let forever = keys.issue("acme", ["read"], "ci", None).await.unwrap();
+    let in_an_hour = clock.now() + Duration::from_secs(3600);
+    let hourly = keys
+        .issue("acme", ["read"], "ci", Some(in_an_hour))
+        .await
+        .unwrap();
+    for issued in [&forever, &hourly] {
+        keys.verify(issued.key()).await.unwrap();
+    }
+    let redis = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let record = |id: &str| format!("{{{prefix}:k}}:r:{id}");
+    let used = |id: &str| record(&format!("{id}.used"));
+    let pttl = |key: String| {
+        let mut redis = redis.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(key)
+                .query_async::<i64>(&mut redis)
+                .await
+                .unwrap()
+        }
+    };
+    let retention_ms = i64::try_from(LAST_USED_RETENTION.as_millis()).unwrap();
+    // The record of a key that never expires has no TTL; its usage does.
+    assert_eq!(pttl(record(forever.key_id())).await, -1);
+    let forever_used = pttl(used(forever.key_id())).await;
+    assert!(
+        forever_used > 0 && forever_used <= retention_ms,
+        "{forever_used}"
+    );
+    let hourly_used = pttl(used(hourly.key_id())).await;
+    assert!(hourly_used > 0 && hourly_used <= 3_600_000, "{hourly_used}");
+    for issued in [&forever, &hourly] {
+        assert!(keys.revoke(issued.key_id()).await.unwrap());
+        for key in [record(issued.key_id()), used(issued.key_id())] {
+            assert_eq!(pttl(key.clone()).await, -2, "{key} outlived revoke");
+        }
+    }
 }

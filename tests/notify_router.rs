@@ -27,7 +27,7 @@ use tower_otp::notify::{
 use tower_otp::otp::OtpRouter;
 use tower_otp::store::MemoryStore;
 
-const SECRET: &str = "test secret that is long enough to be accepted";
+const SECRET: &str = "hV3qN8xK2mR7tW4zL9cB6pJ1fD5sG0yE";
 const PHONE: &str = "+14155550100";
 const EMAIL: &str = "ada@example.com";
 

@@ -26,7 +26,7 @@ use tower_otp::otp::{OtpRouter, OtpRouterBuilder, ResolveError, Subject, Subject
 use tower_otp::quota::Quota;
 use tower_otp::store::MemoryStore;
 
-const SECRET: &str = "test secret that is long enough to be accepted";
+const SECRET: &str = "hV3qN8xK2mR7tW4zL9cB6pJ1fD5sG0yE";
 const PHONE: &str = "+14155550100";
 const EMAIL: &str = "ada@example.com";
 
@@ -784,7 +784,7 @@ async fn bad_tokens_are_401() {
         b64(&payload.replace("usr_", "adm_")),
         parts[2]
     );
-    let other_key = JwtKeys::new("default", [9u8; 32]).unwrap();
+    let other_key = JwtKeys::new("default", "Wq4zT8mK1xV6nR3bH9cL2pJ7fD5sG0yA").unwrap();
     let wrong_key = tower_otp::jwt::encode(
         &other_key,
         &serde_json::from_str::<Value>(&payload).unwrap(),
@@ -881,5 +881,15 @@ async fn weak_configuration_is_refused() {
         .build();
     assert_eq!(zero.unwrap_err().setting, "limits.request_per_ip");
     assert!(format!("{:?}", b().secret(SECRET)).contains("redacted"));
-    assert!(!format!("{:?}", b().secret(SECRET)).contains("long enough"));
+    assert!(!format!("{:?}", b().secret(SECRET)).contains(&SECRET[..8]));
+    // Long enough but guessable: refused at build time, before any token
+    // could be forged with it.
+    for weak in [
+        "x".repeat(32),
+        "test secret that is long enough to be accepted".to_owned(),
+        "changeme-changeme-changeme-changeme".to_owned(),
+        "0123456789abcdef0123456789abcdef".to_owned(),
+    ] {
+        assert_eq!(b().secret(&weak).build().unwrap_err().setting, "secret");
+    }
 }

@@ -18,7 +18,7 @@ use tower_otp::otp::{Limits, OtpRouter};
 use tower_otp::quota::Quota;
 use tower_otp::store::RedisStore;
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-redis-router-test";
+const SECRET: &str = "rD7kW2qZ9xM4vT6nB1cH8pL3jF5sG0yA";
 
 fn phone() -> String {
     // A random number in +1 415 555 xxxx.

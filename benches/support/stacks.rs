@@ -11,7 +11,7 @@ use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
 
 /// The HS256 secret both our `JwtLayer` and the `jsonwebtoken` peer check.
-pub(crate) const SECRET: &[u8] = b"bench secret, at least thirty-two bytes long";
+pub(crate) const SECRET: &[u8] = b"bN7qK2xV9mR4tW8zL3cH6pJ1fD5sG0yEaU7iO2eQ4wZk";
 
 pub(crate) fn keys() -> JwtKeys {
     JwtKeys::new("bench", SECRET).expect("a 44-byte secret is long enough")

@@ -98,6 +98,13 @@ impl KeyCache {
         }
     }
 
+    /// Drops the entry for `key`, if any.
+    pub(crate) fn remove(&self, key: &[u8; 32]) {
+        if let Some(map) = &self.map {
+            map.remove(key);
+        }
+    }
+
     /// Drops every entry of key `key_id` (all its secrets) on this instance.
     pub(crate) fn invalidate(&self, key_id: &str) {
         if let Some(map) = &self.map {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use subtle::{Choice, ConstantTimeEq};
@@ -30,6 +31,12 @@ pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
 /// How often (at most) a key's last-used time is written, per instance,
 /// unless configured otherwise.
 pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(300);
+/// How long a key's last-used record is kept after its last write (it is
+/// rewritten while the key is used, and never outlives an expiring key).
+/// [`KeyInfo::last_used`] is `None` for a key not used within this time.
+/// It also bounds how long a last-used record can outlive its key when the
+/// clean-up after a revocation fails (see [`ApiKeys`], *Last-used times*).
+pub const LAST_USED_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 const MAX_TENANT_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 128;
@@ -90,6 +97,14 @@ const MAX_SCOPE_LEN: usize = 64;
 ///   `last_used` is accurate to that interval. The record itself is only
 ///   written by `issue` and `rotate`: rewriting it from the request path
 ///   could race with a concurrent revoke and bring a revoked key back.
+///   The companion entry expires with the key, and at the latest
+///   [`LAST_USED_RETENTION`] after its last write; `revoke` deletes it, and
+///   a write that lands after a revocation (from any instance) is followed
+///   by a read of the record and removed when the key is gone. Only if that
+///   clean-up fails (store error, crash) does it linger, until its TTL.
+/// * A verification that was reading the record when `revoke` or `rotate`
+///   ran on this instance is not cached: the key is refused from the next
+///   request on, with no cache-TTL window on the revoking instance.
 /// * Concurrent management calls on the same key are last-writer-wins (the
 ///   store has no compare-and-set for records): do not rotate and revoke the
 ///   same key at the same instant.
@@ -104,6 +119,10 @@ struct Inner<S> {
     clock: Arc<dyn Clock>,
     cache: KeyCache,
     usage: Usage,
+    /// Bumped by every `revoke` and `rotate` after the store write: a
+    /// verification that read the record under an older generation may hold
+    /// a stale record and must not leave it in the cache.
+    generation: AtomicU64,
 }
 
 impl<S> Clone for ApiKeys<S> {
@@ -209,6 +228,7 @@ impl<S: Store> ApiKeysBuilder<S> {
                 clock: self.clock,
                 cache: KeyCache::new(self.cache_ttl, self.cache_capacity),
                 usage: Usage::new(self.last_used_interval),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -232,7 +252,8 @@ pub struct KeyInfo {
     pub expires_at: Option<SystemTime>,
     /// Until when the secret replaced by the last rotation still works.
     pub previous_secret_until: Option<SystemTime>,
-    /// When it was last used, to within the last-used interval.
+    /// When it was last used, to within the last-used interval; `None` if
+    /// never, or not within [`LAST_USED_RETENTION`].
     pub last_used: Option<SystemTime>,
 }
 
@@ -480,6 +501,8 @@ impl<S: Store> ApiKeys<S> {
                 cache_key,
             } => (id, secret, cache_key),
         };
+        // Read before the record: a revoke or rotate from here on bumps it.
+        let generation = self.inner.generation.load(Ordering::SeqCst);
         let bytes = self
             .inner
             .store
@@ -518,6 +541,13 @@ impl<S: Store> ApiKeys<S> {
                 used,
                 now_us,
             );
+            // Checked after the insert, so it cannot slip between a check
+            // and the insert: a revoke or rotate that bumped the generation
+            // before this load finds the entry removed here; one that bumps
+            // it later invalidates the entry itself.
+            if self.inner.generation.load(Ordering::SeqCst) != generation {
+                self.inner.cache.remove(&key);
+            }
         }
         if due {
             self.touch(&id, now_us, record.expires_at_us).await;
@@ -526,17 +556,40 @@ impl<S: Store> ApiKeys<S> {
     }
 
     /// Writes key `id`'s last-used time (best effort: a failure is logged).
+    ///
+    /// The entry expires with the key (at least 1 s from now) and at most
+    /// [`LAST_USED_RETENTION`] from now. A write may land after the key was
+    /// revoked (by this or another instance) and its entry deleted, so the
+    /// record is read afterwards and the entry removed if the key is gone:
+    /// with the revoke deleting the record before the entry, one of the two
+    /// always removes it.
     async fn touch(&self, id: &str, now_us: u64, expires_at_us: Option<u64>) {
-        let ttl = expires_at_us
-            .map(|exp| Duration::from_micros(exp.saturating_sub(now_us).max(1_000_000)));
+        let retention = u64::try_from(LAST_USED_RETENTION.as_micros()).unwrap_or(u64::MAX);
+        let left_us = expires_at_us.map_or(retention, |exp| {
+            exp.saturating_sub(now_us).clamp(1_000_000, retention)
+        });
         let entry = format!("{id}{USED_SUFFIX}");
-        if let Err(err) = self
-            .inner
-            .store
-            .put_api_key(&entry, &encode_used(now_us), ttl)
-            .await
-        {
-            tracing::warn!(target: "tower_otp", key_id = id, error = %err, "could not record API key last-used time");
+        let store = &self.inner.store;
+        let written = store
+            .put_api_key(
+                &entry,
+                &encode_used(now_us),
+                Some(Duration::from_micros(left_us)),
+            )
+            .await;
+        let cleaned = match written {
+            Ok(()) => match store.get_api_key(id).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => store.delete_api_key(&entry).await.map(drop),
+                Err(err) => Err(err),
+            },
+            Err(err) => {
+                tracing::warn!(target: "tower_otp", key_id = id, error = %err, "could not record API key last-used time");
+                return;
+            }
+        };
+        if let Err(err) = cleaned {
+            tracing::warn!(target: "tower_otp", key_id = id, error = %err, "could not check the API key after recording its last-used time; the entry expires by itself");
         }
     }
 
@@ -560,6 +613,7 @@ impl<S: Store> ApiKeys<S> {
             .store
             .put_api_key(&record.id, &record.encode(), record.ttl(now_us))
             .await?;
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate(&record.id);
         let last_used = self.last_used(id).await?;
         let info = KeyInfo::new(&record, last_used, now_us);
@@ -572,7 +626,10 @@ impl<S: Store> ApiKeys<S> {
         if !format::valid_id(id) {
             return Ok(false);
         }
+        // Record first, then the generation, then the cache (see `complete`);
+        // the last-used entry after the record (see `touch`).
         let existed = self.inner.store.delete_api_key(id).await;
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate(id);
         self.inner.usage.forget(id);
         let existed = existed?;

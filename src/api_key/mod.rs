@@ -49,8 +49,9 @@
 //! * The checksum is not a secret and proves nothing: it filters typos and
 //!   junk. A well-formed guess costs one store lookup and has a 2⁻²⁵⁶
 //!   chance; put a rate limit in front to bound lookups per client.
-//! * Revocation takes effect at once on the instance that revoked and within
-//!   the cache TTL (default 5 s) on the others; see [`ApiKeys`].
+//! * Revocation takes effect at once on the instance that revoked (even for
+//!   a verification in flight) and within the cache TTL (default 5 s) on the
+//!   others; see [`ApiKeys`].
 //! * The store is authoritative: when it fails, requests are refused with
 //!   `503 store_unavailable` (fail closed), except keys still in this
 //!   instance's cache, which keep working for at most the cache TTL.
@@ -76,6 +77,6 @@ pub use identity::ApiKeyIdentity;
 pub use layer::{ApiKeyLayer, ApiKeyLayerBuilder, KeySource, X_API_KEY};
 pub use manage::{
     ApiKeys, ApiKeysBuilder, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_LAST_USED_INTERVAL,
-    DEFAULT_PREFIX, IssuedKey, KeyInfo, MAX_CACHE_TTL,
+    DEFAULT_PREFIX, IssuedKey, KeyInfo, LAST_USED_RETENTION, MAX_CACHE_TTL,
 };
 pub use service::ApiKeyAuth;

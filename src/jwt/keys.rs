@@ -11,7 +11,7 @@ use crate::error::ConfigError;
 
 /// Shortest secret accepted: HS256 keys shorter than the hash output are
 /// refused at start-up (RFC 7518 §3.2).
-pub const MIN_SECRET_LEN: usize = 32;
+pub const MIN_SECRET_LEN: usize = crate::secret::MIN_LEN;
 
 /// One HS256 key: its `kid`, a pre-keyed HMAC, and the encoded JOSE header
 /// tokens signed with it carry (so verifying our own tokens skips header JSON).
@@ -24,15 +24,7 @@ pub(crate) struct Key {
 
 impl Key {
     fn new(kid: String, secret: &[u8]) -> Result<Self, ConfigError> {
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(ConfigError::new(
-                "jwt secret",
-                format!(
-                    "must be at least {MIN_SECRET_LEN} bytes, got {}",
-                    secret.len()
-                ),
-            ));
-        }
+        crate::secret::check("jwt secret", secret)?;
         if kid.is_empty()
             || kid.len() > 64
             || !kid
@@ -65,10 +57,14 @@ impl Key {
 /// ```
 /// use tower_otp::jwt::JwtKeys;
 ///
-/// let keys = JwtKeys::new("2025-06", [7u8; 32])?
-///     .with_verification_key("2025-01", [9u8; 32])?;
+/// // In production, read the secrets from configuration (e.g. hex from
+/// // `openssl rand -hex 32`); random ones keep this example self-contained.
+/// let keys = JwtKeys::new("2025-06", rand::random::<[u8; 32]>())?
+///     .with_verification_key("2025-01", rand::random::<[u8; 32]>())?;
 /// assert_eq!(keys.signing_kid(), "2025-06");
 /// assert!(JwtKeys::new("k", b"too short").is_err());
+/// assert!(JwtKeys::new("k", "x".repeat(32)).is_err());
+/// assert!(JwtKeys::new("k", "changeme-changeme-changeme-changeme").is_err());
 /// # Ok::<(), tower_otp::error::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -79,7 +75,9 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     /// Signs (and verifies) with `secret` under `kid`. Secrets shorter than
-    /// 32 bytes are refused.
+    /// 32 bytes, of low entropy (few distinct bytes, a short repeating
+    /// pattern, a long run) or holding a placeholder (`changeme`, `secret`,
+    /// `example`, …) are refused; any random 32-byte value passes.
     pub fn new(kid: impl Into<String>, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let signing = Key::new(kid.into(), secret.as_ref())?;
         Ok(Self {
@@ -137,24 +135,45 @@ impl fmt::Debug for JwtKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{TEST_SECRET, TEST_SECRET_2};
 
     #[test]
     fn refuses_short_secrets_and_bad_kids() {
-        assert!(JwtKeys::new("k", [0u8; 31]).is_err());
-        assert!(JwtKeys::new("", [0u8; 32]).is_err());
-        assert!(JwtKeys::new("a\"b", [0u8; 32]).is_err());
+        assert!(JwtKeys::new("k", &TEST_SECRET[..31]).is_err());
+        assert!(JwtKeys::new("", TEST_SECRET).is_err());
+        assert!(JwtKeys::new("a\"b", TEST_SECRET).is_err());
         assert!(
-            JwtKeys::new("k", [0u8; 32])
+            JwtKeys::new("k", TEST_SECRET)
                 .unwrap()
-                .with_verification_key("k", [1u8; 32])
+                .with_verification_key("k", TEST_SECRET_2)
                 .is_err()
         );
     }
 
     #[test]
+    fn refuses_weak_secrets_for_signing_and_verification() {
+        for weak in [
+            "x".repeat(32),
+            "ab".repeat(20),
+            "an example secret of at least 32 bytes".to_owned(),
+            "changeme-0f3a9c7e1b5d8246af77c1d2".to_owned(),
+        ] {
+            let err = JwtKeys::new("k", &weak).unwrap_err();
+            assert_eq!(err.setting, "jwt secret");
+            assert!(
+                JwtKeys::new("k", TEST_SECRET)
+                    .unwrap()
+                    .with_verification_key("old", &weak)
+                    .is_err()
+            );
+        }
+        assert!(JwtKeys::new("k", [0u8; 32]).is_err());
+    }
+
+    #[test]
     fn debug_redacts() {
-        let keys = JwtKeys::new("k1", [0x41u8; 32]).unwrap();
+        let keys = JwtKeys::new("k1", TEST_SECRET).unwrap();
         let dbg = format!("{keys:?}");
-        assert!(dbg.contains("k1") && dbg.contains("redacted") && !dbg.contains("AAAA"));
+        assert!(dbg.contains("k1") && dbg.contains("redacted") && !dbg.contains(&TEST_SECRET[..8]));
     }
 }

@@ -158,7 +158,7 @@ impl<C, R: Clone> Clone for Config<C, R> {
 /// use tower_otp::jwt::{JwtKeys, JwtLayer, Validation};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let keys = JwtKeys::new("k1", [7u8; 32])?;
+/// let keys = JwtKeys::new("k1", rand::random::<[u8; 32]>())?;
 /// let svc = ServiceBuilder::new()
 ///     .layer(JwtLayer::<serde_json::Value>::new(keys, Validation::default()))
 ///     .service(service_fn(|_req: Request<Full<Bytes>>| async {
@@ -356,6 +356,19 @@ pub(crate) fn cookie_token<'a>(headers: &'a http::HeaderMap, name: &str) -> Opti
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
+/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
+/// well-formed or not.
+fn is_bearer(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let scheme = bytes
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(bytes, |space| &bytes[..space]);
+    scheme.eq_ignore_ascii_case(b"bearer")
+}
+
+/// A 401 with an RFC 6750 challenge: `error="invalid_token"` when a token
+/// was presented and failed, a bare `Bearer` when none was.
 fn refusal<B>(with_error: bool) -> Response<ResponseBody<B>> {
     let challenge = if with_error {
         "Bearer error=\"invalid_token\""
@@ -389,17 +402,23 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.layer.config;
         let headers = req.headers();
-        let token = match headers.get(AUTHORIZATION) {
-            Some(value) => bearer_bytes(value),
-            None => config
+        // RFC 6750 §3.1: a request with no bearer credentials — no
+        // `Authorization`, or one of another scheme such as `Basic` — gets a
+        // bare `Bearer` challenge; a bearer token that fails gets
+        // `error="invalid_token"`.
+        let token = match headers.get(AUTHORIZATION).filter(|v| is_bearer(v)) {
+            Some(value) => match bearer_bytes(value) {
+                Some(token) => token,
+                None => return ResponseFuture::refused(refusal(true)),
+            },
+            None => match config
                 .cookie
                 .as_deref()
                 .and_then(|name| cookie_token(headers, name))
-                .map(str::as_bytes),
-        };
-        let Some(token) = token else {
-            let had_credentials = headers.contains_key(AUTHORIZATION);
-            return ResponseFuture::refused(refusal(had_credentials));
+            {
+                Some(token) => token.as_bytes(),
+                None => return ResponseFuture::refused(refusal(false)),
+            },
         };
         let now = config.clock.now();
         let cache = config.cache.as_deref();
@@ -469,7 +488,7 @@ mod tests {
     use crate::jwt::encode;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new("k1", [3u8; 32]).unwrap()
+        JwtKeys::new("k1", crate::secret::TEST_SECRET).unwrap()
     }
 
     fn token(clock: &ManualClock, sub: &str, ttl: u64) -> String {
@@ -499,6 +518,174 @@ mod tests {
             ResponseBody::Full { .. } => String::new(),
         };
         (status, body)
+    }
+
+    /// The response to `req` from a layer over a service answering the `sub`.
+    async fn respond<R: Revocation>(
+        layer: &JwtLayer<serde_json::Value, R>,
+        req: Request<()>,
+    ) -> Response<ResponseBody<String>> {
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            let claims = req.extensions().get::<Claims<serde_json::Value>>().unwrap();
+            let sub = claims.registered().sub.clone().unwrap_or_default();
+            Ok::<_, Infallible>(Response::new(sub))
+        }));
+        svc.oneshot(req).await.unwrap()
+    }
+
+    fn with_authorization(value: &str) -> Request<()> {
+        Request::builder()
+            .header(AUTHORIZATION, value)
+            .body(())
+            .unwrap()
+    }
+
+    fn challenge<B>(res: &Response<B>) -> &str {
+        res.headers()
+            .get(WWW_AUTHENTICATE)
+            .expect("every 401 carries WWW-Authenticate")
+            .to_str()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_credentials_get_a_bearer_challenge_without_an_error_code() {
+        let clock = ManualClock::default();
+        for layer in [
+            JwtLayer::new(keys(), Validation::default()),
+            JwtLayer::new(keys(), Validation::default()).with_cookie("access"),
+        ] {
+            let layer = layer.with_clock(clock.clone());
+            for req in [
+                Request::new(()),
+                with_authorization("Basic dXNlcjpwYXNz"),
+                with_authorization("Digest username=\"u\""),
+                with_authorization("Bearerish abc"),
+                Request::builder()
+                    .header(COOKIE, "other=1")
+                    .body(())
+                    .unwrap(),
+            ] {
+                let res = respond(&layer, req).await;
+                assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+                assert_eq!(challenge(&res), "Bearer");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn another_scheme_falls_back_to_the_cookie() {
+        let clock = ManualClock::default();
+        let layer = JwtLayer::new(keys(), Validation::default())
+            .with_cookie("access")
+            .with_clock(clock.clone());
+        let req = Request::builder()
+            .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+            .header(COOKIE, format!("access={}", token(&clock, "usr_c", 60)))
+            .body(())
+            .unwrap();
+        assert_eq!(respond(&layer, req).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_failing_bearer_token_gets_invalid_token() {
+        let clock = ManualClock::default();
+        let layer = JwtLayer::new(keys(), Validation::default().leeway(Duration::ZERO))
+            .with_clock(clock.clone());
+        let now = unix_secs(clock.now());
+        let expired = token(&clock, "usr_a", 0);
+        let with_aud = encode(
+            &keys(),
+            &serde_json::json!({"sub": "usr_a", "exp": now + 60, "aud": "other-service"}),
+        )
+        .unwrap();
+        clock.advance(Duration::from_secs(1));
+        let cookie_layer = layer.clone().with_cookie("access");
+        for (layer, req) in [
+            (&layer, with_authorization("Bearer not-a-token")),
+            (&layer, with_authorization("Bearer ")),
+            (&layer, with_authorization("Bearer")),
+            (&layer, with_authorization("bearer a.b.c")),
+            (&layer, with_authorization(&format!("Bearer {expired}"))),
+            (&layer, with_authorization(&format!("Bearer {with_aud}"))),
+            (
+                &cookie_layer,
+                Request::builder()
+                    .header(COOKIE, "access=a.b.c")
+                    .body(())
+                    .unwrap(),
+            ),
+        ] {
+            let res = respond(layer, req).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(challenge(&res), "Bearer error=\"invalid_token\"");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_layer_refuses_aud_it_was_not_configured_for_and_takes_fractional_dates() {
+        let clock = ManualClock::default();
+        let now = unix_secs(clock.now());
+        let with_aud = |aud: &str| {
+            encode(
+                &keys(),
+                &serde_json::json!({"sub": "usr_a", "exp": now + 60, "aud": aud}),
+            )
+            .unwrap()
+        };
+        let plain = JwtLayer::new(keys(), Validation::default()).with_clock(clock.clone());
+        assert_eq!(
+            call(&plain, &with_aud("app")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let app =
+            JwtLayer::new(keys(), Validation::default().audience("app")).with_clock(clock.clone());
+        assert_eq!(
+            call(&app, &with_aud("app")).await,
+            (StatusCode::OK, "usr_a".into())
+        );
+        assert_eq!(call(&app, &with_aud("x")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(&app, &token(&clock, "usr_a", 60)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let fractional = encode(
+            &keys(),
+            &serde_json::json!({"sub": "usr_f", "exp": now as f64 + 60.5, "iat": now as f64 - 0.5}),
+        )
+        .unwrap();
+        assert_eq!(
+            call(&plain, &fractional).await,
+            (StatusCode::OK, "usr_f".into())
+        );
+    }
+
+    #[cfg(feature = "moka")]
+    #[tokio::test]
+    async fn a_revoked_token_gets_invalid_token() {
+        use crate::store::MemoryStore;
+
+        let clock = ManualClock::default();
+        let store = MemoryStore::new();
+        let layer = JwtLayer::new(keys(), Validation::default())
+            .with_clock(clock.clone())
+            .with_store(store.clone());
+        let now = unix_secs(clock.now());
+        let t = encode(
+            &keys(),
+            &serde_json::json!({"sub": "usr_a", "sid": "fam1", "exp": now + 60}),
+        )
+        .unwrap();
+        let bearer = format!("Bearer {t}");
+        assert_eq!(
+            respond(&layer, with_authorization(&bearer)).await.status(),
+            StatusCode::OK
+        );
+        store.revoke("fam1", Duration::from_secs(60)).await.unwrap();
+        let res = respond(&layer, with_authorization(&bearer)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge(&res), "Bearer error=\"invalid_token\"");
     }
 
     #[tokio::test]

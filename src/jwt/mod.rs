@@ -14,7 +14,8 @@
 //! use std::time::{Duration, SystemTime};
 //! use tower_otp::jwt::{self, JwtKeys, Validation};
 //!
-//! let keys = JwtKeys::new("k1", b"an example secret of at least 32 bytes")?;
+//! // From configuration in production (`openssl rand -hex 32`).
+//! let keys = JwtKeys::new("k1", rand::random::<[u8; 32]>())?;
 //! let exp = SystemTime::now() + Duration::from_secs(900);
 //! let exp = exp.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
 //! let token = jwt::encode(&keys, &serde_json::json!({"sub": "user-1", "exp": exp}))?;

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::keys::JwtKeys;
 use crate::clock::unix_secs;
@@ -35,7 +35,8 @@ pub enum JwtError {
     NotYetValid,
     /// `iss` missing or not accepted.
     Issuer,
-    /// `aud` missing or not accepted.
+    /// `aud` missing, not accepted, or present while no audience is
+    /// configured.
     Audience,
     /// The claims do not have the expected shape.
     Claims,
@@ -85,14 +86,29 @@ pub struct RegisteredClaims {
     /// Subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// Expiry, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Expiry, seconds since the epoch. A fractional NumericDate
+    /// (RFC 7519 §2) is accepted, rounded down to a whole second.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "floor_date"
+    )]
     pub exp: Option<u64>,
-    /// Not before, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not before, seconds since the epoch. A fractional NumericDate
+    /// (RFC 7519 §2) is accepted, rounded up to a whole second.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "ceil_date"
+    )]
     pub nbf: Option<u64>,
-    /// Issued at, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Issued at, seconds since the epoch. A fractional NumericDate
+    /// (RFC 7519 §2) is accepted, rounded up to a whole second.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "ceil_date"
+    )]
     pub iat: Option<u64>,
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +124,32 @@ pub struct RegisteredClaims {
     pub sid: Option<String>,
 }
 
+/// A NumericDate (RFC 7519 §2: any JSON number of seconds, fractions
+/// allowed) as whole seconds: `round` maps a fraction to the side that is
+/// safe for the claim; negative values are 0 and huge ones saturate.
+fn numeric_date<'de, D: Deserializer<'de>>(
+    d: D,
+    round: fn(f64) -> f64,
+) -> Result<Option<u64>, D::Error> {
+    Ok(
+        Option::<serde_json::Number>::deserialize(d)?.map(|n| match n.as_u64() {
+            Some(secs) => secs,
+            // `as` saturates: negative (and NaN) to 0, too large to u64::MAX.
+            None => n.as_f64().map_or(0, |secs| round(secs) as u64),
+        }),
+    )
+}
+
+/// `exp` rounds down: a token never lives longer than it says.
+fn floor_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    numeric_date(d, f64::floor)
+}
+
+/// `nbf` and `iat` round up: a token never starts earlier than it says.
+fn ceil_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    numeric_date(d, f64::ceil)
+}
+
 /// Names of the claims above: extra claims may not override them.
 pub const REGISTERED_CLAIM_NAMES: [&str; 8] =
     ["sub", "exp", "nbf", "iat", "iss", "aud", "jti", "sid"];
@@ -115,12 +157,15 @@ pub const REGISTERED_CLAIM_NAMES: [&str; 8] =
 /// What a valid token must satisfy beyond its signature.
 ///
 /// A configured issuer or audience must be *present* in the token, not only
-/// checked when present.
+/// checked when present. A token that carries an `aud` claim is refused
+/// when no audience is configured: RFC 7519 §4.1.3 says a recipient that
+/// does not identify itself with a value of `aud` must reject the token, so
+/// a token minted for another service cannot be replayed here.
 #[derive(Clone, Debug)]
 pub struct Validation {
     /// Accepted issuers (empty: `iss` not checked).
     pub issuers: Vec<String>,
-    /// Accepted audiences (empty: `aud` not checked).
+    /// Accepted audiences (empty: a token carrying `aud` is refused).
     pub audiences: Vec<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
     pub leeway: Duration,
@@ -178,7 +223,9 @@ impl Validation {
         {
             return Err(JwtError::Issuer);
         }
-        if !self.audiences.is_empty()
+        // RFC 7519 §4.1.3: with `aud` present, one of its values must be
+        // ours; with no audience configured, none can be.
+        if (!self.audiences.is_empty() || c.aud.is_some())
             && !c
                 .aud
                 .as_ref()
@@ -330,9 +377,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::secret::{TEST_SECRET, TEST_SECRET_2};
 
     fn keys() -> JwtKeys {
-        JwtKeys::new("k1", [1u8; 32]).unwrap()
+        JwtKeys::new("k1", TEST_SECRET).unwrap()
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -368,7 +416,7 @@ mod tests {
         let token = sign_raw(
             r#"{"kid":"k1","alg":"HS256"}"#,
             r#"{"exp":2000}"#,
-            &[1u8; 32],
+            TEST_SECRET.as_bytes(),
         );
         assert!(
             decode::<serde_json::Value>(&keys(), &Validation::default(), &token, at(1)).is_ok()
@@ -395,19 +443,19 @@ mod tests {
         let hs512 = sign_raw(
             r#"{"alg":"HS512","kid":"k1"}"#,
             r#"{"exp":2000}"#,
-            &[1u8; 32],
+            TEST_SECRET.as_bytes(),
         );
         assert_eq!(d(&hs512, 1000), JwtError::Algorithm);
         let other_kid = sign_raw(
             r#"{"alg":"HS256","kid":"k9"}"#,
             r#"{"exp":2000}"#,
-            &[1u8; 32],
+            TEST_SECRET.as_bytes(),
         );
         assert_eq!(d(&other_kid, 1000), JwtError::UnknownKey);
         let wrong_key = sign_raw(
             r#"{"alg":"HS256","kid":"k1"}"#,
             r#"{"exp":2000}"#,
-            &[2u8; 32],
+            TEST_SECRET_2.as_bytes(),
         );
         assert_eq!(d(&wrong_key, 1000), JwtError::Signature);
         let mut parts: Vec<&str> = good.split('.').collect();
@@ -457,12 +505,73 @@ mod tests {
     }
 
     #[test]
+    fn a_token_with_aud_is_refused_when_no_audience_is_configured() {
+        let check = |v: &Validation, claims: serde_json::Value| {
+            let token = encode(&keys(), &claims).unwrap();
+            decode::<serde_json::Value>(&keys(), v, &token, at(1)).map(|_| ())
+        };
+        let none = Validation::default();
+        for aud in [json!("app"), json!(["app"]), json!([]), json!("")] {
+            assert_eq!(
+                check(&none, json!({"exp": 9, "aud": aud})),
+                Err(JwtError::Audience),
+                "{aud}"
+            );
+        }
+        assert_eq!(check(&none, json!({"exp": 9})), Ok(()));
+        let app = Validation::default().audience("app");
+        assert_eq!(check(&app, json!({"exp": 9, "aud": "app"})), Ok(()));
+        assert_eq!(
+            check(&app, json!({"exp": 9, "aud": "other"})),
+            Err(JwtError::Audience)
+        );
+        assert_eq!(check(&app, json!({"exp": 9})), Err(JwtError::Audience));
+        // A configured issuer alone must be present too.
+        let me = Validation::default().issuer("me");
+        assert_eq!(check(&me, json!({"exp": 9})), Err(JwtError::Issuer));
+        assert_eq!(check(&me, json!({"exp": 9, "iss": "me"})), Ok(()));
+    }
+
+    #[test]
+    fn fractional_numeric_dates_are_accepted() {
+        const T: u64 = 1_700_000_000;
+        let v = Validation::default().leeway(Duration::ZERO);
+        let token = encode(
+            &keys(),
+            &json!({"exp": 1.7e9 + 0.5, "iat": 1.7e9 - 0.5, "nbf": 1.7e9 - 0.25}),
+        )
+        .unwrap();
+        let verified = decode::<serde_json::Value>(&keys(), &v, &token, at(T)).unwrap();
+        assert_eq!(verified.registered.exp, Some(T));
+        assert_eq!(verified.registered.iat, Some(T));
+        assert_eq!(verified.registered.nbf, Some(T));
+        // Rounded to the safe side: expired a second early at worst, never late.
+        assert_eq!(
+            decode::<serde_json::Value>(&keys(), &v, &token, at(T + 1)).map(|_| ()),
+            Err(JwtError::Expired)
+        );
+        let future = encode(&keys(), &json!({"exp": 1.8e9, "nbf": 1.7e9 + 0.5})).unwrap();
+        assert_eq!(
+            decode::<serde_json::Value>(&keys(), &v, &future, at(T)).map(|_| ()),
+            Err(JwtError::NotYetValid)
+        );
+        // Integers as before; negative dates are the distant past; junk is refused.
+        let old = encode(&keys(), &json!({"exp": T + 9, "nbf": -5, "iat": -0.5})).unwrap();
+        assert!(decode::<serde_json::Value>(&keys(), &v, &old, at(T)).is_ok());
+        let junk = encode(&keys(), &json!({"exp": "soon"})).unwrap();
+        assert_eq!(
+            decode::<serde_json::Value>(&keys(), &v, &junk, at(T)).map(|_| ()),
+            Err(JwtError::Claims)
+        );
+    }
+
+    #[test]
     fn rotation() {
-        let old = JwtKeys::new("old", [1u8; 32]).unwrap();
+        let old = JwtKeys::new("old", TEST_SECRET).unwrap();
         let token = encode(&old, &json!({"exp": 9})).unwrap();
-        let rotated = JwtKeys::new("new", [2u8; 32])
+        let rotated = JwtKeys::new("new", TEST_SECRET_2)
             .unwrap()
-            .with_verification_key("old", [1u8; 32])
+            .with_verification_key("old", TEST_SECRET)
             .unwrap();
         let v =
             decode::<serde_json::Value>(&rotated, &Validation::default(), &token, at(1)).unwrap();

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::events::{EventSink, TracingSink};
 use crate::identifier::IdentifierHasher;
-use crate::jwt::{JwtKeys, MIN_SECRET_LEN, Validation};
+use crate::jwt::{JwtKeys, Validation};
 use crate::notify::{Channel, Notifier};
 use crate::quota::Quota;
 use crate::store::Store;
@@ -384,15 +384,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         let secret = self.secret.ok_or_else(|| {
             ConfigError::new("secret", "a server secret of at least 32 bytes is required")
         })?;
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(ConfigError::new(
-                "secret",
-                format!(
-                    "must be at least {MIN_SECRET_LEN} bytes, got {}",
-                    secret.len()
-                ),
-            ));
-        }
+        crate::secret::check("secret", &secret)?;
         self.config.validate()?;
         let keys = match self.keys {
             Some(keys) => keys,

@@ -56,7 +56,7 @@ pub(crate) struct Inner<S, N, R> {
 /// use tower_otp::store::MemoryStore;
 ///
 /// let auth = OtpRouter::builder(MemoryStore::new(), LogNotifier)
-///     .secret("a server secret of at least 32 bytes!")
+///     .secret(rand::random::<[u8; 32]>()) // from configuration in production
 ///     .build()?;
 /// let app: axum::Router = axum::Router::new().nest_service("/auth", auth);
 /// # let _ = app;
