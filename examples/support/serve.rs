@@ -222,7 +222,7 @@ impl Connection {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (in_flight, in_flight_rx) = watch::channel(0usize);
+        let (in_flight, in_flight_rx) = watch::channel(Activity::default());
         let in_flight = Arc::new(in_flight);
         let body_timeout = self.limits.body_timeout;
         let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -262,19 +262,32 @@ impl Connection {
     }
 }
 
+/// Requests of one connection: in flight now, and started so far (a watch
+/// shows only the latest value, so a request that starts and ends between
+/// two looks is seen through `started`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Activity {
+    in_flight: usize,
+    started: u64,
+}
+
 /// Resolves once the connection, after its first request, has had no
 /// request in flight for `after`. (Before the first request the head timer
 /// alone bounds the wait.)
-async fn idle(mut in_flight: watch::Receiver<usize>, after: Duration) {
+async fn idle(mut activity: watch::Receiver<Activity>, after: Duration) {
     // `wait_for` fails only once the counter is gone with its connection.
-    if in_flight.wait_for(|n| *n > 0).await.is_ok() {
+    if activity.wait_for(|a| a.started > 0).await.is_ok() {
         loop {
-            if in_flight.wait_for(|n| *n == 0).await.is_err() {
-                break;
-            }
-            let busy = tokio::time::timeout(after, in_flight.wait_for(|n| *n > 0))
-                .await
-                .map(|woke| woke.is_ok());
+            let started = match activity.wait_for(|a| a.in_flight == 0).await {
+                Ok(now) => now.started,
+                Err(_) => break,
+            };
+            let busy = tokio::time::timeout(
+                after,
+                activity.wait_for(|a| a.in_flight > 0 || a.started != started),
+            )
+            .await
+            .map(|woke| woke.is_ok());
             match busy {
                 Err(_elapsed) => return,
                 Ok(true) => continue,
@@ -331,18 +344,22 @@ where
 
 /// Counts a request as in flight from its head until its response is
 /// written (or dropped).
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<watch::Sender<Activity>>);
 
 impl InFlight {
-    fn new(counter: &Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(Arc::clone(counter))
+    fn new(activity: &Arc<watch::Sender<Activity>>) -> Self {
+        activity.send_modify(|a| {
+            a.in_flight += 1;
+            a.started += 1;
+        });
+        Self(Arc::clone(activity))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0
+            .send_modify(|a| a.in_flight = a.in_flight.saturating_sub(1));
     }
 }
 
