@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -49,8 +50,15 @@ fn spawn(path: &PathBuf, env: &[(&str, &str)]) -> Child {
 }
 
 /// Reads stderr lines until the one with `http://` and returns the address
-/// after it, with the lines before it.
+/// after it, with the lines before it; the later lines go to `rest`.
 async fn address(child: &mut Child) -> (String, Vec<String>) {
+    address_and_rest(child, Arc::default()).await
+}
+
+async fn address_and_rest(
+    child: &mut Child,
+    rest: Arc<Mutex<Vec<String>>>,
+) -> (String, Vec<String>) {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut before = Vec::new();
     let found = tokio::time::timeout(GUARD, async {
@@ -66,7 +74,11 @@ async fn address(child: &mut Child) -> (String, Vec<String>) {
     .await
     .expect("no banner in time");
     // Keep reading: a closed pipe would fail the example's later writes.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.lock().unwrap().push(line);
+        }
+    });
     (found, before)
 }
 
@@ -107,8 +119,9 @@ async fn quickstart_without_otp_secret_makes_a_random_one_and_serves_a_code() {
     let Some(path) = example("quickstart") else {
         return;
     };
-    let mut child = spawn(&path, &[("PORT", "0")]);
-    let (addr, before) = address(&mut child).await;
+    let mut child = spawn(&path, &[("PORT", "0"), ("RUST_LOG", "info")]);
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (addr, before) = address_and_rest(&mut child, Arc::clone(&logs)).await;
     let said = before.join("\n");
     assert!(
         said.contains("OTP_SECRET is not set") && said.contains("random"),
@@ -118,6 +131,23 @@ async fn quickstart_without_otp_secret_makes_a_random_one_and_serves_a_code() {
     assert_eq!(line["to"], "ada@example.com");
     let code = line["code"].as_str().unwrap();
     assert!(code.len() >= 6 && code.bytes().all(|b| b.is_ascii_digit()));
+    // The router knew the client address (axum's ConnectInfo): its event
+    // says `client_ip=127.0.0.1` (the log line may carry colour codes).
+    // The event is logged after the code went out: wait for its line.
+    let knew_ip = tokio::time::timeout(GUARD, async {
+        loop {
+            let found = logs.lock().unwrap().iter().any(|line| {
+                let plain = strip_ansi(line);
+                plain.contains("otp.sent") && plain.contains("client_ip=127.0.0.1")
+            });
+            if found {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(knew_ip.is_ok(), "{:?}", logs.lock().unwrap());
     // The banner's step 2 works with that code.
     let res = post(
         &addr,
@@ -151,7 +181,8 @@ async fn production_refuses_to_start_without_otp_secret() {
     let Some(path) = example("production") else {
         return;
     };
-    let child = spawn(&path, &[("REDIS_URL", "redis://127.0.0.1:1")]);
+    // Nothing set: the secret is named first, before the store.
+    let child = spawn(&path, &[]);
     let out = tokio::time::timeout(GUARD, child.wait_with_output())
         .await
         .expect("production kept running without OTP_SECRET")
@@ -159,4 +190,22 @@ async fn production_refuses_to_start_without_otp_secret() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("OTP_SECRET must be set"), "{stderr}");
+}
+
+/// `line` without ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
