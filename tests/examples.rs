@@ -114,6 +114,7 @@ async fn request_code(child: &mut Child, addr: &str, email: &str) -> serde_json:
     serde_json::from_str(&line).unwrap()
 }
 
+#[cfg(feature = "moka")]
 #[tokio::test]
 async fn quickstart_without_otp_secret_makes_a_random_one_and_serves_a_code() {
     let Some(path) = example("quickstart") else {
@@ -159,6 +160,7 @@ async fn quickstart_without_otp_secret_makes_a_random_one_and_serves_a_code() {
     assert!(res.contains(r#""access_token":""#), "{res}");
 }
 
+#[cfg(feature = "moka")]
 #[tokio::test]
 async fn quickstart_and_hyper_only_take_otp_secret() {
     for name in ["quickstart", "hyper_only"] {
@@ -176,6 +178,8 @@ async fn quickstart_and_hyper_only_take_otp_secret() {
     }
 }
 
+// Built only with its `required-features` (`redis`).
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn production_refuses_to_start_without_otp_secret() {
     let Some(path) = example("production") else {
