@@ -1,11 +1,26 @@
 //! The OTP endpoints and the hardening stack on plain hyper — no axum.
 //!
-//! Run: `cargo run --example hyper_only` (optional: `PORT=3001`, `JWT_SECRET=<32+ bytes>`).
+//! Run: `cargo run --example hyper_only`
 //!
 //! One `ServiceBuilder` stack: security headers → client IP → rate limit (per
 //! IP) → a small router that sends `/auth/*` to the `OtpRouter` and guards
 //! `/api/me` with the `JwtLayer`. Each connection's peer address goes into the
-//! request as `PeerAddr`, which `ClientIpLayer` reads.
+//! request as `PeerAddr` (tower-otp's way for servers without axum), which
+//! `ClientIpLayer` reads.
+//!
+//! Optional settings, from the environment:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | `3001` | port on 127.0.0.1 (`0`: any free port) |
+//! | `OTP_SECRET` | random per run | server secret, ≥ 32 bytes (e.g. `openssl rand -hex 32`); unset, a fresh random one is made at start, so tokens die with the process |
+//! | `HEADER_TIMEOUT_SECS` | `10` | a request head must arrive within this, else the connection is closed |
+//! | `BODY_TIMEOUT_SECS` | `10` | a request body must arrive within this of its head, else `408` and close |
+//! | `IDLE_TIMEOUT_SECS` | `5` | an idle keep-alive connection is closed after this |
+//! | `MAX_CONNECTIONS` | `1024` | open connections at most; more wait (unaccepted) until one closes |
+//!
+//! The serving code (timeouts, connection cap, graceful shutdown on Ctrl-C)
+//! is `examples/support/serve.rs`, shared by the reference servers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,10 +29,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -29,6 +40,11 @@ use tower_otp::quota::Quota;
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::RequestBody;
 
 type Body = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -46,13 +62,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
-    let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
-        eprintln!("JWT_SECRET is not set: generated a random secret for this run.");
-        rand::random::<[u8; 32]>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    let limits = serve::Limits::from_env()?;
+    let secret: Vec<u8> = match std::env::var("OTP_SECRET") {
+        Ok(secret) => secret.into_bytes(),
+        Err(_) => {
+            eprintln!(
+                "OTP_SECRET is not set: generated a random 32-byte secret for this run (codes and tokens die with the process)."
+            );
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
     let store = MemoryStore::new();
     let auth = OtpRouter::builder(store.clone(), LogNotifier)
         .secret(&secret)
@@ -61,14 +80,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `/api/me`: only with a valid access token of a live session.
     let me = ServiceBuilder::new()
         .layer(auth.jwt_layer::<Value>())
-        .service(service_fn(|req: Request<Incoming>| async move {
+        .service(service_fn(|req: Request<RequestBody>| async move {
             let claims = req.extensions().get::<Claims<Value>>().cloned();
             let body =
                 json!({ "subject": claims.and_then(|c| c.registered().sub.clone()) }).to_string();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
         }));
 
-    let router = service_fn(move |mut req: Request<Incoming>| {
+    let router = service_fn(move |mut req: Request<RequestBody>| {
         let (mut auth, mut me) = (auth.clone(), me.clone());
         async move {
             // The OtpRouter serves paths relative to its mount point.
@@ -80,14 +99,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let is_me = req.uri().path() == "/api/me";
             if let Some(auth_path) = auth_path {
                 *req.uri_mut() = Uri::try_from(auth_path).unwrap_or_default();
-                let res = ServiceExt::<Request<Incoming>>::ready(&mut auth)
+                let res = ServiceExt::<Request<RequestBody>>::ready(&mut auth)
                     .await?
                     .call(req)
                     .await?;
                 return Ok::<_, Infallible>(boxed(res));
             }
             if is_me {
-                let res = ServiceExt::<Request<Incoming>>::ready(&mut me)
+                let res = ServiceExt::<Request<RequestBody>>::ready(&mut me)
                     .await?
                     .call(req)
                     .await?;
@@ -116,20 +135,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hyper-only tower-otp server on http://{0}\n  curl -i -X POST http://{0}/auth/otp/request -H 'content-type: application/json' -d '{{\"email\":\"ada@example.com\"}}'",
         listener.local_addr()?
     );
-    loop {
-        let (stream, peer): (_, SocketAddr) = listener.accept().await?;
-        let app = app.clone();
-        tokio::spawn(async move {
-            // Tell the stack who the TCP peer is.
-            let svc = app.map_request(move |mut req: Request<Incoming>| {
+    // One service per connection, told who the TCP peer is.
+    let per_connection = service_fn(move |peer: SocketAddr| {
+        let svc = app
+            .clone()
+            .map_request(move |mut req: Request<RequestBody>| {
                 req.extensions_mut().insert(PeerAddr(peer));
                 req
             });
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-            if let Err(err) = conn.await {
-                eprintln!("connection from {peer}: {err}");
-            }
-        });
-    }
+        std::future::ready(Ok::<_, Infallible>(svc))
+    });
+    serve::serve(listener, per_connection, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
 }

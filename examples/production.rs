@@ -16,6 +16,10 @@
 //! | `OTP_ISSUER` / `OTP_AUDIENCE` | unset | `iss` / `aud` put into and required from access tokens |
 //! | `OTP_APP_NAME` | `tower-otp` | `{{app_name}}` in messages |
 //! | `SHUTDOWN_GRACE_SECS` | `10` | how long in-flight requests may finish after SIGTERM / Ctrl-C |
+//! | `HEADER_TIMEOUT_SECS` | `10` | a request head must arrive within this, else the connection is closed |
+//! | `BODY_TIMEOUT_SECS` | `10` | a request body must arrive within this of its head, else `408` and close |
+//! | `IDLE_TIMEOUT_SECS` | `5` | an idle keep-alive connection is closed after this |
+//! | `MAX_CONNECTIONS` | `1024` | open connections at most; more wait (unaccepted, in the listen backlog) until one closes |
 //! | `TRUSTED_PROXIES` | unset | comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed |
 //! | `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` (or `TWILIO_API_KEY_SID` + `TWILIO_API_KEY_SECRET`), `TWILIO_FROM` or `TWILIO_MESSAGING_SERVICE_SID` | unset | SMS through Twilio (feature `twilio`); see `notify::TwilioSms::from_env` |
 //! | `SMTP_URL`, `SMTP_FROM` | unset | email through SMTP (feature `smtp`); see `notify::SmtpEmail::from_env` |
@@ -26,23 +30,26 @@
 //! point the load balancer's readiness probe here), and a protected
 //! `GET /api/me`. A channel with no provider configured falls back to
 //! `LogNotifier` (codes on stdout) and says so loudly at start-up.
+//!
+//! The serving code (the timeouts and connection cap above, graceful
+//! shutdown) is `examples/support/serve.rs`, shared by the reference servers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
+use tower_otp::client_ip::ClientIpLayer;
 use tower_otp::jwt::{Claims, MIN_SECRET_LEN};
 use tower_otp::notify::{ByChannel, Channel, LogNotifier, Notifier};
 use tower_otp::otp::OtpRouter;
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::RedisStore;
+
+#[path = "support/serve.rs"]
+mod serve;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -103,12 +110,14 @@ async fn main() -> Result<(), BoxError> {
         )
         .init();
 
-    let redis_url = required("REDIS_URL")?;
+    // The secret first: without it nothing else matters.
     let secret = required("OTP_SECRET")?;
     check_secret(&secret)?;
+    let redis_url = required("REDIS_URL")?;
     let bind: SocketAddr = parsed("BIND_ADDR", "127.0.0.1:3000")?;
     let timeout = Duration::from_millis(parsed("REDIS_TIMEOUT_MS", "500")?);
     let grace = Duration::from_secs(parsed("SHUTDOWN_GRACE_SECS", "10")?);
+    let limits = serve::Limits::from_env()?;
     let calling_codes: Vec<String> = env_or("OTP_ALLOWED_CALLING_CODES", "1")
         .split(',')
         .map(|c| c.trim().to_owned())
@@ -149,7 +158,7 @@ async fn main() -> Result<(), BoxError> {
     let app = Router::new().merge(api).nest_service("/auth", auth).layer(
         ServiceBuilder::new()
             .layer(SecurityHeadersLayer::new())
-            .layer(middleware::from_fn(peer_addr))
+            // The TCP peer is axum's `ConnectInfo` (tower-otp's `axum` feature).
             .layer(client_ip.build()?),
     );
 
@@ -157,16 +166,14 @@ async fn main() -> Result<(), BoxError> {
     tracing::info!(addr = %listener.local_addr()?, "tower-otp production example listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+        limits,
+        async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
-        })
-        .into_future(),
-    );
+        },
+    ));
     shutdown_signal().await;
     tracing::info!(
         ?grace,
@@ -239,17 +246,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-}
-
-/// Hands the TCP peer address to tower-otp's per-IP limits. Behind a proxy,
-/// resolve the client address from trusted forwarding headers instead.
-async fn peer_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(PeerAddr(addr));
-    next.run(req).await
 }
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {

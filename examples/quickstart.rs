@@ -1,26 +1,41 @@
 //! The reference server on the embedded store.
 //!
-//! Run: `cargo run --example quickstart` (optional: `PORT=3000`, `JWT_SECRET=<32+ bytes>`).
+//! Run: `cargo run --example quickstart`
 //!
 //! An axum app with its own protected route (`GET /api/me`), the OTP endpoints
 //! nested at `/auth`, `MemoryStore`, and `LogNotifier`, which prints each code
 //! as one JSON line on stdout. Everything else (this how-to, logs) goes to stderr.
+//!
+//! Optional settings, from the environment:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | `3000` | port on 127.0.0.1 (`0`: any free port; the banner shows it) |
+//! | `OTP_SECRET` | random per run | server secret, ≥ 32 bytes (e.g. `openssl rand -hex 32`); unset, a fresh random one is made at start, so tokens die with the process |
+//! | `HEADER_TIMEOUT_SECS` | `10` | a request head must arrive within this, else the connection is closed |
+//! | `BODY_TIMEOUT_SECS` | `10` | a request body must arrive within this of its head, else `408` and close |
+//! | `IDLE_TIMEOUT_SECS` | `5` | an idle keep-alive connection is closed after this |
+//! | `MAX_CONNECTIONS` | `1024` | open connections at most; more wait (unaccepted) until one closes |
+//! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
+//!
+//! The serving code (timeouts, connection cap, graceful shutdown on Ctrl-C)
+//! is `examples/support/serve.rs`, shared by the reference servers.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
+use tower_otp::client_ip::ClientIpLayer;
 use tower_otp::jwt::Claims;
 use tower_otp::notify::LogNotifier;
 use tower_otp::otp::OtpRouter;
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
+
+#[path = "support/serve.rs"]
+mod serve;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,14 +50,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let secret = match std::env::var("JWT_SECRET") {
-        Ok(secret) => secret,
+    let limits = serve::Limits::from_env()?;
+    let secret: Vec<u8> = match std::env::var("OTP_SECRET") {
+        Ok(secret) => secret.into_bytes(),
         Err(_) => {
-            let bytes: [u8; 32] = rand::random();
             eprintln!(
-                "JWT_SECRET is not set: generated a random secret for this run (tokens will not survive a restart)."
+                "OTP_SECRET is not set: generated a random 32-byte secret for this run (codes and tokens die with the process)."
             );
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
+            rand::random::<[u8; 32]>().to_vec()
         }
     };
 
@@ -57,8 +72,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One ServiceBuilder: outermost first.
         ServiceBuilder::new()
             .layer(SecurityHeadersLayer::new())
-            .layer(middleware::from_fn(peer_addr))
-            // No trusted proxies: the client is the TCP peer, and forwarding
+            // No trusted proxies: the client is the TCP peer (axum's
+            // `ConnectInfo`, read under tower-otp's `axum` feature), and forwarding
             // headers are ignored. Behind a proxy, trust its address here.
             .layer(ClientIpLayer::new()),
     );
@@ -66,35 +81,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     eprintln!(
-        "tower-otp quickstart listening on {base}
+        r#"tower-otp quickstart listening on {base}
 
-  1. ask for a code (it is printed below as a JSON line):
-     curl -i -X POST {base}/auth/otp/request -H 'content-type: application/json' -d '{{\"phone\":\"+14155550100\"}}'
-  2. trade it for tokens:
-     curl -s -X POST {base}/auth/otp/verify -H 'content-type: application/json' -d '{{\"phone\":\"+14155550100\",\"code\":\"123456\"}}'
+  1. ask for a code:
+     curl -i -X POST {base}/auth/otp/request -H 'content-type: application/json' -d '{{"phone":"+14155550100"}}'
+     The code is not in the response: this server prints it on its stdout, as a
+     JSON line like {{"channel":"sms","to":"+14155550100","code":"123456",...}}
+  2. trade it for tokens, keeping the access token (put the printed code in CODE):
+     CODE=123456
+     ACCESS=$(curl -s -X POST {base}/auth/otp/verify -H 'content-type: application/json' -d '{{"phone":"+14155550100","code":"'$CODE'"}}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
   3. call the protected route:
-     curl -s {base}/api/me -H 'authorization: Bearer <access_token>'
-"
+     curl -s {base}/api/me -H "authorization: Bearer $ACCESS"
+"#
     );
-    axum::serve(
+    serve::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
+        limits,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
     .await?;
     Ok(())
-}
-
-/// Hands the TCP peer address to tower-otp's per-IP limits.
-async fn peer_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(PeerAddr(addr));
-    next.run(req).await
 }
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {
