@@ -83,15 +83,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         r#"tower-otp quickstart listening on {base}
 
-  1. ask for a code:
-     curl -i -X POST {base}/auth/otp/request -H 'content-type: application/json' -d '{{"phone":"+14155550100"}}'
-     The code is not in the response: this server prints it on its stdout, as a
-     JSON line like {{"channel":"sms","to":"+14155550100","code":"123456",...}}
-  2. trade it for tokens, keeping the access token (put the printed code in CODE):
-     CODE=123456
-     ACCESS=$(curl -s -X POST {base}/auth/otp/verify -H 'content-type: application/json' -d '{{"phone":"+14155550100","code":"'$CODE'"}}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+Codes are printed on stdout, one JSON line each; to keep them in a file, start
+me as `cargo run --example quickstart > codes.jsonl`. Then, in that directory
+(the README's walk-through goes on with refresh and logout):
+
+  1. ask for a code (202), and take it from the server's stdout:
+     curl -si -X POST {base}/auth/otp/request -H 'content-type: application/json' -d '{{"phone":"+14155550100"}}'
+     CODE=$(tail -n 1 codes.jsonl | sed -E 's/.*"code":"([0-9]+)".*/\1/')
+  2. trade it for tokens:
+     TOKENS=$(curl -s -X POST {base}/auth/otp/verify -H 'content-type: application/json' -d "{{\"phone\":\"+14155550100\",\"code\":\"$CODE\"}}")
+     ACCESS=$(echo "$TOKENS" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   3. call the protected route:
-     curl -s {base}/api/me -H "authorization: Bearer $ACCESS"
+     curl -si {base}/api/me -H "authorization: Bearer $ACCESS"
 "#
     );
     serve::serve(
