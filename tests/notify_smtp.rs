@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::smtp_sink::{SmtpSink, parse_mime};
+use support::smtp_sink::{MAX_DATA_LINE, SmtpSink, parse_mime};
 use tower_otp::notify::template::{EmailTemplate, Templates};
 use tower_otp::notify::{
     Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, SmtpConfig, SmtpEmail,
@@ -248,4 +248,90 @@ async fn ready_probes_the_relay_without_sending() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+}
+
+/// Every line of `data` (what went over the wire in DATA) fits RFC 5322's
+/// 998 octets + CRLF.
+fn assert_lines_fit(data: &str) {
+    let longest = data.split("\r\n").map(str::len).max().unwrap_or(0);
+    assert!(longest + 2 <= MAX_DATA_LINE, "a line of {longest} octets");
+}
+
+#[tokio::test]
+async fn sink_refuses_lines_over_998_octets_like_a_relay() {
+    // The sink's check is what the tests below rely on: a hand-written
+    // DATA with one long line is refused, and nothing is queued.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let sink = SmtpSink::start().await;
+    let mut conn = BufReader::new(tokio::net::TcpStream::connect(sink.addr).await.unwrap());
+    let long = "x".repeat(999);
+    let script = format!(
+        "EHLO t\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: {long}\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+    conn.get_mut().write_all(script.as_bytes()).await.unwrap();
+    let mut replies = String::new();
+    while !replies.contains("221 ") {
+        let mut line = String::new();
+        assert_ne!(bounded(conn.read_line(&mut line)).await.unwrap(), 0, "{replies}");
+        replies.push_str(&line);
+    }
+    assert!(replies.contains("\r\n500 5.5.2"), "{replies}");
+    assert_eq!(sink.long_line_refusals(), 1);
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn long_app_name_in_the_subject_is_folded_and_decodes_back() {
+    // A tenant's app name of 1 500 characters with no space: lettre folds
+    // only at spaces, so the Subject line alone would be 1 519 octets.
+    let sink = SmtpSink::start().await;
+    let app_name = format!("Acme{}", "-Login".repeat(250));
+    bounded(email_to(&sink).send(&msg().with_app_name(app_name.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(sink.long_line_refusals(), 0);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_lines_fit(&mails[0].data);
+    let parsed = parse_mime(&mails[0].data);
+    assert_eq!(
+        parsed.decoded_header("Subject").unwrap(),
+        format!("Your {app_name} sign-in code")
+    );
+    assert!(parsed.text.unwrap().contains("739184"));
+}
+
+#[tokio::test]
+async fn subjects_over_998_octets_of_every_shape_decode_back() {
+    let sink = SmtpSink::start().await;
+    let templates = Templates::default().with_email(
+        "",
+        EmailTemplate::new("{{app_name}} {{word}}", "{{code}}", "<p>{{code}}</p>"),
+    );
+    let notifier = email_to(&sink).with_templates(templates);
+    let cases = [
+        // ASCII words with spaces between: folded at the spaces.
+        ("Acme Login ".repeat(120).trim_end().to_owned(), "code".to_owned()),
+        // One long ASCII word, then a short one.
+        ("a".repeat(2000), "z".to_owned()),
+        // Non-ASCII without spaces (RFC 2047 from the start), and a URL.
+        ("Zoë".repeat(400), format!("https://acme.example/{}", "p".repeat(1200))),
+        // Runs of spaces survive as they are (the template has already
+        // turned control characters into spaces and trimmed the ends).
+        (format!("x  y   {}", "q".repeat(1100)), "w".to_owned()),
+    ];
+    for (i, (app, word)) in cases.iter().enumerate() {
+        let m = msg().with_app_name(app.as_str()).with_var("word", word.as_str());
+        bounded(notifier.send(&m)).await.unwrap();
+        let mails = sink.mails();
+        assert_eq!(mails.len(), i + 1, "case {i} was refused");
+        assert_lines_fit(&mails[i].data);
+        let parsed = parse_mime(&mails[i].data);
+        assert_eq!(
+            parsed.decoded_header("Subject").unwrap(),
+            format!("{app} {word}"),
+            "case {i}"
+        );
+    }
+    assert_eq!(sink.long_line_refusals(), 0);
 }

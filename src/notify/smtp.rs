@@ -5,6 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lettre::message::header::{HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -15,6 +18,15 @@ use super::{Channel, Delivery, Message, Notifier, NotifyError};
 use crate::error::ConfigError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// RFC 5322 §2.1.1: a line SHOULD be at most 78 characters, CRLF excluded.
+const SHOULD_LINE: usize = 78;
+/// RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: a line MUST be at most 998
+/// octets, CRLF excluded; relays refuse longer ones.
+const MUST_LINE: usize = 998;
+/// Bytes of subject per RFC 2047 encoded-word: 42 bytes are 56 base64
+/// characters, 68 with `=?utf-8?b?` and `?=`, so even the first line
+/// (`Subject: ` + word) stays within 78.
+const ENCODED_WORD_BYTES: usize = 42;
 
 /// How the connection to the relay is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,7 +412,7 @@ impl SmtpEmail {
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(rendered.subject.clone())
+            .raw_header(subject_header(&rendered.subject))
             .message_id(Some(id.clone()))
             .multipart(MultiPart::alternative_plain_html(
                 rendered.text.clone(),
@@ -409,6 +421,53 @@ impl SmtpEmail {
             .map_err(|e| NotifyError::permanent("smtp: cannot build the message").with_source(e))?;
         Ok((email, id))
     }
+}
+
+/// The `Subject` header for `subject`, every line within 78 octets.
+///
+/// lettre encodes non-ASCII words (RFC 2047) and folds at spaces, but
+/// writes a run of ASCII without a space as one line, however long (a long
+/// `{{app_name}}`, a URL): past 998 octets a relay refuses the message.
+/// When lettre's encoding has a line over 78 octets, the whole subject is
+/// written as RFC 2047 encoded-words of at most 42 bytes each, one per
+/// folded line, as mail clients do for long subjects; a reader decodes
+/// exactly the original text (whitespace between adjacent encoded-words is
+/// not part of the text, RFC 2047 §6.2).
+fn subject_header(subject: &str) -> HeaderValue {
+    let name = || HeaderName::new_from_ascii_str("Subject");
+    let lettre = HeaderValue::new(name(), subject.to_owned());
+    let mut headers = Headers::new();
+    headers.insert_raw(lettre.clone());
+    let formatted = headers.to_string();
+    if formatted.split("\r\n").all(|line| line.len() <= SHOULD_LINE) {
+        return lettre;
+    }
+    let mut encoded = String::with_capacity(subject.len() * 2);
+    let mut rest = subject;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(ENCODED_WORD_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if !encoded.is_empty() {
+            encoded.push_str("\r\n ");
+        }
+        encoded.push_str("=?utf-8?b?");
+        encoded.push_str(&STANDARD.encode(&rest.as_bytes()[..end]));
+        encoded.push_str("?=");
+        rest = &rest[end..];
+    }
+    // Pure ASCII (base64 and the encoded-word markers) folded with CRLF +
+    // space: nothing of the subject reaches the header unencoded.
+    HeaderValue::dangerous_new_pre_encoded(name(), subject.to_owned(), encoded)
+}
+
+/// The first line of `email` longer than 998 octets (CRLF excluded), if any.
+fn overlong_line(email: &[u8]) -> Option<usize> {
+    email
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line).len())
+        .find(|len| *len > MUST_LINE)
 }
 
 /// Maps a lettre error by SMTP reply class; never includes the reply text.
@@ -448,7 +507,17 @@ fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
 impl Notifier for SmtpEmail {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
         let (email, id) = self.build(msg)?;
-        match self.transport.send(email).await {
+        let raw = email.formatted();
+        // Headers are folded and bodies transfer-encoded, so this holds; the
+        // check keeps it so for anything lettre writes in future (a From
+        // name, a recipient): refuse here rather than at the relay.
+        if let Some(len) = overlong_line(&raw) {
+            return Err(NotifyError::permanent(format!(
+                "smtp: the message has a line of {len} octets (RFC 5322 allows 998)"
+            ))
+            .with_provider_code("line_too_long"));
+        }
+        match self.transport.send_raw(email.envelope(), &raw).await {
             Ok(_) => Ok(Delivery::with_id(id)),
             Err(e) => {
                 let err = smtp_error(e);
@@ -529,6 +598,48 @@ mod tests {
             let err = SmtpConfig::parse_url(bad).unwrap_err();
             assert_eq!(err.setting, "SMTP_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn short_subjects_keep_lettres_encoding() {
+        let h = subject_header("Your Acme sign-in code");
+        let mut headers = Headers::new();
+        headers.insert_raw(h);
+        assert_eq!(headers.to_string(), "Subject: Your Acme sign-in code\r\n");
+    }
+
+    #[test]
+    fn long_words_become_folded_encoded_words() {
+        for subject in [
+            "x".repeat(3000),
+            format!("Your {} code", "x".repeat(100)),
+            format!("  {}\t{}", "a".repeat(80), "é"),
+        ] {
+            let mut headers = Headers::new();
+            headers.insert_raw(subject_header(&subject));
+            let text = headers.to_string();
+            let mut decoded = Vec::new();
+            for line in text.trim_end().split("\r\n") {
+                assert!(line.len() <= SHOULD_LINE, "{line}");
+                let word = line
+                    .trim_start_matches("Subject:")
+                    .trim_start()
+                    .strip_prefix("=?utf-8?b?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .expect("an encoded-word per line");
+                decoded.extend(STANDARD.decode(word).unwrap());
+            }
+            assert_eq!(String::from_utf8(decoded).unwrap(), subject);
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_found() {
+        assert_eq!(overlong_line(b"a\r\nb\r\n"), None);
+        let mut long = vec![b'x'; 998];
+        assert_eq!(overlong_line(&long), None);
+        long.extend_from_slice(b"y\r\n");
+        assert_eq!(overlong_line(&long), Some(999));
     }
 
     #[test]
