@@ -613,7 +613,7 @@ mod tests {
         for subject in [
             "x".repeat(3000),
             format!("Your {} code", "x".repeat(100)),
-            format!("  {}\t{}", "a".repeat(80), "é"),
+            format!("a  {}  b", "c".repeat(100)),
         ] {
             let mut headers = Headers::new();
             headers.insert_raw(subject_header(&subject));
