@@ -6,10 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::smtp_sink::{MAX_DATA_LINE, SmtpSink, parse_mime};
+use support::smtp_sink::{MAX_DATA_LINE, SmtpSink, TestPki, parse_mime};
 use tower_otp::notify::template::{EmailTemplate, Templates};
 use tower_otp::notify::{
     Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, SmtpConfig, SmtpEmail,
+    SmtpTls,
 };
 
 const FROM: &str = "Acme Login <no-reply@acme.example>";
@@ -334,4 +335,91 @@ async fn subjects_over_998_octets_of_every_shape_decode_back() {
         );
     }
     assert_eq!(sink.long_line_refusals(), 0);
+}
+
+/// A notifier for a TLS sink at `sink`, trusting `ca` when given.
+fn tls_email(sink: &SmtpSink, tls: SmtpTls, host: &str, ca: Option<&str>) -> SmtpEmail {
+    let mut config = SmtpConfig::new(host, tls)
+        .with_port(sink.addr.port())
+        .with_timeout(Duration::from_secs(5));
+    if let Some(ca) = ca {
+        config = config.with_root_certificate(ca);
+    }
+    SmtpEmail::new(config, FROM).unwrap()
+}
+
+/// The error and its causes, as one text.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(" / ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn starttls_to_a_relay_behind_a_private_ca() {
+    let pki = TestPki::new();
+    let sink = SmtpSink::starttls(&pki).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let email = tls_email(&sink, SmtpTls::StartTls, host, Some(&pki.ca_pem));
+        bounded(email.send(&msg())).await.unwrap();
+        assert!(matches!(bounded(email.ready()).await, Some(Ok(()))));
+    }
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().all(|m| m.tls), "a message went in clear text");
+    assert!(parse_mime(&mails[0].data).text.unwrap().contains("739184"));
+}
+
+#[tokio::test]
+async fn implicit_tls_to_a_relay_behind_a_private_ca() {
+    let pki = TestPki::new();
+    let sink = SmtpSink::implicit_tls(&pki).await;
+    let email = tls_email(&sink, SmtpTls::Implicit, "127.0.0.1", Some(&pki.ca_pem));
+    bounded(email.send(&msg())).await.unwrap();
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls);
+}
+
+#[tokio::test]
+async fn without_the_ca_the_relay_certificate_is_not_trusted() {
+    let pki = TestPki::new();
+    // A CA of the same name that did not sign the relay's leaf.
+    let other = TestPki::new();
+    for (sink, tls) in [
+        (SmtpSink::starttls(&pki).await, SmtpTls::StartTls),
+        (SmtpSink::implicit_tls(&pki).await, SmtpTls::Implicit),
+    ] {
+        for ca in [None, Some(other.ca_pem.as_str())] {
+            let email = tls_email(&sink, tls, "127.0.0.1", ca);
+            let err = bounded(email.send(&msg())).await.unwrap_err();
+            assert_eq!(err.provider_code(), Some("tls"), "{tls:?} {}", chain(&err));
+            let text = chain(&err);
+            // No CA: UnknownIssuer. A CA of the same name that did not
+            // sign the leaf: BadSignature. Both refuse the certificate.
+            assert!(
+                text.contains("invalid peer certificate"),
+                "{tls:?}: not refused for the certificate: {text}"
+            );
+        }
+        assert!(sink.mails().is_empty(), "{tls:?}: a message got through");
+    }
+}
+
+#[tokio::test]
+async fn the_ca_does_not_relax_the_host_name_check() {
+    // The CA is trusted, but its leaf names another host than the one
+    // dialled: refused all the same.
+    let pki = TestPki::for_names(&["relay.internal.example"]);
+    let sink = SmtpSink::implicit_tls(&pki).await;
+    let email = tls_email(&sink, SmtpTls::Implicit, "127.0.0.1", Some(&pki.ca_pem));
+    let err = bounded(email.send(&msg())).await.unwrap_err();
+    assert_eq!(err.provider_code(), Some("tls"), "{}", chain(&err));
+    assert!(chain(&err).contains("not valid for name"), "{}", chain(&err));
+    assert!(sink.mails().is_empty());
 }

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use lettre::message::header::{HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::template::Templates;
@@ -61,6 +61,11 @@ pub enum SmtpTls {
 /// Credentials over `tls=none` are refused unless the host is loopback
 /// (`localhost`, `127.0.0.0/8`, `::1`): they would cross the network in
 /// clear text.
+///
+/// The relay's certificate is checked against the Mozilla roots (webpki)
+/// and the host name. A relay behind a private CA:
+/// [`with_root_certificate`](Self::with_root_certificate) adds that CA
+/// (from the environment: `SMTP_CA_FILE`, a PEM file).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpConfig {
     host: String,
@@ -68,6 +73,8 @@ pub struct SmtpConfig {
     tls: SmtpTls,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    /// Extra trusted roots, PEM, as given.
+    roots: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -84,6 +91,7 @@ impl fmt::Debug for SmtpConfig {
                     .map(|(user, _)| (user, "<redacted>")),
             )
             .field("timeout", &self.timeout)
+            .field("extra_roots", &self.roots.len())
             .finish()
     }
 }
@@ -138,6 +146,7 @@ impl SmtpConfig {
             tls,
             credentials: None,
             timeout: DEFAULT_TIMEOUT,
+            roots: Vec::new(),
         }
     }
 
@@ -259,6 +268,18 @@ impl SmtpConfig {
         self
     }
 
+    /// Also trusts the CA certificate(s) in `pem` (one or more `-----BEGIN
+    /// CERTIFICATE-----` blocks), besides the Mozilla roots: for a relay
+    /// whose certificate a private CA issued. The certificate must still be
+    /// valid for the host; no check is relaxed. Checked when the
+    /// [`SmtpEmail`] is built: a PEM without a certificate, or a root with
+    /// [`SmtpTls::None`], is a [`ConfigError`] there.
+    #[must_use]
+    pub fn with_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// The host.
     pub fn host(&self) -> &str {
         &self.host
@@ -274,9 +295,38 @@ impl SmtpConfig {
         self.tls
     }
 
+    /// The extra roots, parsed; a bad PEM is a [`ConfigError`].
+    fn root_certificates(&self) -> Result<Vec<Certificate>, ConfigError> {
+        let bad = |why: &'static str| ConfigError::new("SMTP_CA_FILE", why);
+        if !self.roots.is_empty() && self.tls == SmtpTls::None {
+            return Err(bad("a CA certificate needs TLS (drop tls=none)"));
+        }
+        self.roots
+            .iter()
+            .map(|pem| {
+                // lettre's parser takes a PEM without certificates as an
+                // empty list: insist on at least one.
+                let has_certificate = pem
+                    .windows(b"-----BEGIN CERTIFICATE-----".len())
+                    .any(|w| w == b"-----BEGIN CERTIFICATE-----");
+                if !has_certificate {
+                    return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+                }
+                Certificate::from_pem(pem).map_err(|_| bad("is not a valid PEM certificate"))
+            })
+            .collect()
+    }
+
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+        let roots = self.root_certificates()?;
         let params = || {
-            TlsParameters::new(self.host.clone())
+            roots
+                .iter()
+                .cloned()
+                .fold(TlsParameters::builder(self.host.clone()), |b, root| {
+                    b.add_root_certificate(root)
+                })
+                .build()
                 .map_err(|_| ConfigError::new("SMTP_URL", "TLS setup for this host failed"))
         };
         let tls = match self.tls {
@@ -354,9 +404,11 @@ impl SmtpEmail {
         })
     }
 
-    /// Reads `SMTP_URL` ([forms](SmtpConfig)) and `SMTP_FROM`
-    /// (`"Name <addr>"`) from the environment; the error names what is
-    /// missing or wrong.
+    /// Reads `SMTP_URL` ([forms](SmtpConfig)), `SMTP_FROM`
+    /// (`"Name <addr>"`) and, optionally, `SMTP_CA_FILE` (a PEM file of CA
+    /// certificates to trust besides the Mozilla roots,
+    /// [`SmtpConfig::with_root_certificate`]) from the environment; the
+    /// error names what is missing or wrong.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -376,7 +428,13 @@ impl SmtpEmail {
                 "is not set (e.g. `Acme <no-reply@acme.example>`)",
             )
         })?;
-        Self::new(SmtpConfig::parse_url(&url)?, &from)
+        let mut config = SmtpConfig::parse_url(&url)?;
+        if let Some(path) = var("SMTP_CA_FILE") {
+            let pem = std::fs::read(path.trim())
+                .map_err(|_| ConfigError::new("SMTP_CA_FILE", "cannot be read"))?;
+            config = config.with_root_certificate(pem);
+        }
+        Self::new(config, &from)
     }
 
     /// The message templates (default: English).
@@ -470,6 +528,24 @@ fn overlong_line(email: &[u8]) -> Option<usize> {
         .find(|len| *len > MUST_LINE)
 }
 
+/// Whether a connection error is a failed TLS handshake (an untrusted or
+/// wrong-name certificate, no shared cipher): lettre reports those as
+/// connection errors, with rustls' error inside an `io::Error` of kind
+/// `InvalidData`.
+fn is_handshake_failure(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Maps a lettre error by SMTP reply class; never includes the reply text.
 fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
     let code = e.status().map(|c| c.to_string());
@@ -489,7 +565,7 @@ fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
         // A reply we could not parse: its text is not ours to log.
         return NotifyError::retryable("smtp: unreadable server reply")
             .with_provider_code("protocol");
-    } else if e.is_tls() {
+    } else if e.is_tls() || is_handshake_failure(&e) {
         return NotifyError::retryable("smtp: TLS failed")
             .with_provider_code("tls")
             .with_source(e);
@@ -598,6 +674,30 @@ mod tests {
             let err = SmtpConfig::parse_url(bad).unwrap_err();
             assert_eq!(err.setting, "SMTP_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn root_certificates_are_checked_at_build() {
+        let config = SmtpConfig::new("relay.example.com", SmtpTls::StartTls);
+        for bad in [&b""[..], b"not a certificate", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+            let err = SmtpEmail::new(config.clone().with_root_certificate(bad), "a@b.example")
+                .unwrap_err();
+            assert_eq!(err.setting, "SMTP_CA_FILE");
+        }
+        let broken = b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        let err = SmtpEmail::new(config.with_root_certificate(broken), "a@b.example").unwrap_err();
+        assert_eq!(err.setting, "SMTP_CA_FILE");
+        let plain = SmtpConfig::new("localhost", SmtpTls::None)
+            .with_root_certificate(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
+        let err = SmtpEmail::new(plain, "a@b.example").unwrap_err();
+        assert_eq!(err.setting, "SMTP_CA_FILE");
+        let lookup = |k: &str| match k {
+            "SMTP_URL" => Some("smtps://relay.example.com".to_owned()),
+            "SMTP_FROM" => Some("a@b.example".to_owned()),
+            "SMTP_CA_FILE" => Some("/nonexistent/ca.pem".to_owned()),
+            _ => None,
+        };
+        assert_eq!(SmtpEmail::from_vars(lookup).unwrap_err().setting, "SMTP_CA_FILE");
     }
 
     #[test]
