@@ -134,9 +134,18 @@ async fn twilio_2xx_with_an_unreadable_body_is_202_sent_once_and_the_code_works(
         let id = json!({ "phone": PHONE });
 
         let reply = http.post_json("/auth/otp/request", &id).await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{broken:?}: {:?}", reply.json());
+        assert_eq!(
+            reply.status,
+            StatusCode::ACCEPTED,
+            "{broken:?}: {:?}",
+            reply.json()
+        );
         let received = fake.received();
-        assert_eq!(received.len(), 1, "{broken:?}: the code went out more than once");
+        assert_eq!(
+            received.len(),
+            1,
+            "{broken:?}: the code went out more than once"
+        );
         // Not rolled back: the one code that went out verifies.
         let code = code_in(&received[0].form["Body"]);
         let (status, body) = verify(&http, &id, &code).await;

@@ -273,7 +273,11 @@ async fn sink_refuses_lines_over_998_octets_like_a_relay() {
     let mut replies = String::new();
     while !replies.contains("221 ") {
         let mut line = String::new();
-        assert_ne!(bounded(conn.read_line(&mut line)).await.unwrap(), 0, "{replies}");
+        assert_ne!(
+            bounded(conn.read_line(&mut line)).await.unwrap(),
+            0,
+            "{replies}"
+        );
         replies.push_str(&line);
     }
     assert!(replies.contains("\r\n500 5.5.2"), "{replies}");
@@ -312,17 +316,25 @@ async fn subjects_over_998_octets_of_every_shape_decode_back() {
     let notifier = email_to(&sink).with_templates(templates);
     let cases = [
         // ASCII words with spaces between: folded at the spaces.
-        ("Acme Login ".repeat(120).trim_end().to_owned(), "code".to_owned()),
+        (
+            "Acme Login ".repeat(120).trim_end().to_owned(),
+            "code".to_owned(),
+        ),
         // One long ASCII word, then a short one.
         ("a".repeat(2000), "z".to_owned()),
         // Non-ASCII without spaces (RFC 2047 from the start), and a URL.
-        ("Zoë".repeat(400), format!("https://acme.example/{}", "p".repeat(1200))),
+        (
+            "Zoë".repeat(400),
+            format!("https://acme.example/{}", "p".repeat(1200)),
+        ),
         // Runs of spaces survive as they are (the template has already
         // turned control characters into spaces and trimmed the ends).
         (format!("x  y   {}", "q".repeat(1100)), "w".to_owned()),
     ];
     for (i, (app, word)) in cases.iter().enumerate() {
-        let m = msg().with_app_name(app.as_str()).with_var("word", word.as_str());
+        let m = msg()
+            .with_app_name(app.as_str())
+            .with_var("word", word.as_str());
         bounded(notifier.send(&m)).await.unwrap();
         let mails = sink.mails();
         assert_eq!(mails.len(), i + 1, "case {i} was refused");
@@ -420,6 +432,10 @@ async fn the_ca_does_not_relax_the_host_name_check() {
     let email = tls_email(&sink, SmtpTls::Implicit, "127.0.0.1", Some(&pki.ca_pem));
     let err = bounded(email.send(&msg())).await.unwrap_err();
     assert_eq!(err.provider_code(), Some("tls"), "{}", chain(&err));
-    assert!(chain(&err).contains("not valid for name"), "{}", chain(&err));
+    assert!(
+        chain(&err).contains("not valid for name"),
+        "{}",
+        chain(&err)
+    );
     assert!(sink.mails().is_empty());
 }

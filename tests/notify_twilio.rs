@@ -240,7 +240,10 @@ async fn oversized_2xx_body_is_delivered_once_under_retry() {
     fake.script([Reply::CreatedOversized, Reply::Created, Reply::Created]);
     let sms = sms_to(&fake).retry(RetryPolicy::immediate(3));
     let delivery = bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
-    assert_eq!(delivery.provider_id, None, "the body is not read past 64 KiB");
+    assert_eq!(
+        delivery.provider_id, None,
+        "the body is not read past 64 KiB"
+    );
     assert_eq!(fake.received().len(), 1, "Twilio took it: sent once");
 }
 
@@ -264,7 +267,9 @@ async fn maybe_delivered_does_not_fall_back_to_a_second_account() {
     let notifier = sms_to(&primary)
         .retry(RetryPolicy::immediate(3))
         .or_else(sms_to(&secondary));
-    let err = bounded(notifier.send(&msg(Channel::Sms))).await.unwrap_err();
+    let err = bounded(notifier.send(&msg(Channel::Sms)))
+        .await
+        .unwrap_err();
     assert!(err.may_have_been_delivered());
     assert_eq!(
         (primary.received().len(), secondary.received().len()),

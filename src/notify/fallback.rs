@@ -93,7 +93,9 @@ mod tests {
     #[tokio::test]
     async fn maybe_delivered_does_not_fall_back() {
         let (a, b) = (MemoryNotifier::new(), MemoryNotifier::new());
-        a.fail_with(Some(NotifyError::maybe_delivered("reset").with_provider_code("io")));
+        a.fail_with(Some(
+            NotifyError::maybe_delivered("reset").with_provider_code("io"),
+        ));
         let err = Fallback::new(a.clone(), b.clone())
             .send(&msg())
             .await

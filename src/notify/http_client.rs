@@ -173,9 +173,11 @@ impl HttpClient {
         let res = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(res)) => res,
             Ok(Err(e)) if e.is_connect() => {
-                return Err(NotifyError::retryable(format!("{provider}: cannot connect"))
-                    .with_provider_code("connect")
-                    .with_source(e));
+                return Err(
+                    NotifyError::retryable(format!("{provider}: cannot connect"))
+                        .with_provider_code("connect")
+                        .with_source(e),
+                );
             }
             Ok(Err(e)) if may_have_sent() => {
                 return Err(NotifyError::maybe_delivered(format!(
@@ -185,9 +187,11 @@ impl HttpClient {
                 .with_source(e));
             }
             Ok(Err(e)) => {
-                return Err(NotifyError::retryable(format!("{provider}: request failed"))
-                    .with_provider_code("io")
-                    .with_source(e));
+                return Err(
+                    NotifyError::retryable(format!("{provider}: request failed"))
+                        .with_provider_code("io")
+                        .with_source(e),
+                );
             }
             Err(_) if may_have_sent() => {
                 return Err(NotifyError::maybe_delivered(format!(
@@ -205,7 +209,8 @@ impl HttpClient {
             }
         };
         let (parts, body) = res.into_parts();
-        let collected = tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE).collect());
+        let collected =
+            tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE).collect());
         let body = match collected.await {
             Ok(Ok(body)) => Ok(body.to_bytes()),
             Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyFault::TooLarge),

@@ -310,7 +310,9 @@ impl SmtpConfig {
                     .windows(b"-----BEGIN CERTIFICATE-----".len())
                     .any(|w| w == b"-----BEGIN CERTIFICATE-----");
                 if !has_certificate {
-                    return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+                    return Err(bad(
+                        "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    ));
                 }
                 Certificate::from_pem(pem).map_err(|_| bad("is not a valid PEM certificate"))
             })
@@ -497,7 +499,10 @@ fn subject_header(subject: &str) -> HeaderValue {
     let mut headers = Headers::new();
     headers.insert_raw(lettre.clone());
     let formatted = headers.to_string();
-    if formatted.split("\r\n").all(|line| line.len() <= SHOULD_LINE) {
+    if formatted
+        .split("\r\n")
+        .all(|line| line.len() <= SHOULD_LINE)
+    {
         return lettre;
     }
     let mut encoded = String::with_capacity(subject.len() * 2);
@@ -679,7 +684,11 @@ mod tests {
     #[test]
     fn root_certificates_are_checked_at_build() {
         let config = SmtpConfig::new("relay.example.com", SmtpTls::StartTls);
-        for bad in [&b""[..], b"not a certificate", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+        for bad in [
+            &b""[..],
+            b"not a certificate",
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
             let err = SmtpEmail::new(config.clone().with_root_certificate(bad), "a@b.example")
                 .unwrap_err();
             assert_eq!(err.setting, "SMTP_CA_FILE");
@@ -697,7 +706,10 @@ mod tests {
             "SMTP_CA_FILE" => Some("/nonexistent/ca.pem".to_owned()),
             _ => None,
         };
-        assert_eq!(SmtpEmail::from_vars(lookup).unwrap_err().setting, "SMTP_CA_FILE");
+        assert_eq!(
+            SmtpEmail::from_vars(lookup).unwrap_err().setting,
+            "SMTP_CA_FILE"
+        );
     }
 
     #[test]

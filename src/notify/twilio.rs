@@ -456,7 +456,11 @@ impl Notifier for TwilioSms {
                     tracing::debug!(channel = %msg.channel, sid = sid.as_str(), "twilio: message accepted");
                 }
                 None => {
-                    let fault = reply.body.as_ref().err().map_or("no message sid", |f| f.as_str());
+                    let fault = reply
+                        .body
+                        .as_ref()
+                        .err()
+                        .map_or("no message sid", |f| f.as_str());
                     tracing::warn!(
                         channel = %msg.channel,
                         status = reply.status.as_u16(),

@@ -229,7 +229,9 @@ async fn connection(
         Security::Plain => session(stream, state, Mode::Plain).await.map(drop),
         Security::Implicit(acceptor) => {
             let tls = handshake(acceptor, stream).await?;
-            session(tls, state, Mode::Tls { greet: true }).await.map(drop)
+            session(tls, state, Mode::Tls { greet: true })
+                .await
+                .map(drop)
         }
         Security::StartTls(acceptor) => {
             if let Some(plain) = session(stream, state, Mode::OfferStartTls).await? {
@@ -248,7 +250,9 @@ enum Mode {
     /// Plain, offering STARTTLS; MAIL is refused until the upgrade.
     OfferStartTls,
     /// Over TLS; `greet`: send the 220 greeting (not after STARTTLS).
-    Tls { greet: bool },
+    Tls {
+        greet: bool,
+    },
 }
 
 /// One SMTP session over `stream`. Returns the stream when the client
@@ -299,8 +303,7 @@ where
         match verb {
             "EHLO" => {
                 helo = command[4..].trim().to_owned();
-                conn.write_all(b"250-sink.test\r\n250-8BITMIME\r\n")
-                    .await?;
+                conn.write_all(b"250-sink.test\r\n250-8BITMIME\r\n").await?;
                 if mode == Mode::OfferStartTls {
                     conn.write_all(b"250-STARTTLS\r\n").await?;
                 }
@@ -480,11 +483,13 @@ pub fn decode_rfc2047(value: &str) -> String {
     let mut rest = value;
     let mut after_word = false;
     while let Some(start) = rest.find("=?") {
-        let parsed = rest[start + 2..].split_once('?').and_then(|(charset, tail)| {
-            let (encoding, tail) = tail.split_once('?')?;
-            let end = tail.find("?=")?;
-            Some((charset, encoding, &tail[..end], &tail[end + 2..]))
-        });
+        let parsed = rest[start + 2..]
+            .split_once('?')
+            .and_then(|(charset, tail)| {
+                let (encoding, tail) = tail.split_once('?')?;
+                let end = tail.find("?=")?;
+                Some((charset, encoding, &tail[..end], &tail[end + 2..]))
+            });
         let Some((charset, encoding, text, tail)) = parsed else {
             break;
         };
