@@ -187,3 +187,88 @@ async fn email_messages_carry_subject_and_escaped_html() {
         "{html}"
     );
 }
+
+/// A raw HTTP/1.1 peer on loopback that reads each request whole, counts
+/// it, writes `answer` (maybe a broken one) and closes the connection.
+async fn raw_peer(
+    answer: &'static [u8],
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then as many body bytes as it announces.
+            let complete = loop {
+                let Ok(n) = stream.read(&mut chunk).await else {
+                    break false;
+                };
+                if n == 0 {
+                    break false;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break true;
+                    }
+                }
+            };
+            if complete {
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(answer).await;
+                let _ = stream.flush().await;
+            }
+            // Dropping the stream closes the connection.
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test]
+async fn broken_answers_after_the_request_are_never_retried() {
+    use std::sync::atomic::Ordering;
+    let oversized: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {0}\r\n\r\n{1}",
+            100 * 1024,
+            "x".repeat(100 * 1024)
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let cases: [(&'static [u8], Option<NotifyErrorKind>); 3] = [
+        // 2xx, body cut short: delivered.
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"ok\":",
+            None,
+        ),
+        // 2xx, body past 64 KiB: delivered.
+        (oversized, None),
+        // No answer at all after the request: may have been delivered.
+        (b"", Some(NotifyErrorKind::MaybeDelivered)),
+    ];
+    for (answer, kind) in cases {
+        let (url, requests) = raw_peer(answer).await;
+        let notifier = HttpNotifier::new(&url, WebhookSecret::parse(SECRET).unwrap())
+            .unwrap()
+            .with_timeout(Duration::from_secs(5))
+            .retry(RetryPolicy::immediate(3));
+        let result = bounded(notifier.send(&msg())).await;
+        assert_eq!(result.as_ref().err().map(|e| e.kind()), kind, "{result:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "{result:?}");
+    }
+}

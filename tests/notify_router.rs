@@ -126,6 +126,34 @@ async fn transient_twilio_failure_is_retried_then_202_and_the_code_works() {
 }
 
 #[tokio::test]
+async fn twilio_2xx_with_an_unreadable_body_is_202_sent_once_and_the_code_works() {
+    for broken in [Reply::CreatedCut, Reply::CreatedOversized] {
+        let fake = FakeTwilio::start().await;
+        fake.script([broken.clone(), Reply::Created, Reply::Created]);
+        let http = start(twilio(&fake).retry(RetryPolicy::immediate(3))).await;
+        let id = json!({ "phone": PHONE });
+
+        let reply = http.post_json("/auth/otp/request", &id).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::ACCEPTED,
+            "{broken:?}: {:?}",
+            reply.json()
+        );
+        let received = fake.received();
+        assert_eq!(
+            received.len(),
+            1,
+            "{broken:?}: the code went out more than once"
+        );
+        // Not rolled back: the one code that went out verifies.
+        let code = code_in(&received[0].form["Body"]);
+        let (status, body) = verify(&http, &id, &code).await;
+        assert_eq!(status, StatusCode::OK, "{broken:?}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn by_channel_routes_phone_to_twilio_and_email_to_smtp() {
     let fake = FakeTwilio::start().await;
     let sink = SmtpSink::start().await;

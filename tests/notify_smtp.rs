@@ -6,10 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::smtp_sink::{SmtpSink, parse_mime};
+use support::smtp_sink::{MAX_DATA_LINE, SmtpSink, TestPki, parse_mime};
 use tower_otp::notify::template::{EmailTemplate, Templates};
 use tower_otp::notify::{
     Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, SmtpConfig, SmtpEmail,
+    SmtpTls,
 };
 
 const FROM: &str = "Acme Login <no-reply@acme.example>";
@@ -248,4 +249,193 @@ async fn ready_probes_the_relay_without_sending() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::Retryable);
+}
+
+/// Every line of `data` (what went over the wire in DATA) fits RFC 5322's
+/// 998 octets + CRLF.
+fn assert_lines_fit(data: &str) {
+    let longest = data.split("\r\n").map(str::len).max().unwrap_or(0);
+    assert!(longest + 2 <= MAX_DATA_LINE, "a line of {longest} octets");
+}
+
+#[tokio::test]
+async fn sink_refuses_lines_over_998_octets_like_a_relay() {
+    // The sink's check is what the tests below rely on: a hand-written
+    // DATA with one long line is refused, and nothing is queued.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let sink = SmtpSink::start().await;
+    let mut conn = BufReader::new(tokio::net::TcpStream::connect(sink.addr).await.unwrap());
+    let long = "x".repeat(999);
+    let script = format!(
+        "EHLO t\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: {long}\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+    conn.get_mut().write_all(script.as_bytes()).await.unwrap();
+    let mut replies = String::new();
+    while !replies.contains("221 ") {
+        let mut line = String::new();
+        assert_ne!(
+            bounded(conn.read_line(&mut line)).await.unwrap(),
+            0,
+            "{replies}"
+        );
+        replies.push_str(&line);
+    }
+    assert!(replies.contains("\r\n500 5.5.2"), "{replies}");
+    assert_eq!(sink.long_line_refusals(), 1);
+    assert!(sink.mails().is_empty());
+}
+
+#[tokio::test]
+async fn long_app_name_in_the_subject_is_folded_and_decodes_back() {
+    // A tenant's app name of 1 500 characters with no space: lettre folds
+    // only at spaces, so the Subject line alone would be 1 519 octets.
+    let sink = SmtpSink::start().await;
+    let app_name = format!("Acme{}", "-Login".repeat(250));
+    bounded(email_to(&sink).send(&msg().with_app_name(app_name.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(sink.long_line_refusals(), 0);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_lines_fit(&mails[0].data);
+    let parsed = parse_mime(&mails[0].data);
+    assert_eq!(
+        parsed.decoded_header("Subject").unwrap(),
+        format!("Your {app_name} sign-in code")
+    );
+    assert!(parsed.text.unwrap().contains("739184"));
+}
+
+#[tokio::test]
+async fn subjects_over_998_octets_of_every_shape_decode_back() {
+    let sink = SmtpSink::start().await;
+    let templates = Templates::default().with_email(
+        "",
+        EmailTemplate::new("{{app_name}} {{word}}", "{{code}}", "<p>{{code}}</p>"),
+    );
+    let notifier = email_to(&sink).with_templates(templates);
+    let cases = [
+        // ASCII words with spaces between: folded at the spaces.
+        (
+            "Acme Login ".repeat(120).trim_end().to_owned(),
+            "code".to_owned(),
+        ),
+        // One long ASCII word, then a short one.
+        ("a".repeat(2000), "z".to_owned()),
+        // Non-ASCII without spaces (RFC 2047 from the start), and a URL.
+        (
+            "Zoë".repeat(400),
+            format!("https://acme.example/{}", "p".repeat(1200)),
+        ),
+        // Runs of spaces survive as they are (the template has already
+        // turned control characters into spaces and trimmed the ends).
+        (format!("x  y   {}", "q".repeat(1100)), "w".to_owned()),
+    ];
+    for (i, (app, word)) in cases.iter().enumerate() {
+        let m = msg()
+            .with_app_name(app.as_str())
+            .with_var("word", word.as_str());
+        bounded(notifier.send(&m)).await.unwrap();
+        let mails = sink.mails();
+        assert_eq!(mails.len(), i + 1, "case {i} was refused");
+        assert_lines_fit(&mails[i].data);
+        let parsed = parse_mime(&mails[i].data);
+        assert_eq!(
+            parsed.decoded_header("Subject").unwrap(),
+            format!("{app} {word}"),
+            "case {i}"
+        );
+    }
+    assert_eq!(sink.long_line_refusals(), 0);
+}
+
+/// A notifier for a TLS sink at `sink`, trusting `ca` when given.
+fn tls_email(sink: &SmtpSink, tls: SmtpTls, host: &str, ca: Option<&str>) -> SmtpEmail {
+    let mut config = SmtpConfig::new(host, tls)
+        .with_port(sink.addr.port())
+        .with_timeout(Duration::from_secs(5));
+    if let Some(ca) = ca {
+        config = config.with_root_certificate(ca);
+    }
+    SmtpEmail::new(config, FROM).unwrap()
+}
+
+/// The error and its causes, as one text.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(" / ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn starttls_to_a_relay_behind_a_private_ca() {
+    let pki = TestPki::new();
+    let sink = SmtpSink::starttls(&pki).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let email = tls_email(&sink, SmtpTls::StartTls, host, Some(&pki.ca_pem));
+        bounded(email.send(&msg())).await.unwrap();
+        assert!(matches!(bounded(email.ready()).await, Some(Ok(()))));
+    }
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().all(|m| m.tls), "a message went in clear text");
+    assert!(parse_mime(&mails[0].data).text.unwrap().contains("739184"));
+}
+
+#[tokio::test]
+async fn implicit_tls_to_a_relay_behind_a_private_ca() {
+    let pki = TestPki::new();
+    let sink = SmtpSink::implicit_tls(&pki).await;
+    let email = tls_email(&sink, SmtpTls::Implicit, "127.0.0.1", Some(&pki.ca_pem));
+    bounded(email.send(&msg())).await.unwrap();
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls);
+}
+
+#[tokio::test]
+async fn without_the_ca_the_relay_certificate_is_not_trusted() {
+    let pki = TestPki::new();
+    // A CA of the same name that did not sign the relay's leaf.
+    let other = TestPki::new();
+    for (sink, tls) in [
+        (SmtpSink::starttls(&pki).await, SmtpTls::StartTls),
+        (SmtpSink::implicit_tls(&pki).await, SmtpTls::Implicit),
+    ] {
+        for ca in [None, Some(other.ca_pem.as_str())] {
+            let email = tls_email(&sink, tls, "127.0.0.1", ca);
+            let err = bounded(email.send(&msg())).await.unwrap_err();
+            assert_eq!(err.provider_code(), Some("tls"), "{tls:?} {}", chain(&err));
+            let text = chain(&err);
+            // No CA: UnknownIssuer. A CA of the same name that did not
+            // sign the leaf: BadSignature. Both refuse the certificate.
+            assert!(
+                text.contains("invalid peer certificate"),
+                "{tls:?}: not refused for the certificate: {text}"
+            );
+        }
+        assert!(sink.mails().is_empty(), "{tls:?}: a message got through");
+    }
+}
+
+#[tokio::test]
+async fn the_ca_does_not_relax_the_host_name_check() {
+    // The CA is trusted, but its leaf names another host than the one
+    // dialled: refused all the same.
+    let pki = TestPki::for_names(&["relay.internal.example"]);
+    let sink = SmtpSink::implicit_tls(&pki).await;
+    let email = tls_email(&sink, SmtpTls::Implicit, "127.0.0.1", Some(&pki.ca_pem));
+    let err = bounded(email.send(&msg())).await.unwrap_err();
+    assert_eq!(err.provider_code(), Some("tls"), "{}", chain(&err));
+    assert!(
+        chain(&err).contains("not valid for name"),
+        "{}",
+        chain(&err)
+    );
+    assert!(sink.mails().is_empty());
 }

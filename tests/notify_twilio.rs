@@ -198,25 +198,125 @@ async fn retry_honours_retry_after_then_succeeds() {
 }
 
 #[tokio::test]
-async fn stalled_response_times_out() {
+async fn stalled_response_times_out_as_maybe_delivered_and_is_not_retried() {
+    // Twilio has the request; its answer does not come. It may have sent
+    // the SMS: under Retry, still exactly one request.
     let fake = FakeTwilio::start().await;
-    fake.script([Reply::Stall]);
-    let sms = sms_to(&fake).with_timeout(Duration::from_millis(300));
+    fake.script([Reply::Stall, Reply::Created]);
+    let sms = sms_to(&fake)
+        .with_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::immediate(3));
     let err = bounded(sms.send(&msg(Channel::Sms))).await.unwrap_err();
-    assert!(err.is_retryable());
+    assert_eq!(err.kind(), NotifyErrorKind::MaybeDelivered);
     assert_eq!(err.provider_code(), Some("timeout"));
     assert_eq!(fake.received().len(), 1);
 }
 
 #[tokio::test]
-async fn stalled_response_cut_by_timeout_combinator_then_retried() {
+async fn stalled_response_cut_by_timeout_combinator_is_not_retried() {
     let fake = FakeTwilio::start().await;
     fake.script([Reply::Stall, Reply::Created]);
     let sms = sms_to(&fake)
         .timeout(Duration::from_millis(300))
-        .retry(RetryPolicy::immediate(2));
-    bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
+        .retry(RetryPolicy::immediate(3));
+    let err = bounded(sms.send(&msg(Channel::Sms))).await.unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::MaybeDelivered);
+    assert_eq!(fake.received().len(), 1);
+}
+
+#[tokio::test]
+async fn truncated_2xx_body_is_delivered_once_under_retry() {
+    let fake = FakeTwilio::start().await;
+    fake.script([Reply::CreatedCut, Reply::Created, Reply::Created]);
+    let sms = sms_to(&fake).retry(RetryPolicy::immediate(3));
+    let delivery = bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
+    assert_eq!(delivery.provider_id, None, "the sid was in the lost part");
+    assert_eq!(fake.received().len(), 1, "Twilio took it: sent once");
+}
+
+#[tokio::test]
+async fn oversized_2xx_body_is_delivered_once_under_retry() {
+    let fake = FakeTwilio::start().await;
+    fake.script([Reply::CreatedOversized, Reply::Created, Reply::Created]);
+    let sms = sms_to(&fake).retry(RetryPolicy::immediate(3));
+    let delivery = bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
+    assert_eq!(
+        delivery.provider_id, None,
+        "the body is not read past 64 KiB"
+    );
+    assert_eq!(fake.received().len(), 1, "Twilio took it: sent once");
+}
+
+#[tokio::test]
+async fn connection_closed_after_the_request_is_maybe_delivered_and_not_retried() {
+    let fake = FakeTwilio::start().await;
+    fake.script([Reply::Hangup, Reply::Created, Reply::Created]);
+    let sms = sms_to(&fake).retry(RetryPolicy::immediate(3));
+    let err = bounded(sms.send(&msg(Channel::Sms))).await.unwrap_err();
+    assert_eq!(err.kind(), NotifyErrorKind::MaybeDelivered);
+    assert!(!err.is_retryable() && err.may_have_been_delivered());
+    assert_eq!(err.provider_code(), Some("io"));
+    assert_eq!(fake.received().len(), 1);
+}
+
+#[tokio::test]
+async fn maybe_delivered_does_not_fall_back_to_a_second_account() {
+    let primary = FakeTwilio::start().await;
+    let secondary = FakeTwilio::start().await;
+    primary.script([Reply::Hangup]);
+    let notifier = sms_to(&primary)
+        .retry(RetryPolicy::immediate(3))
+        .or_else(sms_to(&secondary));
+    let err = bounded(notifier.send(&msg(Channel::Sms)))
+        .await
+        .unwrap_err();
+    assert!(err.may_have_been_delivered());
+    assert_eq!(
+        (primary.received().len(), secondary.received().len()),
+        (1, 0)
+    );
+}
+
+/// Collects what the `tracing` subscriber writes, for log assertions.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unreadable_2xx_body_logs_a_warning_without_number_or_code() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = FakeTwilio::start().await;
+    fake.script([Reply::CreatedCut, Reply::CreatedOversized]);
+    let sms = sms_to(&fake).retry(RetryPolicy::immediate(3));
+    for _ in 0..2 {
+        bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
+    }
     assert_eq!(fake.received().len(), 2);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{logs}");
+    assert!(warnings[0].contains("cut short"), "{logs}");
+    assert!(warnings[1].contains("too large"), "{logs}");
+    assert!(warnings.iter().all(|w| w.contains("delivered")), "{logs}");
+    assert!(!logs.contains(TO) && !logs.contains("4155550100"), "{logs}");
+    assert!(!logs.contains("482913"), "{logs}");
 }
 
 #[tokio::test]

@@ -427,7 +427,9 @@ impl Deliverer {
             Ok(reply) => {
                 Attempt::GiveUp(format!("endpoint answered HTTP {}", reply.status.as_u16()))
             }
-            Err(err) if err.is_retryable() => Attempt::Retry {
+            // Standard Webhooks: the receiver drops duplicates by
+            // `webhook-id`, so a send that may have arrived is retried too.
+            Err(err) if err.is_retryable() || err.may_have_been_delivered() => Attempt::Retry {
                 why: err.to_string(),
                 after: None,
             },

@@ -6,6 +6,11 @@ use super::{Delivery, Message, Notifier, NotifyError};
 /// whatever retries it does itself (wrap it in [`Retry`](super::Retry) for
 /// those) — sends through `secondary` and answers with its result.
 ///
+/// A [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered) failure of
+/// the primary is answered as it is: the message may be on its way, and a
+/// second provider would send the code again
+/// ([the rule](super#which-failures-are-retried)).
+///
 /// The primary's error is logged (it holds no recipient or code).
 #[derive(Clone, Debug)]
 pub struct Fallback<A, B> {
@@ -34,6 +39,7 @@ impl<A: Notifier, B: Notifier> Notifier for Fallback<A, B> {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
         match self.primary.send(msg).await {
             Ok(delivery) => Ok(delivery),
+            Err(err) if err.may_have_been_delivered() => Err(err),
             Err(err) => {
                 tracing::warn!(channel = %msg.channel, error = %err, "notify: primary provider failed, trying the fallback");
                 metrics::counter!("tower_otp_notify_fallback_total", "channel" => msg.channel.as_str())
@@ -82,6 +88,20 @@ mod tests {
             assert_eq!((a.attempts(), b.attempts()), (1, 1));
             assert_eq!(b.last_code("+14155550100").as_deref(), Some("123456"));
         }
+    }
+
+    #[tokio::test]
+    async fn maybe_delivered_does_not_fall_back() {
+        let (a, b) = (MemoryNotifier::new(), MemoryNotifier::new());
+        a.fail_with(Some(
+            NotifyError::maybe_delivered("reset").with_provider_code("io"),
+        ));
+        let err = Fallback::new(a.clone(), b.clone())
+            .send(&msg())
+            .await
+            .unwrap_err();
+        assert!(err.may_have_been_delivered());
+        assert_eq!((a.attempts(), b.attempts()), (1, 0));
     }
 
     #[tokio::test]

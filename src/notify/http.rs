@@ -43,9 +43,16 @@ const PROVIDER: &str = "http notifier";
 /// `webhook-timestamp`, `webhook-signature`. The receiver checks them with
 /// [`webhook::verify_webhook`].
 ///
-/// Answers: `2xx` → delivered; `408`, `429` (with `Retry-After`) and `5xx`,
-/// timeouts and connection errors → retryable; every other status →
-/// permanent. The status is the error's
+/// Answers: `2xx` → delivered (whatever its body: it is not read past
+/// 64 KiB, and a body cut short or late changes nothing); `408`, `429`
+/// (with `Retry-After`) and `5xx`, and failures before the request went out
+/// (connection refused, connect timeout) → retryable; a connection lost or
+/// a timeout after the request went out →
+/// [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered), not retried
+/// by [`Retry`](super::Retry), the same rule as for Twilio
+/// ([the rule](super#which-failures-are-retried)) even though the
+/// `webhook-id` would let a careful receiver drop a duplicate; every other
+/// status → permanent. The status is the error's
 /// [`provider_code`](NotifyError::provider_code).
 ///
 /// # Security

@@ -12,8 +12,12 @@
     allow(dead_code)
 )]
 
+use std::convert::Infallible;
 use std::fmt;
-use std::sync::OnceLock;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
@@ -21,7 +25,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -35,18 +40,79 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// Longest wait honoured from a `Retry-After` header.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A provider's answer, body read in full.
+/// A provider's answer. The status and headers are the answer; the body
+/// may have failed to arrive whole.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+    pub(crate) body: Result<Bytes, BodyFault>,
+}
+
+impl Reply {
+    /// The body, or nothing when it did not arrive whole.
+    pub(crate) fn body_bytes(&self) -> &[u8] {
+        self.body.as_deref().unwrap_or_default()
+    }
+}
+
+/// Why a response body could not be read. The status still stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFault {
+    /// Longer than [`MAX_RESPONSE`].
+    TooLarge,
+    /// The connection failed before the body ended (cut short).
+    Cut,
+    /// Not complete within the request's time.
+    TimedOut,
+}
+
+impl BodyFault {
+    /// For logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too large",
+            Self::Cut => "cut short",
+            Self::TimedOut => "timed out",
+        }
+    }
+}
+
+/// A request body that records when hyper first polls it: hyper polls the
+/// body only on an established connection, after the request head, so
+/// until then the provider cannot have the request (its body is missing);
+/// from then on it may.
+#[derive(Debug)]
+pub(crate) struct SentBody {
+    inner: Full<Bytes>,
+    polled: Arc<AtomicBool>,
+}
+
+impl Body for SentBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.polled.store(true, Ordering::Release);
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
 pub(crate) struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, SentBody>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -80,48 +146,89 @@ impl HttpClient {
         Ok(Self { client })
     }
 
-    /// Sends `req` and reads the answer, all within `timeout`. Transport
-    /// failures and the timeout are retryable errors.
+    /// Sends `req` and reads the answer, all within `timeout`, classifying
+    /// failures by whether the request may have reached the provider
+    /// ([the rule](super#which-failures-are-retried)):
+    ///
+    /// * connection failures, and a timeout or failure before the body
+    ///   started to go out → retryable;
+    /// * a failure or timeout after that, before the response head arrived
+    ///   → [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered);
+    /// * a response head arrived → `Ok`: its status is the answer, even when
+    ///   the body is then too large, cut short or late ([`Reply::body`]
+    ///   says which).
     pub(crate) async fn send(
         &self,
         req: Request<Full<Bytes>>,
         timeout: Duration,
         provider: &'static str,
     ) -> Result<Reply, NotifyError> {
-        let exchange = async {
-            let res = self.client.request(req).await.map_err(|e| {
-                let what = if e.is_connect() {
-                    "cannot connect"
-                } else {
-                    "request failed"
-                };
-                NotifyError::retryable(format!("{provider}: {what}"))
-                    .with_provider_code(if e.is_connect() { "connect" } else { "io" })
-                    .with_source(e)
-            })?;
-            let (parts, body) = res.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE)
-                .collect()
-                .await
-                .map_err(|_| {
-                    NotifyError::retryable(format!("{provider}: reading the response failed"))
+        let polled = Arc::new(AtomicBool::new(false));
+        let req = req.map(|inner| SentBody {
+            inner,
+            polled: Arc::clone(&polled),
+        });
+        let may_have_sent = || polled.load(Ordering::Acquire);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let res = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) if e.is_connect() => {
+                return Err(
+                    NotifyError::retryable(format!("{provider}: cannot connect"))
+                        .with_provider_code("connect")
+                        .with_source(e),
+                );
+            }
+            Ok(Err(e)) if may_have_sent() => {
+                return Err(NotifyError::maybe_delivered(format!(
+                    "{provider}: connection lost after the request was sent, before the answer"
+                ))
+                .with_provider_code("io")
+                .with_source(e));
+            }
+            Ok(Err(e)) => {
+                return Err(
+                    NotifyError::retryable(format!("{provider}: request failed"))
                         .with_provider_code("io")
-                })?
-                .to_bytes();
-            Ok(Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+                        .with_source(e),
+                );
+            }
+            Err(_) if may_have_sent() => {
+                return Err(NotifyError::maybe_delivered(format!(
+                    "{provider}: no answer within {} ms after the request was sent",
+                    timeout.as_millis()
+                ))
+                .with_provider_code("timeout"));
+            }
+            Err(_) => {
+                return Err(NotifyError::retryable(format!(
+                    "{provider}: no connection within {} ms",
+                    timeout.as_millis()
+                ))
+                .with_provider_code("timeout"));
+            }
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(NotifyError::retryable(format!(
-                "{provider}: no answer within {} ms",
-                timeout.as_millis()
-            ))
-            .with_provider_code("timeout")),
+        let (parts, body) = res.into_parts();
+        let collected =
+            tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE).collect());
+        let body = match collected.await {
+            Ok(Ok(body)) => Ok(body.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyFault::TooLarge),
+            Ok(Err(_)) => Err(BodyFault::Cut),
+            Err(_) => Err(BodyFault::TimedOut),
+        };
+        if let Err(fault) = body {
+            tracing::debug!(
+                status = parts.status.as_u16(),
+                fault = fault.as_str(),
+                "{provider}: response body unreadable"
+            );
         }
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 

@@ -20,12 +20,39 @@
 //!
 //! * [`Retry`] — exponential backoff with full jitter, only on retryable
 //!   errors, bounded in attempts *and* total time, honouring `Retry-After`.
-//! * [`Timeout`] — a retryable error when the inner notifier does not answer
-//!   in time.
+//! * [`Timeout`] — a [`MaybeDelivered`](NotifyErrorKind::MaybeDelivered)
+//!   error when the inner notifier does not answer in time.
 //! * [`Fallback`] — a second provider when the first fails (after its own
-//!   retries).
+//!   retries), unless the first may have delivered.
 //! * [`ByChannel`] — SMS/WhatsApp/voice to one notifier, email to another.
 //! * [`BoxNotifier`] — a type-erased notifier, to pick providers at run time.
+//!
+//! # Which failures are retried
+//!
+//! Every [`NotifyError`] has a [`NotifyErrorKind`], and [`Retry`] retries
+//! only [`Retryable`](NotifyErrorKind::Retryable) ones. The rule the
+//! providers follow: **a send that may have reached the provider is never
+//! retried** — Twilio has no idempotency key, so a retry after a lost
+//! answer can deliver the same code twice (or three times), and a user who
+//! got it would then find the challenge rolled back.
+//!
+//! * Nothing left this process yet (invalid input, connection refused,
+//!   connect timeout, DNS) or the provider answered "try again" (`429`,
+//!   `5xx`, SMTP `4xx`) → `Retryable`.
+//! * The provider answered "never" (`4xx`, SMTP `5xx`, bad credentials) →
+//!   `Permanent`.
+//! * The request may have been written and no answer came (connection
+//!   reset or closed while waiting, timeout after the request body
+//!   started to go out, [`Timeout`] cutting a send) →
+//!   [`MaybeDelivered`](NotifyErrorKind::MaybeDelivered): not retried, and
+//!   [`Fallback`] does not hand it to the second provider either.
+//! * A `2xx` status is an answer: the provider took the message. A `2xx`
+//!   whose body is cut short, too large or slow is a delivery
+//!   ([`Delivery::provider_id`] is `None`, with a warning log), never an
+//!   error that would be retried.
+//!
+//! `SmtpEmail` cannot tell from lettre in which step of the conversation a
+//! timeout or a dropped connection happened; those stay `Retryable`.
 //!
 //! Message texts come from [`template::Templates`] (per channel and locale,
 //! `{{code}}`, `{{app_name}}`, `{{minutes}}`, HTML-escaped for HTML email).
@@ -229,13 +256,21 @@ impl Delivery {
     }
 }
 
-/// Whether trying again could help.
+/// Whether trying again could help, and whether it is safe (see
+/// [the rule](self#which-failures-are-retried)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NotifyErrorKind {
     /// Will fail again the same way (invalid number, unsubscribed, bad credentials).
     Permanent,
-    /// May succeed later (timeouts, 429, 5xx, connection errors).
+    /// Nothing was delivered and a later attempt may succeed (connection
+    /// refused, 429, 5xx).
     Retryable,
+    /// The request may have reached the provider, and its answer was lost
+    /// (connection reset or timeout after the request went out): the
+    /// message may be on its way. Not retried — a retry could deliver it
+    /// twice.
+    MaybeDelivered,
 }
 
 /// A delivery failure. Its text goes to logs only, never to HTTP clients, and
@@ -255,9 +290,15 @@ impl NotifyError {
         Self::new(NotifyErrorKind::Permanent, message)
     }
 
-    /// A failure that retrying may fix.
+    /// A failure that retrying may fix, where nothing was delivered.
     pub fn retryable(message: impl Into<String>) -> Self {
         Self::new(NotifyErrorKind::Retryable, message)
+    }
+
+    /// A failure after the request may have reached the provider
+    /// ([`NotifyErrorKind::MaybeDelivered`]): never retried.
+    pub fn maybe_delivered(message: impl Into<String>) -> Self {
+        Self::new(NotifyErrorKind::MaybeDelivered, message)
     }
 
     fn new(kind: NotifyErrorKind, message: impl Into<String>) -> Self {
@@ -297,14 +338,21 @@ impl NotifyError {
         self.provider_code.as_deref()
     }
 
-    /// Permanent or retryable.
+    /// Permanent, retryable, or maybe delivered.
     pub fn kind(&self) -> NotifyErrorKind {
         self.kind
     }
 
-    /// Whether retrying may help.
+    /// Whether sending again is both useful and safe: only for
+    /// [`NotifyErrorKind::Retryable`].
     pub fn is_retryable(&self) -> bool {
         self.kind == NotifyErrorKind::Retryable
+    }
+
+    /// Whether the message may have reached the provider
+    /// ([`NotifyErrorKind::MaybeDelivered`]).
+    pub fn may_have_been_delivered(&self) -> bool {
+        self.kind == NotifyErrorKind::MaybeDelivered
     }
 
     /// The provider's requested wait, if it gave one.
@@ -318,6 +366,7 @@ impl fmt::Display for NotifyError {
         let kind = match self.kind {
             NotifyErrorKind::Permanent => "permanent",
             NotifyErrorKind::Retryable => "retryable",
+            NotifyErrorKind::MaybeDelivered => "ambiguous",
         };
         write!(f, "{kind} delivery failure: {}", self.message)
     }
@@ -375,7 +424,8 @@ pub trait NotifierExt: Notifier + Sized {
         Retry::new(self, policy)
     }
 
-    /// Fails with a retryable error after `after` ([`Timeout`]).
+    /// Fails with a [`NotifyErrorKind::MaybeDelivered`] error after
+    /// `after` ([`Timeout`]).
     fn timeout(self, after: Duration) -> Timeout<Self> {
         Timeout::new(self, after)
     }

@@ -104,11 +104,13 @@ impl RetryPolicy {
     }
 }
 
-/// Retries the inner notifier's *retryable* failures per a [`RetryPolicy`];
-/// permanent failures return at once.
+/// Retries the inner notifier's [`Retryable`](super::NotifyErrorKind::Retryable)
+/// failures per a [`RetryPolicy`]; every other kind returns at once.
 ///
-/// Retrying after an ambiguous failure (a timeout after the provider got the
-/// request) can deliver the same code twice; for OTP that is harmless.
+/// [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered) failures —
+/// the request may have reached the provider and its answer was lost — are
+/// never retried: Twilio has no idempotency key, and a retry could deliver
+/// the code again ([the rule](super#which-failures-are-retried)).
 #[derive(Clone, Debug)]
 pub struct Retry<N> {
     inner: N,
@@ -255,6 +257,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!err.is_retryable());
+        assert_eq!(inner.attempts(), 1);
+    }
+
+    #[tokio::test]
+    async fn maybe_delivered_is_not_retried() {
+        let inner = MemoryNotifier::new();
+        inner.fail_with(Some(NotifyError::maybe_delivered("connection reset")));
+        let err = Retry::new(inner.clone(), RetryPolicy::immediate(5))
+            .send(&msg())
+            .await
+            .unwrap_err();
+        assert!(err.may_have_been_delivered());
         assert_eq!(inner.attempts(), 1);
     }
 

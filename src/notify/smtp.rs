@@ -5,9 +5,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lettre::message::header::{HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::template::Templates;
@@ -15,6 +18,15 @@ use super::{Channel, Delivery, Message, Notifier, NotifyError};
 use crate::error::ConfigError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// RFC 5322 §2.1.1: a line SHOULD be at most 78 characters, CRLF excluded.
+const SHOULD_LINE: usize = 78;
+/// RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: a line MUST be at most 998
+/// octets, CRLF excluded; relays refuse longer ones.
+const MUST_LINE: usize = 998;
+/// Bytes of subject per RFC 2047 encoded-word: 42 bytes are 56 base64
+/// characters, 68 with `=?utf-8?b?` and `?=`, so even the first line
+/// (`Subject: ` + word) stays within 78.
+const ENCODED_WORD_BYTES: usize = 42;
 
 /// How the connection to the relay is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +61,11 @@ pub enum SmtpTls {
 /// Credentials over `tls=none` are refused unless the host is loopback
 /// (`localhost`, `127.0.0.0/8`, `::1`): they would cross the network in
 /// clear text.
+///
+/// The relay's certificate is checked against the Mozilla roots (webpki)
+/// and the host name. A relay behind a private CA:
+/// [`with_root_certificate`](Self::with_root_certificate) adds that CA
+/// (from the environment: `SMTP_CA_FILE`, a PEM file).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpConfig {
     host: String,
@@ -56,6 +73,8 @@ pub struct SmtpConfig {
     tls: SmtpTls,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    /// Extra trusted roots, PEM, as given.
+    roots: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -72,6 +91,7 @@ impl fmt::Debug for SmtpConfig {
                     .map(|(user, _)| (user, "<redacted>")),
             )
             .field("timeout", &self.timeout)
+            .field("extra_roots", &self.roots.len())
             .finish()
     }
 }
@@ -126,6 +146,7 @@ impl SmtpConfig {
             tls,
             credentials: None,
             timeout: DEFAULT_TIMEOUT,
+            roots: Vec::new(),
         }
     }
 
@@ -247,6 +268,18 @@ impl SmtpConfig {
         self
     }
 
+    /// Also trusts the CA certificate(s) in `pem` (one or more `-----BEGIN
+    /// CERTIFICATE-----` blocks), besides the Mozilla roots: for a relay
+    /// whose certificate a private CA issued. The certificate must still be
+    /// valid for the host; no check is relaxed. Checked when the
+    /// [`SmtpEmail`] is built: a PEM without a certificate, or a root with
+    /// [`SmtpTls::None`], is a [`ConfigError`] there.
+    #[must_use]
+    pub fn with_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// The host.
     pub fn host(&self) -> &str {
         &self.host
@@ -262,9 +295,40 @@ impl SmtpConfig {
         self.tls
     }
 
+    /// The extra roots, parsed; a bad PEM is a [`ConfigError`].
+    fn root_certificates(&self) -> Result<Vec<Certificate>, ConfigError> {
+        let bad = |why: &'static str| ConfigError::new("SMTP_CA_FILE", why);
+        if !self.roots.is_empty() && self.tls == SmtpTls::None {
+            return Err(bad("a CA certificate needs TLS (drop tls=none)"));
+        }
+        self.roots
+            .iter()
+            .map(|pem| {
+                // lettre's parser takes a PEM without certificates as an
+                // empty list: insist on at least one.
+                let has_certificate = pem
+                    .windows(b"-----BEGIN CERTIFICATE-----".len())
+                    .any(|w| w == b"-----BEGIN CERTIFICATE-----");
+                if !has_certificate {
+                    return Err(bad(
+                        "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    ));
+                }
+                Certificate::from_pem(pem).map_err(|_| bad("is not a valid PEM certificate"))
+            })
+            .collect()
+    }
+
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+        let roots = self.root_certificates()?;
         let params = || {
-            TlsParameters::new(self.host.clone())
+            roots
+                .iter()
+                .cloned()
+                .fold(TlsParameters::builder(self.host.clone()), |b, root| {
+                    b.add_root_certificate(root)
+                })
+                .build()
                 .map_err(|_| ConfigError::new("SMTP_URL", "TLS setup for this host failed"))
         };
         let tls = match self.tls {
@@ -342,9 +406,11 @@ impl SmtpEmail {
         })
     }
 
-    /// Reads `SMTP_URL` ([forms](SmtpConfig)) and `SMTP_FROM`
-    /// (`"Name <addr>"`) from the environment; the error names what is
-    /// missing or wrong.
+    /// Reads `SMTP_URL` ([forms](SmtpConfig)), `SMTP_FROM`
+    /// (`"Name <addr>"`) and, optionally, `SMTP_CA_FILE` (a PEM file of CA
+    /// certificates to trust besides the Mozilla roots,
+    /// [`SmtpConfig::with_root_certificate`]) from the environment; the
+    /// error names what is missing or wrong.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -364,7 +430,13 @@ impl SmtpEmail {
                 "is not set (e.g. `Acme <no-reply@acme.example>`)",
             )
         })?;
-        Self::new(SmtpConfig::parse_url(&url)?, &from)
+        let mut config = SmtpConfig::parse_url(&url)?;
+        if let Some(path) = var("SMTP_CA_FILE") {
+            let pem = std::fs::read(path.trim())
+                .map_err(|_| ConfigError::new("SMTP_CA_FILE", "cannot be read"))?;
+            config = config.with_root_certificate(pem);
+        }
+        Self::new(config, &from)
     }
 
     /// The message templates (default: English).
@@ -400,7 +472,7 @@ impl SmtpEmail {
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(rendered.subject.clone())
+            .raw_header(subject_header(&rendered.subject))
             .message_id(Some(id.clone()))
             .multipart(MultiPart::alternative_plain_html(
                 rendered.text.clone(),
@@ -409,6 +481,74 @@ impl SmtpEmail {
             .map_err(|e| NotifyError::permanent("smtp: cannot build the message").with_source(e))?;
         Ok((email, id))
     }
+}
+
+/// The `Subject` header for `subject`, every line within 78 octets.
+///
+/// lettre encodes non-ASCII words (RFC 2047) and folds at spaces, but
+/// writes a run of ASCII without a space as one line, however long (a long
+/// `{{app_name}}`, a URL): past 998 octets a relay refuses the message.
+/// When lettre's encoding has a line over 78 octets, the whole subject is
+/// written as RFC 2047 encoded-words of at most 42 bytes each, one per
+/// folded line, as mail clients do for long subjects; a reader decodes
+/// exactly the original text (whitespace between adjacent encoded-words is
+/// not part of the text, RFC 2047 §6.2).
+fn subject_header(subject: &str) -> HeaderValue {
+    let name = || HeaderName::new_from_ascii_str("Subject");
+    let lettre = HeaderValue::new(name(), subject.to_owned());
+    let mut headers = Headers::new();
+    headers.insert_raw(lettre.clone());
+    let formatted = headers.to_string();
+    if formatted
+        .split("\r\n")
+        .all(|line| line.len() <= SHOULD_LINE)
+    {
+        return lettre;
+    }
+    let mut encoded = String::with_capacity(subject.len() * 2);
+    let mut rest = subject;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(ENCODED_WORD_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if !encoded.is_empty() {
+            encoded.push_str("\r\n ");
+        }
+        encoded.push_str("=?utf-8?b?");
+        encoded.push_str(&STANDARD.encode(&rest.as_bytes()[..end]));
+        encoded.push_str("?=");
+        rest = &rest[end..];
+    }
+    // Pure ASCII (base64 and the encoded-word markers) folded with CRLF +
+    // space: nothing of the subject reaches the header unencoded.
+    HeaderValue::dangerous_new_pre_encoded(name(), subject.to_owned(), encoded)
+}
+
+/// The first line of `email` longer than 998 octets (CRLF excluded), if any.
+fn overlong_line(email: &[u8]) -> Option<usize> {
+    email
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line).len())
+        .find(|len| *len > MUST_LINE)
+}
+
+/// Whether a connection error is a failed TLS handshake (an untrusted or
+/// wrong-name certificate, no shared cipher): lettre reports those as
+/// connection errors, with rustls' error inside an `io::Error` of kind
+/// `InvalidData`.
+fn is_handshake_failure(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Maps a lettre error by SMTP reply class; never includes the reply text.
@@ -430,7 +570,7 @@ fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
         // A reply we could not parse: its text is not ours to log.
         return NotifyError::retryable("smtp: unreadable server reply")
             .with_provider_code("protocol");
-    } else if e.is_tls() {
+    } else if e.is_tls() || is_handshake_failure(&e) {
         return NotifyError::retryable("smtp: TLS failed")
             .with_provider_code("tls")
             .with_source(e);
@@ -448,7 +588,17 @@ fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
 impl Notifier for SmtpEmail {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
         let (email, id) = self.build(msg)?;
-        match self.transport.send(email).await {
+        let raw = email.formatted();
+        // Headers are folded and bodies transfer-encoded, so this holds; the
+        // check keeps it so for anything lettre writes in future (a From
+        // name, a recipient): refuse here rather than at the relay.
+        if let Some(len) = overlong_line(&raw) {
+            return Err(NotifyError::permanent(format!(
+                "smtp: the message has a line of {len} octets (RFC 5322 allows 998)"
+            ))
+            .with_provider_code("line_too_long"));
+        }
+        match self.transport.send_raw(email.envelope(), &raw).await {
             Ok(_) => Ok(Delivery::with_id(id)),
             Err(e) => {
                 let err = smtp_error(e);
@@ -529,6 +679,79 @@ mod tests {
             let err = SmtpConfig::parse_url(bad).unwrap_err();
             assert_eq!(err.setting, "SMTP_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn root_certificates_are_checked_at_build() {
+        let config = SmtpConfig::new("relay.example.com", SmtpTls::StartTls);
+        for bad in [
+            &b""[..],
+            b"not a certificate",
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            let err = SmtpEmail::new(config.clone().with_root_certificate(bad), "a@b.example")
+                .unwrap_err();
+            assert_eq!(err.setting, "SMTP_CA_FILE");
+        }
+        let broken = b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        let err = SmtpEmail::new(config.with_root_certificate(broken), "a@b.example").unwrap_err();
+        assert_eq!(err.setting, "SMTP_CA_FILE");
+        let plain = SmtpConfig::new("localhost", SmtpTls::None)
+            .with_root_certificate(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
+        let err = SmtpEmail::new(plain, "a@b.example").unwrap_err();
+        assert_eq!(err.setting, "SMTP_CA_FILE");
+        let lookup = |k: &str| match k {
+            "SMTP_URL" => Some("smtps://relay.example.com".to_owned()),
+            "SMTP_FROM" => Some("a@b.example".to_owned()),
+            "SMTP_CA_FILE" => Some("/nonexistent/ca.pem".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            SmtpEmail::from_vars(lookup).unwrap_err().setting,
+            "SMTP_CA_FILE"
+        );
+    }
+
+    #[test]
+    fn short_subjects_keep_lettres_encoding() {
+        let h = subject_header("Your Acme sign-in code");
+        let mut headers = Headers::new();
+        headers.insert_raw(h);
+        assert_eq!(headers.to_string(), "Subject: Your Acme sign-in code\r\n");
+    }
+
+    #[test]
+    fn long_words_become_folded_encoded_words() {
+        for subject in [
+            "x".repeat(3000),
+            format!("Your {} code", "x".repeat(100)),
+            format!("a  {}  b", "c".repeat(100)),
+        ] {
+            let mut headers = Headers::new();
+            headers.insert_raw(subject_header(&subject));
+            let text = headers.to_string();
+            let mut decoded = Vec::new();
+            for line in text.trim_end().split("\r\n") {
+                assert!(line.len() <= SHOULD_LINE, "{line}");
+                let word = line
+                    .trim_start_matches("Subject:")
+                    .trim_start()
+                    .strip_prefix("=?utf-8?b?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .expect("an encoded-word per line");
+                decoded.extend(STANDARD.decode(word).unwrap());
+            }
+            assert_eq!(String::from_utf8(decoded).unwrap(), subject);
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_found() {
+        assert_eq!(overlong_line(b"a\r\nb\r\n"), None);
+        let mut long = vec![b'x'; 998];
+        assert_eq!(overlong_line(&long), None);
+        long.extend_from_slice(b"y\r\n");
+        assert_eq!(overlong_line(&long), Some(999));
     }
 
     #[test]

@@ -4,11 +4,18 @@ use std::time::Duration;
 
 use super::{Delivery, Message, Notifier, NotifyError};
 
-/// Fails with a *retryable* error when the inner notifier has not answered
+/// Fails with a [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered)
+/// error (provider code `timeout`) when the inner notifier has not answered
 /// within the limit; the inner send is dropped (cancelled) at that point.
 ///
-/// Put it inside [`Retry`](super::Retry) to bound each attempt, outside to
-/// bound the whole.
+/// The cut may come after the provider got the request, so the error is not
+/// retried by [`Retry`](super::Retry) nor passed on by
+/// [`Fallback`](super::Fallback) (see
+/// [the rule](super#which-failures-are-retried)). Failures the inner
+/// notifier reports before the limit keep their own kind: put `Timeout`
+/// inside `Retry` to bound each attempt, outside to bound the whole. The
+/// HTTP providers' own `with_timeout` knows whether the request went out
+/// and answers `Retryable` when it did not.
 #[derive(Clone, Debug)]
 pub struct Timeout<N> {
     inner: N,
@@ -36,7 +43,7 @@ impl<N: Notifier> Notifier for Timeout<N> {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
         match tokio::time::timeout(self.after, self.inner.send(msg)).await {
             Ok(result) => result,
-            Err(_) => Err(NotifyError::retryable(format!(
+            Err(_) => Err(NotifyError::maybe_delivered(format!(
                 "no answer within {} ms",
                 self.after.as_millis()
             ))
@@ -71,12 +78,13 @@ mod tests {
     use crate::test_helpers::sms as msg;
 
     #[tokio::test(start_paused = true)]
-    async fn hanging_notifier_times_out_retryably() {
+    async fn hanging_notifier_times_out_as_maybe_delivered() {
         let err = Timeout::new(Hang, Duration::from_secs(3))
             .send(&msg())
             .await
             .unwrap_err();
-        assert!(err.is_retryable());
+        assert!(!err.is_retryable());
+        assert!(err.may_have_been_delivered());
         assert_eq!(err.provider_code(), Some("timeout"));
     }
 

@@ -72,10 +72,15 @@ pub enum TwilioSender {
 /// * Email and voice are refused (permanent error): route them elsewhere
 ///   with [`ByChannel`](super::ByChannel).
 ///
-/// Responses: `201`/`200` → [`Delivery`] with the message `sid`; Twilio
+/// Responses: `201`/`200` → [`Delivery`] with the message `sid` (no sid,
+/// and a warning log, when the body is cut short, over 64 KiB or late:
+/// Twilio took the message all the same, so it is not sent again); a
+/// connection lost or a timeout after the request went out →
+/// [`MaybeDelivered`](super::NotifyErrorKind::MaybeDelivered), never
+/// retried (Twilio has no idempotency key); Twilio
 /// error documents map by code and status: `429` / codes 20429, 14107 and
-/// every `5xx`, timeout or connection error are **retryable** (honouring
-/// `Retry-After`); `401`/`403` (bad credentials) and every other `4xx` —
+/// every `5xx`, and failures before the request went out (connection
+/// refused, connect timeout), are **retryable** (honouring `Retry-After`); `401`/`403` (bad credentials) and every other `4xx` —
 /// 21211 invalid `To`, 21610 unsubscribed, 21614 not a mobile number, 21408
 /// region not enabled, … — are **permanent**. The Twilio code is the
 /// error's [`provider_code`](NotifyError::provider_code).
@@ -403,7 +408,7 @@ fn describe(code: u32) -> &'static str {
 
 /// The error for a refused request.
 fn refusal(reply: &http_client::Reply) -> NotifyError {
-    let code = serde_json::from_slice::<TwilioErrorDoc>(&reply.body)
+    let code = serde_json::from_slice::<TwilioErrorDoc>(reply.body_bytes())
         .ok()
         .and_then(|doc| doc.code);
     let status = reply.status.as_u16();
@@ -437,10 +442,33 @@ impl Notifier for TwilioSms {
             })?;
         let reply = self.client.send(req, self.timeout, PROVIDER).await?;
         if reply.status.is_success() {
-            let sid = serde_json::from_slice::<Created>(&reply.body)
-                .ok()
-                .and_then(|c| c.sid);
-            tracing::debug!(channel = %msg.channel, sid = sid.as_deref().unwrap_or(""), "twilio: message accepted");
+            // A 2xx is Twilio's answer: it took the message. A body we cannot
+            // read changes nothing about that, and sending again would
+            // deliver the code twice: delivered, without a sid.
+            let sid = match &reply.body {
+                Ok(body) => serde_json::from_slice::<Created>(body)
+                    .ok()
+                    .and_then(|c| c.sid),
+                Err(_) => None,
+            };
+            match &sid {
+                Some(sid) => {
+                    tracing::debug!(channel = %msg.channel, sid = sid.as_str(), "twilio: message accepted");
+                }
+                None => {
+                    let fault = reply
+                        .body
+                        .as_ref()
+                        .err()
+                        .map_or("no message sid", |f| f.as_str());
+                    tracing::warn!(
+                        channel = %msg.channel,
+                        status = reply.status.as_u16(),
+                        body = fault,
+                        "twilio: message accepted, but the response body was unreadable; delivered without a message sid"
+                    );
+                }
+            }
             return Ok(Delivery { provider_id: sid });
         }
         let err = refusal(&reply);

@@ -1,18 +1,29 @@
 //! A fake Twilio Messages API on loopback: a real HTTP server that checks
 //! what a real Twilio checks first — the path, HTTP basic auth, the form
-//! fields — and answers from a per-request script.
+//! fields — and answers from a per-request script, including answers that
+//! break on the wire (a body cut short, an oversized body, a connection
+//! closed before any answer).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-use super::http_peer::{self, HttpPeer};
+use super::http_peer;
 
 /// A test account SID (`AC` + 32 hex digits).
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
@@ -33,6 +44,13 @@ pub enum Reply {
     },
     /// Never answers (the client has to time out).
     Stall,
+    /// `201` whose `Content-Length` promises a message resource, of which
+    /// only the first bytes arrive before the connection is cut.
+    CreatedCut,
+    /// `201` with a valid message resource padded past 64 KiB.
+    CreatedOversized,
+    /// Reads the whole request, then closes the connection without a word.
+    Hangup,
 }
 
 /// One request as received.
@@ -53,9 +71,101 @@ struct State {
 /// A running fake. Unscripted requests get [`Reply::Created`].
 #[derive(Debug)]
 pub struct FakeTwilio {
-    peer: HttpPeer,
+    addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
 }
+
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A response body as the fake sends it.
+#[derive(Debug)]
+pub enum FakeBody {
+    /// All of it.
+    Whole(Option<Bytes>),
+    /// `sent`, then the connection breaks; `size_hint` claims `claimed`
+    /// bytes, so the head says `Content-Length: claimed`.
+    Cut {
+        sent: Option<Bytes>,
+        claimed: u64,
+        /// Yielded once after `sent`, so hyper flushes it before the break.
+        yielded: bool,
+    },
+}
+
+impl Body for FakeBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut *self {
+            Self::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Self::Cut { sent, yielded, .. } => {
+                if let Some(data) = sent.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                if !*yielded {
+                    // hyper flushes what it has buffered whenever the body
+                    // is pending: the head and the first bytes leave now.
+                    *yielded = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(std::io::Error::other("cut short"))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Self::Whole(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Self::Cut { claimed, .. } => SizeHint::with_exact(*claimed),
+        }
+    }
+}
+
+/// What the handler decided: a response, or closing without one.
+enum Answer {
+    Respond(Response<FakeBody>),
+    Hangup,
+}
+
+fn whole(res: Response<Full<Bytes>>) -> Answer {
+    let (parts, body) = res.into_parts();
+    // `Full` has its data at once.
+    let data = body
+        .collect()
+        .now_or_never()
+        .expect("a full body is ready")
+        .expect("infallible")
+        .to_bytes();
+    Answer::Respond(Response::from_parts(parts, FakeBody::Whole(Some(data))))
+}
+
+/// `Future::now_or_never` without the futures crate.
+trait NowOrNever: std::future::Future + Sized {
+    fn now_or_never(self) -> Option<Self::Output> {
+        let mut fut = std::pin::pin!(self);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl<F: std::future::Future> NowOrNever for F {}
 
 impl FakeTwilio {
     /// A fake for [`ACCOUNT_SID`] / [`AUTH_TOKEN`].
@@ -69,20 +179,51 @@ impl FakeTwilio {
         let state = Arc::new(Mutex::new(State::default()));
         let expected_auth = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
         let path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
         let shared = Arc::clone(&state);
-        let peer = http_peer::serve(move |req| {
-            let state = Arc::clone(&shared);
-            let expected_auth = expected_auth.clone();
-            let path = path.clone();
-            async move { handle(req, &state, &expected_auth, &path).await }
-        })
-        .await;
-        Self { peer, state }
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&shared);
+                let (expected_auth, path) = (expected_auth.clone(), path.clone());
+                connections.spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let state = Arc::clone(&state);
+                        let (expected_auth, path) = (expected_auth.clone(), path.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let req = Request::from_parts(parts, body);
+                            match handle(req, &state, &expected_auth, &path).await {
+                                Answer::Respond(res) => Ok::<_, std::io::Error>(res),
+                                // An error from the service: hyper closes
+                                // the connection without answering.
+                                Answer::Hangup => Err(std::io::Error::other("hang up")),
+                            }
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
     }
 
     /// The base URL to give `TwilioSms::with_base_url`.
     pub fn base_url(&self) -> String {
-        self.peer.url()
+        format!("http://{}", self.addr)
     }
 
     /// Queues replies for the next requests, in order.
@@ -101,7 +242,21 @@ async fn handle(
     state: &Mutex<State>,
     expected_auth: &str,
     path: &str,
-) -> Response<Full<Bytes>> {
+) -> Answer {
+    let reply = answer(req, state, expected_auth, path).await;
+    match reply {
+        Ok(res) => whole(res),
+        Err(answer) => answer,
+    }
+}
+
+/// A whole response, or (`Err`) an answer that breaks on the wire.
+async fn answer(
+    req: Request<Bytes>,
+    state: &Mutex<State>,
+    expected_auth: &str,
+    path: &str,
+) -> Result<Response<Full<Bytes>>, Answer> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -121,16 +276,16 @@ async fn handle(
     let account = path.trim_end_matches("/Messages.json").to_owned() + ".json";
     if req.method() == http::Method::GET && received.path == account {
         if !received.authorized {
-            return error(401, 20003);
+            return Ok(error(401, 20003));
         }
         let body = serde_json::json!({ "sid": ACCOUNT_SID, "status": "active" });
-        return http_peer::json(200, &body.to_string(), &[]);
+        return Ok(http_peer::json(200, &body.to_string(), &[]));
     }
     if req.method() != http::Method::POST || received.path != path {
-        return error(404, 20404);
+        return Ok(error(404, 20404));
     }
     if !received.authorized {
-        return error(401, 20003);
+        return Ok(error(401, 20003));
     }
     let form = &received.form;
     let has = |k: &str| form.get(k).is_some_and(|v| !v.is_empty());
@@ -140,7 +295,7 @@ async fn handle(
         || !(has("From") || has("MessagingServiceSid"))
     {
         // Twilio: "A 'To' phone number is required" and friends.
-        return error(400, 21604);
+        return Ok(error(400, 21604));
     }
     let reply = state
         .lock()
@@ -148,16 +303,14 @@ async fn handle(
         .script
         .pop_front()
         .unwrap_or(Reply::Created);
-    match reply {
-        Reply::Created => {
-            let n = state.lock().unwrap().received.len();
-            let body = serde_json::json!({
-                "sid": format!("SM{n:032x}"),
-                "status": "queued",
-                "to": form.get("To"),
-            });
-            http_peer::json(201, &body.to_string(), &[])
-        }
+    let n = state.lock().unwrap().received.len();
+    let created = serde_json::json!({
+        "sid": format!("SM{n:032x}"),
+        "status": "queued",
+        "to": form.get("To"),
+    });
+    Ok(match reply {
+        Reply::Created => http_peer::json(201, &created.to_string(), &[]),
         Reply::Error { status, code } => error(status, code),
         Reply::Status {
             status,
@@ -170,7 +323,23 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             http_peer::json(201, "{}", &[])
         }
-    }
+        Reply::CreatedCut => {
+            let full = created.to_string();
+            let (parts, _) = http_peer::json(201, "", &[]).into_parts();
+            let body = FakeBody::Cut {
+                sent: Some(Bytes::from(full[..12].to_owned())),
+                claimed: full.len() as u64,
+                yielded: false,
+            };
+            return Err(Answer::Respond(Response::from_parts(parts, body)));
+        }
+        Reply::CreatedOversized => {
+            let mut padded = created;
+            padded["padding"] = "x".repeat(100 * 1024).into();
+            http_peer::json(201, &padded.to_string(), &[])
+        }
+        Reply::Hangup => return Err(Answer::Hangup),
+    })
 }
 
 /// A Twilio error document. Like the real one, its message repeats the

@@ -1,16 +1,90 @@
 //! A small SMTP server on loopback that captures messages: EHLO/HELO,
-//! optional AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT. No TLS
-//! (the notifier talks to it with `tls=none`). Plus a minimal MIME reader to
-//! check what arrived.
+//! optional AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT, and
+//! optionally TLS — STARTTLS or implicit (SMTPS) — with a certificate the
+//! test made ([`TestPki`]). Plus a minimal MIME reader to check what arrived.
+//!
+//! Like a real relay it refuses a message with a DATA line longer than
+//! 1000 octets, CRLF included (RFC 5321 §4.5.3.1.6; RFC 5322 §2.1.1's 998
+//! characters + CRLF): `500 5.5.2 line too long`, and nothing is queued.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+/// Longest line a relay takes in DATA: 998 octets + CRLF.
+pub const MAX_DATA_LINE: usize = 1000;
+
+/// A private CA and a leaf certificate for `127.0.0.1` / `localhost` it
+/// signed, made fresh per test (rcgen): the relay "behind a private CA".
+#[derive(Debug)]
+pub struct TestPki {
+    /// The CA certificate, PEM: what the client is told to trust.
+    pub ca_pem: String,
+    leaf_der: Vec<u8>,
+    leaf_key_der: Vec<u8>,
+}
+
+impl TestPki {
+    /// A new CA and a leaf for `127.0.0.1` and `localhost`.
+    pub fn new() -> Self {
+        Self::for_names(&["127.0.0.1", "localhost"])
+    }
+
+    /// A new CA and a leaf for `names` (DNS names or IP addresses).
+    pub fn for_names(names: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "tower-otp test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let leaf = CertificateParams::new(names)
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        Self {
+            ca_pem: ca_cert.pem(),
+            leaf_der: leaf.der().to_vec(),
+            leaf_key_der: leaf_key.serialize_der(),
+        }
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.leaf_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(self.leaf_key_der.clone().into()),
+            )
+            .expect("server certificate");
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// How the sink secures connections.
+#[derive(Clone)]
+enum Security {
+    Plain,
+    /// Offers STARTTLS and refuses MAIL before it.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(TlsAcceptor),
+}
 
 /// One message as received.
 #[derive(Clone, Debug)]
@@ -22,6 +96,8 @@ pub struct Mail {
     pub rcpt_to: Vec<String>,
     /// The DATA, dot-unstuffed, CRLF line ends.
     pub data: String,
+    /// Whether the message came over TLS.
+    pub tls: bool,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +108,10 @@ struct State {
     /// Required credentials; `None`: AUTH not offered.
     credentials: Option<(String, String)>,
     auth_failures: usize,
+    /// Messages refused for a DATA line over [`MAX_DATA_LINE`].
+    long_lines: usize,
+    /// TLS handshakes that failed (e.g. the client did not trust us).
+    tls_failures: usize,
 }
 
 /// A running sink; aborted when dropped.
@@ -59,7 +139,22 @@ impl SmtpSink {
         Self::start_with(Some((user.to_owned(), password.to_owned()))).await
     }
 
+    /// A sink that offers STARTTLS with `pki`'s leaf certificate and
+    /// accepts mail only after it.
+    pub async fn starttls(pki: &TestPki) -> Self {
+        Self::start_secured(None, Security::StartTls(pki.acceptor())).await
+    }
+
+    /// A sink that speaks TLS from the first byte (SMTPS) with `pki`'s leaf.
+    pub async fn implicit_tls(pki: &TestPki) -> Self {
+        Self::start_secured(None, Security::Implicit(pki.acceptor())).await
+    }
+
     async fn start_with(credentials: Option<(String, String)>) -> Self {
+        Self::start_secured(credentials, Security::Plain).await
+    }
+
+    async fn start_secured(credentials: Option<(String, String)>, security: Security) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -75,8 +170,9 @@ impl SmtpSink {
                     continue;
                 };
                 let state = Arc::clone(&shared);
+                let security = security.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, &state).await;
+                    let _ = connection(stream, &state, security).await;
                 });
             }
         });
@@ -105,11 +201,68 @@ impl SmtpSink {
     pub fn auth_failures(&self) -> usize {
         self.state.lock().unwrap().auth_failures
     }
+
+    /// Messages refused because a DATA line was over [`MAX_DATA_LINE`].
+    pub fn long_line_refusals(&self) -> usize {
+        self.state.lock().unwrap().long_lines
+    }
+
+    /// TLS handshakes that failed.
+    pub fn tls_failures(&self) -> usize {
+        self.state.lock().unwrap().tls_failures
+    }
 }
 
-async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
+async fn connection(
+    stream: tokio::net::TcpStream,
+    state: &Mutex<State>,
+    security: Security,
+) -> std::io::Result<()> {
+    let handshake = |acceptor: TlsAcceptor, stream| async move {
+        let tls = acceptor.accept(stream).await;
+        if tls.is_err() {
+            state.lock().unwrap().tls_failures += 1;
+        }
+        tls
+    };
+    match security {
+        Security::Plain => session(stream, state, Mode::Plain).await.map(drop),
+        Security::Implicit(acceptor) => {
+            let tls = handshake(acceptor, stream).await?;
+            session(tls, state, Mode::Tls { greet: true })
+                .await
+                .map(drop)
+        }
+        Security::StartTls(acceptor) => {
+            if let Some(plain) = session(stream, state, Mode::OfferStartTls).await? {
+                let tls = handshake(acceptor, plain).await?;
+                session(tls, state, Mode::Tls { greet: false }).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Where a session stands with TLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// Plain, offering STARTTLS; MAIL is refused until the upgrade.
+    OfferStartTls,
+    /// Over TLS; `greet`: send the 220 greeting (not after STARTTLS).
+    Tls {
+        greet: bool,
+    },
+}
+
+/// One SMTP session over `stream`. Returns the stream when the client
+/// asked for STARTTLS (the caller upgrades it and runs a new session).
+async fn session<S>(stream: S, state: &Mutex<State>, mode: Mode) -> std::io::Result<Option<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = BufReader::new(stream);
+    let tls = matches!(mode, Mode::Tls { .. });
     let mut line = String::new();
     let credentials = state.lock().unwrap().credentials.clone();
     let mut helo = String::new();
@@ -119,21 +272,30 @@ async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()>
 
     macro_rules! reply {
         ($($arg:tt)*) => {{
-            write.write_all(format!($($arg)*).as_bytes()).await?;
-            write.write_all(b"\r\n").await?;
+            conn.write_all(format!($($arg)*).as_bytes()).await?;
+            conn.write_all(b"\r\n").await?;
+            conn.flush().await?;
+        }};
+    }
+    macro_rules! read_raw_line {
+        () => {{
+            line.clear();
+            if conn.read_line(&mut line).await? == 0 {
+                return Ok(None);
+            }
+            line.len()
         }};
     }
     macro_rules! read_line {
         () => {{
-            line.clear();
-            if lines.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
+            let _ = read_raw_line!();
             line.trim_end_matches(['\r', '\n']).to_owned()
         }};
     }
 
-    reply!("220 sink.test ESMTP ready");
+    if mode != (Mode::Tls { greet: false }) {
+        reply!("220 sink.test ESMTP ready");
+    }
     loop {
         let command = read_line!();
         let upper = command.to_ascii_uppercase();
@@ -141,13 +303,18 @@ async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()>
         match verb {
             "EHLO" => {
                 helo = command[4..].trim().to_owned();
-                write
-                    .write_all(b"250-sink.test\r\n250-8BITMIME\r\n")
-                    .await?;
+                conn.write_all(b"250-sink.test\r\n250-8BITMIME\r\n").await?;
+                if mode == Mode::OfferStartTls {
+                    conn.write_all(b"250-STARTTLS\r\n").await?;
+                }
                 if credentials.is_some() {
-                    write.write_all(b"250-AUTH PLAIN LOGIN\r\n").await?;
+                    conn.write_all(b"250-AUTH PLAIN LOGIN\r\n").await?;
                 }
                 reply!("250 SMTPUTF8");
+            }
+            "STARTTLS" if mode == Mode::OfferStartTls => {
+                reply!("220 2.0.0 Ready to start TLS");
+                return Ok(Some(conn.into_inner()));
             }
             "HELO" => {
                 helo = command[4..].trim().to_owned();
@@ -200,6 +367,10 @@ async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()>
                 }
             }
             "MAIL" => {
+                if mode == Mode::OfferStartTls {
+                    reply!("530 5.7.0 Must issue a STARTTLS command first");
+                    continue;
+                }
                 if credentials.is_some() && auth.is_none() {
                     reply!("530 5.7.0 Authentication required");
                     continue;
@@ -229,20 +400,30 @@ async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()>
                 }
                 reply!("354 End data with <CR><LF>.<CR><LF>");
                 let mut data = String::new();
+                let mut too_long = false;
                 loop {
-                    let l = read_line!();
+                    // Octets of the line as sent, CRLF included.
+                    too_long |= read_raw_line!() > MAX_DATA_LINE;
+                    let l = line.trim_end_matches(['\r', '\n']).to_owned();
                     if l == "." {
                         break;
                     }
                     data.push_str(l.strip_prefix('.').unwrap_or(&l));
                     data.push_str("\r\n");
                 }
+                let (from, to) = (mail_from.take(), std::mem::take(&mut rcpt_to));
+                if too_long {
+                    state.lock().unwrap().long_lines += 1;
+                    reply!("500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)");
+                    continue;
+                }
                 state.lock().unwrap().mails.push(Mail {
                     helo: helo.clone(),
                     auth: auth.clone(),
-                    mail_from: mail_from.take().unwrap_or_default(),
-                    rcpt_to: std::mem::take(&mut rcpt_to),
+                    mail_from: from.unwrap_or_default(),
+                    rcpt_to: to,
                     data,
+                    tls,
                 });
                 reply!("250 2.0.0 OK queued as SINK1");
             }
@@ -254,7 +435,7 @@ async fn session(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()>
             "NOOP" => reply!("250 2.0.0 OK"),
             "QUIT" => {
                 reply!("221 2.0.0 Bye");
-                return Ok(());
+                return Ok(None);
             }
             _ => reply!("502 5.5.2 Command not recognized"),
         }
@@ -287,6 +468,62 @@ impl Parsed {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The first header `name`, unfolded and with RFC 2047 encoded-words
+    /// decoded: what a mail reader shows.
+    pub fn decoded_header(&self, name: &str) -> Option<String> {
+        self.header(name).map(decode_rfc2047)
+    }
+}
+
+/// Decodes RFC 2047 encoded-words (`=?utf-8?b?…?=` and `=?utf-8?q?…?=`);
+/// whitespace between two adjacent encoded-words is dropped (§6.2).
+pub fn decode_rfc2047(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    let mut after_word = false;
+    while let Some(start) = rest.find("=?") {
+        let parsed = rest[start + 2..]
+            .split_once('?')
+            .and_then(|(charset, tail)| {
+                let (encoding, tail) = tail.split_once('?')?;
+                let end = tail.find("?=")?;
+                Some((charset, encoding, &tail[..end], &tail[end + 2..]))
+            });
+        let Some((charset, encoding, text, tail)) = parsed else {
+            break;
+        };
+        assert!(charset.eq_ignore_ascii_case("utf-8"), "charset {charset}");
+        let between = &rest[..start];
+        if !(after_word && between.chars().all(|c| c == ' ' || c == '\t')) {
+            out.push_str(between);
+        }
+        let bytes = if encoding.eq_ignore_ascii_case("b") {
+            STANDARD.decode(text).expect("valid base64 encoded-word")
+        } else {
+            let mut bytes = Vec::new();
+            let mut i = 0;
+            let raw = text.as_bytes();
+            while i < raw.len() {
+                match raw[i] {
+                    b'_' => bytes.push(b' '),
+                    b'=' => {
+                        let hex = std::str::from_utf8(&raw[i + 1..i + 3]).expect("hex");
+                        bytes.push(u8::from_str_radix(hex, 16).expect("valid Q escape"));
+                        i += 2;
+                    }
+                    b => bytes.push(b),
+                }
+                i += 1;
+            }
+            bytes
+        };
+        out.push_str(&String::from_utf8(bytes).expect("utf-8 encoded-word"));
+        rest = tail;
+        after_word = true;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses `data` as a MIME message (enough for what lettre writes).
@@ -350,14 +587,15 @@ fn collect_parts(headers: &[(String, String)], body: &str, out: &mut Parsed) {
 fn split_entity(data: &str) -> (Vec<(String, String)>, &str) {
     let (head, body) = data.split_once("\r\n\r\n").unwrap_or((data, ""));
     let mut headers: Vec<(String, String)> = Vec::new();
+    // RFC 5322 §2.2.3: unfolding removes each CRLF that precedes
+    // whitespace, and nothing else.
     for line in head.split("\r\n") {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = headers.last_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
+                v.push_str(line);
             }
         } else if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+            headers.push((name.trim().to_owned(), value.trim_start().to_owned()));
         }
     }
     (headers, body)
