@@ -74,6 +74,15 @@
 //! `500 client_ip_unavailable`, and so does the `ClientIp` extractor), so a
 //! misconfigured server is noticed at the first request instead of silently
 //! sharing one limit among all clients.
+//!
+//! # Limit keys
+//!
+//! Per-IP limits — `RateLimitLayer` with [`ByClientIp`](crate::rate_limit::ByClientIp)
+//! or a [`ClientIpKey`], and the `OtpRouter` — all key on the same function
+//! of the resolved address: IPv4 per address, IPv6 per /64 by default
+//! (configurable from /48 to /128 with [`ClientIpKey`]), IPv4-mapped IPv6 as
+//! the IPv4 address. A client that owns a /64 cannot multiply its budget by
+//! rotating addresses inside it.
 
 use std::fmt;
 use std::fmt::Write as _;
