@@ -231,11 +231,20 @@ pub(crate) fn push_limit_key(out: &mut String, ip: IpAddr, ipv6_prefix: u8) {
 ///   client — lets the first few requests of anyone lock everyone out.
 ///   [`shared_bucket_for_unknown_clients`](ClientIpKeyBuilder::shared_bucket_for_unknown_clients)
 ///   opts into that shared bucket explicitly.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientIpKey {
     ipv6_prefix: u8,
     shared_bucket: bool,
     log: Arc<LogThrottle>,
+}
+
+impl fmt::Debug for ClientIpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIpKey")
+            .field("ipv6_prefix", &self.ipv6_prefix)
+            .field("shared_bucket", &self.shared_bucket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientIpKey {
@@ -322,7 +331,7 @@ impl ClientIpKeyBuilder {
     pub fn build(self) -> Result<ClientIpKey, ConfigError> {
         if !IPV6_PREFIX_RANGE.contains(&self.ipv6_prefix) {
             return Err(ConfigError::new(
-                "client ip ipv6_prefix",
+                "client_ip_key.ipv6_prefix",
                 format!(
                     "/{} is outside /{}../{}: shorter counts whole sites as one client, \
                      longer than /128 is no address",
@@ -1333,7 +1342,7 @@ mod tests {
                 .ipv6_prefix(bits)
                 .build()
                 .unwrap_err();
-            assert_eq!(err.setting, "client ip ipv6_prefix", "{bits}");
+            assert_eq!(err.setting, "client_ip_key.ipv6_prefix", "{bits}");
             assert!(err.reason.contains("/48../128"), "{err}");
         }
         let shared = ClientIpKey::builder()
