@@ -19,8 +19,9 @@ pub fn phone(data: &[u8]) {
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(p) = Phone::parse(s)
     {
-        // Normalising is idempotent.
+        // Normalising is idempotent (the trunk `0` is dropped once).
         assert_eq!(Phone::parse(p.as_str()).ok().as_ref(), Some(&p));
+        assert!(p.digits().len() <= 15 && !p.digits().starts_with('0'));
     }
 }
 
@@ -30,6 +31,12 @@ pub fn email(data: &[u8]) {
         && let Ok(e) = Email::parse(s)
     {
         assert_eq!(Email::parse(e.as_str()).ok().as_ref(), Some(&e));
+        // The mailbox limits count under is a valid address, its own
+        // mailbox, and never longer than the address.
+        let mailbox = e.mailbox();
+        assert!(mailbox.len() <= e.as_str().len());
+        let again = Email::parse(&mailbox).expect("a mailbox is an address");
+        assert_eq!(again.mailbox(), mailbox);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Two `OtpRouter` instances on two ports sharing one private Redis: limits
 //! and single use hold across instances; a dead Redis answers 503 and a
 //! restarted one is used again by the same routers. Real HTTP over loopback.
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "axum"))]
 
 mod support;
 

@@ -9,6 +9,7 @@ use sha2::Sha256;
 use super::code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 use super::router::{Inner, OtpRouter};
 use super::subject::{HashedSubject, SubjectResolver};
+use crate::client_ip::ClientIpKey;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::events::{EventSink, TracingSink};
@@ -115,6 +116,10 @@ pub struct OtpConfig {
     pub app_name: String,
     /// Rate limits.
     pub limits: Limits,
+    /// How per-IP limits key client addresses (IPv6 per /64 by default) and
+    /// whether requests without one share a bucket (default: refused with
+    /// `500 client_ip_unavailable`).
+    pub client_ip_key: ClientIpKey,
 }
 
 impl Default for OtpConfig {
@@ -140,6 +145,7 @@ impl Default for OtpConfig {
             known_users_only: false,
             app_name: "tower-otp".into(),
             limits: Limits::default(),
+            client_ip_key: ClientIpKey::default(),
         }
     }
 }
@@ -326,6 +332,28 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         self
     }
 
+    /// How per-IP limits key client addresses: the IPv6 prefix (48–128,
+    /// default 64) and whether requests without a client address share one
+    /// bucket (default: refused with `500 client_ip_unavailable`).
+    ///
+    /// ```
+    /// use tower_otp::client_ip::ClientIpKey;
+    /// use tower_otp::notify::LogNotifier;
+    /// use tower_otp::otp::OtpRouter;
+    /// use tower_otp::store::MemoryStore;
+    ///
+    /// let router = OtpRouter::builder(MemoryStore::new(), LogNotifier)
+    ///     .secret("9f2c47e1b8a03d56c4e7f1a2b9d80e3c")
+    ///     .client_ip_key(ClientIpKey::builder().ipv6_prefix(56).build()?)
+    ///     .build()?;
+    /// assert_eq!(router.config().client_ip_key.ipv6_prefix(), 56);
+    /// # Ok::<(), tower_otp::error::ConfigError>(())
+    /// ```
+    pub fn client_ip_key(mut self, key: ClientIpKey) -> Self {
+        self.config.client_ip_key = key;
+        self
+    }
+
     /// Only these country calling codes may receive codes (e.g. `["1", "44"]`).
     pub fn allow_calling_codes<I: IntoIterator<Item = T>, T: Into<String>>(
         mut self,
@@ -412,7 +440,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             secrets,
             clock: self.clock,
             events: self.events,
-            warned_no_ip: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use serde::Serialize;
 
 use super::config::{OtpConfig, OtpRouterBuilder, Secrets};
 use super::subject::{HashedSubject, SubjectResolver};
-use crate::client_ip::ClientIp;
+use crate::client_ip::{ClientIp, push_limit_key};
 use crate::clock::Clock;
 use crate::error::{FullBody, Problem};
 use crate::events::{self, Event, EventKind, EventSink};
@@ -39,7 +38,6 @@ pub(crate) struct Inner<S, N, R> {
     pub(crate) secrets: Secrets,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Arc<dyn EventSink>,
-    pub(crate) warned_no_ip: AtomicBool,
 }
 
 /// The OTP login endpoints as one `tower::Service`.
@@ -65,10 +63,17 @@ pub(crate) struct Inner<S, N, R> {
 ///
 /// # Client addresses
 ///
-/// Per-IP limits key on the [`ClientIp`] request extension (set by the
-/// client-IP layer), else the [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
-/// axum's `ConnectInfo`. With none of them, every client shares one
-/// "unknown" bucket — a misconfiguration that fails closed, logged once.
+/// Per-IP limits key on the [`ClientIp`] request extension (set by
+/// [`ClientIpLayer`](crate::client_ip::ClientIpLayer)), else the
+/// [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
+/// axum's `ConnectInfo` — IPv4 per address, IPv6 per /64 (see
+/// [`ClientIpKey`](crate::client_ip::ClientIpKey) and
+/// [`OtpRouterBuilder::client_ip_key`]). With none of them, code requests are
+/// refused with `500 client_ip_unavailable` and an error log (at most once a
+/// minute) naming what is missing: with axum, enable tower-otp's `axum`
+/// feature and serve with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// Every client sharing one bucket instead is an explicit opt-in
+/// ([`ClientIpKeyBuilder::shared_bucket_for_unknown_clients`](crate::client_ip::ClientIpKeyBuilder::shared_bucket_for_unknown_clients)).
 pub struct OtpRouter<S, N, R = HashedSubject> {
     pub(crate) inner: Arc<Inner<S, N, R>>,
 }
@@ -197,26 +202,29 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         Problem::store_unavailable()
     }
 
-    /// The rate-limit key for this client's address.
-    // SEAM (lead, issue 10): returns Result so the client-address work can
-    // fail closed (500 client_ip_unavailable) without touching the callers.
+    /// The rate-limit key for this client's address: the client-address key
+    /// of [`ClientIpKey`](crate::client_ip::ClientIpKey) (IPv6 per /64 by
+    /// default), hashed. Without an address, `500 client_ip_unavailable`
+    /// (logged at error level, at most once a minute) unless the app opted
+    /// into one shared bucket.
     pub(crate) fn ip_key(&self, ctx: &RequestContext) -> Result<String, Problem> {
-        Ok(match ctx.client_ip {
-            Some(ip) => format!(
-                "otp:req:ip:{}",
-                self.secrets.identifiers.hash_str("ip", &ip.to_string())
-            ),
-            None => {
-                if !self.warned_no_ip.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        target: "tower_otp",
-                        "no client address on the request (add ClientIpLayer, a PeerAddr extension, \
-                         or axum's ConnectInfo); all clients share one per-IP limit"
-                    );
-                }
-                "otp:req:ip:unknown".to_owned()
+        let settings = &self.config.client_ip_key;
+        let now_secs = || crate::clock::unix_secs(self.now());
+        match ctx.client_ip {
+            Some(ip) => {
+                let mut key = String::with_capacity(48);
+                push_limit_key(&mut key, ip, settings.ipv6_prefix());
+                Ok(format!(
+                    "otp:req:ip:{}",
+                    self.secrets.identifiers.hash_str("ip", &key)
+                ))
             }
-        })
+            None if settings.shares_bucket_for_unknown_clients() => {
+                settings.note_shared_bucket("OtpRouter", now_secs());
+                Ok("otp:req:ip:unknown".to_owned())
+            }
+            None => Err(settings.refuse_unknown("OtpRouter", now_secs())),
+        }
     }
 
     async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<FullBody>

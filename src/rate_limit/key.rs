@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +10,7 @@ use http::header::HeaderName;
 use http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use crate::client_ip::ClientIp;
+use crate::client_ip::{ClientIp, ClientIpKey, DEFAULT_IPV6_PREFIX, LogThrottle, push_limit_key};
 use crate::error::{ConfigError, Problem};
 
 /// Says which bucket a request counts against.
@@ -82,39 +80,78 @@ where
     }
 }
 
-/// Keys on the [`ClientIp`] in request extensions (put there by
-/// [`ClientIpLayer`](crate::client_ip::ClientIpLayer)). Without one, the
-/// client address is unknown — a server set-up error, not the client's — so a
-/// rejecting policy answers `500 client_ip_unavailable`.
+/// Keys on the client address: the [`ClientIp`] put in request extensions
+/// by [`ClientIpLayer`](crate::client_ip::ClientIpLayer), else the TCP peer
+/// ([`PeerAddr`](crate::client_ip::PeerAddr), or axum's `ConnectInfo` with
+/// the `axum` feature) — the address every part of the app agrees on. IPv4
+/// per address, IPv6 per /64, IPv4-mapped IPv6 as IPv4; the same as the
+/// default [`ClientIpKey`], which configures the prefix and the shared
+/// bucket.
+///
+/// Without any client address — a server set-up error, not the client's — a
+/// rejecting policy answers `500 client_ip_unavailable` and logs at error
+/// level (at most once a minute).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ByClientIp;
 
+/// The log throttle of every [`ByClientIp`] (a unit struct has no room for
+/// its own).
+static BY_CLIENT_IP_LOG: LogThrottle = LogThrottle::new();
+
+/// Appends the limit key of this request's client address; `false` when it
+/// has none.
+fn push_client_key(parts: &Parts, ipv6_prefix: u8, key: &mut String) -> bool {
+    match ClientIp::from_extensions(&parts.extensions) {
+        Some(ClientIp(ip)) => {
+            push_limit_key(key, ip, ipv6_prefix);
+            true
+        }
+        None => false,
+    }
+}
+
+fn unix_now() -> u64 {
+    crate::clock::unix_secs(std::time::SystemTime::now())
+}
+
 impl KeyExtractor for ByClientIp {
     fn extract(&self, parts: &Parts) -> Option<String> {
-        parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|ip| ip.0.to_string())
+        let mut key = String::new();
+        self.extract_into(parts, &mut key).then_some(key)
     }
 
     fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
-        let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() else {
-            return false;
-        };
-        match ip {
-            // Dotted quad by hand: the formatter costs more than the lookup.
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        key.push('.');
-                    }
-                    push_decimal(key, u64::from(octet));
-                }
-            }
-            IpAddr::V6(v6) => {
-                let _ = write!(key, "{v6}");
-            }
+        push_client_key(parts, DEFAULT_IPV6_PREFIX, key)
+    }
+
+    fn is_secret(&self) -> bool {
+        false
+    }
+
+    fn missing(&self) -> Problem {
+        BY_CLIENT_IP_LOG.refuse("RateLimitLayer", unix_now())
+    }
+}
+
+/// The key of requests without a client address under a [`ClientIpKey`]
+/// that opted into one shared bucket. No address key has a `!`.
+const SHARED_CLIENT_KEY: &str = "!unknown";
+
+impl KeyExtractor for ClientIpKey {
+    fn extract(&self, parts: &Parts) -> Option<String> {
+        let mut key = String::new();
+        self.extract_into(parts, &mut key).then_some(key)
+    }
+
+    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
+        if push_client_key(parts, self.ipv6_prefix(), key) {
+            return true;
         }
+        if !self.shares_bucket_for_unknown_clients() {
+            return false;
+        }
+        self.note_shared_bucket("RateLimitLayer", unix_now());
+        key.push_str(SHARED_CLIENT_KEY);
         true
     }
 
@@ -123,7 +160,7 @@ impl KeyExtractor for ByClientIp {
     }
 
     fn missing(&self) -> Problem {
-        crate::client_ip::unavailable()
+        self.refuse_unknown("RateLimitLayer", unix_now())
     }
 }
 
@@ -241,6 +278,7 @@ mod tests {
     use http::{HeaderValue, Request};
 
     use super::*;
+    use crate::client_ip::PeerAddr;
 
     fn parts(f: impl FnOnce(&mut Request<()>)) -> Parts {
         let mut req = Request::new(());
@@ -254,9 +292,54 @@ mod tests {
             r.extensions_mut()
                 .insert(ClientIp("2001:db8::1".parse().unwrap()));
         });
-        assert_eq!(ByClientIp.extract(&p).as_deref(), Some("2001:db8::1"));
+        assert_eq!(ByClientIp.extract(&p).as_deref(), Some("2001:db8::/64"));
         assert_eq!(ByClientIp.extract(&parts(|_| {})), None);
         assert_eq!(ByClientIp.missing().code(), "client_ip_unavailable");
+    }
+
+    #[test]
+    fn by_client_ip_falls_back_to_the_peer() {
+        // The same address the router and the `ClientIp` extractor use.
+        let p = parts(|r| {
+            r.extensions_mut()
+                .insert(PeerAddr("[::ffff:192.0.2.9]:4000".parse().unwrap()));
+        });
+        assert_eq!(ByClientIp.extract(&p).as_deref(), Some("192.0.2.9"));
+        let p = parts(|r| {
+            r.extensions_mut()
+                .insert(PeerAddr("[2001:db8:5:6::9]:4000".parse().unwrap()));
+            r.extensions_mut()
+                .insert(ClientIp("2001:db8:7:8::1".parse().unwrap()));
+        });
+        assert_eq!(ByClientIp.extract(&p).as_deref(), Some("2001:db8:7:8::/64"));
+    }
+
+    #[test]
+    fn client_ip_key_extracts_with_its_prefix_and_shared_bucket() {
+        let p = parts(|r| {
+            r.extensions_mut()
+                .insert(ClientIp("2001:db8:1:2:3::1".parse().unwrap()));
+        });
+        let key = ClientIpKey::builder().ipv6_prefix(56).build().unwrap();
+        assert_eq!(key.extract(&p).as_deref(), Some("2001:db8:1::/56"));
+        assert_eq!(key.extract(&parts(|_| {})), None);
+        assert_eq!(key.missing().code(), "client_ip_unavailable");
+        assert_eq!(
+            store_key("rl:ip:", &ClientIpKey::default(), &p).unwrap(),
+            "rl:ip:2001:db8:1:2::/64"
+        );
+        let shared = ClientIpKey::builder()
+            .shared_bucket_for_unknown_clients()
+            .build()
+            .unwrap();
+        assert_eq!(
+            store_key("rl:ip:", &shared, &parts(|_| {})).unwrap(),
+            "rl:ip:!unknown"
+        );
+        assert_eq!(
+            store_key("rl:ip:", &shared, &p).unwrap(),
+            "rl:ip:2001:db8:1:2::/64"
+        );
     }
 
     #[test]
@@ -309,7 +392,7 @@ mod tests {
         });
         assert_eq!(
             store_key("rl:ip:", &ByClientIp, &v6).unwrap(),
-            "rl:ip:2001:db8::1"
+            "rl:ip:2001:db8::/64"
         );
         assert_eq!(store_key("rl:ip:", &ByClientIp, &parts(|_| {})), None);
     }
