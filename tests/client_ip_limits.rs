@@ -28,7 +28,7 @@ use tower_otp::quota::Quota;
 use tower_otp::rate_limit::{ByClientIp, KeyExtractor, RateLimitLayer};
 use tower_otp::store::MemoryStore;
 
-const SECRET: &str = "test secret that is long enough to be accepted";
+const SECRET: &str = "Zp4wL8qT1nX6vB3kR9mC2hJ7dF5sG0yA";
 
 /// 30 addresses inside 2001:db8:1:2::/64, as a client rotating them would use.
 fn one_slash_64() -> impl Iterator<Item = String> {

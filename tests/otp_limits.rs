@@ -24,7 +24,7 @@ use tower_otp::otp::{
 use tower_otp::quota::Quota;
 use tower_otp::store::MemoryStore;
 
-const SECRET: &str = "test secret that is long enough to be accepted";
+const SECRET: &str = "Zp4wL8qT1nX6vB3kR9mC2hJ7dF5sG0yA";
 
 /// What the router answered.
 #[derive(Debug, Clone, PartialEq)]
