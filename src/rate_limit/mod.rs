@@ -5,7 +5,9 @@
 //! [`Quota`](crate::quota::Quota) (`n` per period, with a burst; GCRA, so
 //! there is no window edge to game) per key, the key coming from a
 //! [`KeyExtractor`]: [`ByClientIp`] (the [`ClientIp`](crate::client_ip::ClientIp)
-//! put in extensions by [`ClientIpLayer`](crate::client_ip::ClientIpLayer)),
+//! put in extensions by [`ClientIpLayer`](crate::client_ip::ClientIpLayer), else
+//! the peer address; IPv6 keyed per /64, see
+//! [`ClientIpKey`](crate::client_ip::ClientIpKey) for other prefixes),
 //! [`ByHeader`], or any closure `Fn(&Parts) -> Option<String>` — e.g. one that
 //! reads an API-key or tenant identity an authentication layer put into
 //! extensions.
