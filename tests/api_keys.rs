@@ -24,7 +24,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_otp::api_key::{ApiKeyIdentity, ApiKeyLayer, ApiKeys, Rejection};
 use tower_otp::clock::ManualClock;
 use tower_otp::quota::{Quota, RateDecision};
-use tower_otp::store::{Attempt, Challenge, MemoryStore, Rotation, Store, StoreError};
+use tower_otp::store::{Attempt, Challenge, Limit, MemoryStore, Rotation, Store, StoreError};
 
 /// A `MemoryStore` that counts every call per operation and can be switched
 /// to fail (instrumentation; the data lives in the real `MemoryStore`).
@@ -70,6 +70,15 @@ impl Store for Counting {
     ) -> Result<RateDecision, StoreError> {
         self.gate("hit")?;
         self.inner.hit(key, quota, now).await
+    }
+
+    async fn hit_all(
+        &self,
+        limits: &[Limit<'_>],
+        now: SystemTime,
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        self.gate("hit_all")?;
+        self.inner.hit_all(limits, now).await
     }
 
     async fn put_challenge(
