@@ -273,7 +273,11 @@ impl Store for FailingStore {
     async fn hit(&self, _: &str, _: &Quota, _: SystemTime) -> Result<RateDecision, StoreError> {
         Err(injected())
     }
-    async fn hit_all(&self, _: &[Limit<'_>], _: SystemTime) -> Result<Vec<RateDecision>, StoreError> {
+    async fn hit_all(
+        &self,
+        _: &[Limit<'_>],
+        _: SystemTime,
+    ) -> Result<Vec<RateDecision>, StoreError> {
         Err(injected())
     }
     async fn put_challenge(&self, k: &str, c: &Challenge, n: SystemTime) -> Result<(), StoreError> {

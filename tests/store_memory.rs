@@ -35,10 +35,22 @@ async fn a_flood_of_new_keys_never_resets_a_live_limit() {
     let per_ip = Quota::per_hour(5);
     let cooldown = Quota::new(1, Duration::from_secs(30));
     for _ in 0..5 {
-        assert!(store.hit("verify:victim", &verify, t(0)).await.unwrap().allowed);
+        assert!(
+            store
+                .hit("verify:victim", &verify, t(0))
+                .await
+                .unwrap()
+                .allowed
+        );
         assert!(store.hit("ip:victim", &per_ip, t(0)).await.unwrap().allowed);
     }
-    assert!(store.hit("resend:victim", &cooldown, t(0)).await.unwrap().allowed);
+    assert!(
+        store
+            .hit("resend:victim", &cooldown, t(0))
+            .await
+            .unwrap()
+            .allowed
+    );
 
     let flood = Quota::per_hour(1);
     let mut refused = 0;
@@ -54,7 +66,16 @@ async fn a_flood_of_new_keys_never_resets_a_live_limit() {
                     refused += 1;
                 }
             },
-            _ => match store.hit_all(&[Limit { key: &key, quota: &flood }], t(1)).await {
+            _ => match store
+                .hit_all(
+                    &[Limit {
+                        key: &key,
+                        quota: &flood,
+                    }],
+                    t(1),
+                )
+                .await
+            {
                 Ok(d) => assert!(d[0].allowed),
                 Err(e) => {
                     assert!(is_full(&e), "{e:?}");
@@ -64,12 +85,35 @@ async fn a_flood_of_new_keys_never_resets_a_live_limit() {
         }
     }
 
-    assert!(!store.hit("verify:victim", &verify, t(2)).await.unwrap().allowed, "lockout reset");
-    assert!(!store.hit("ip:victim", &per_ip, t(2)).await.unwrap().allowed, "per-IP limit reset");
-    assert!(!store.hit("resend:victim", &cooldown, t(2)).await.unwrap().allowed, "cooldown reset");
+    assert!(
+        !store
+            .hit("verify:victim", &verify, t(2))
+            .await
+            .unwrap()
+            .allowed,
+        "lockout reset"
+    );
+    assert!(
+        !store.hit("ip:victim", &per_ip, t(2)).await.unwrap().allowed,
+        "per-IP limit reset"
+    );
+    assert!(
+        !store
+            .hit("resend:victim", &cooldown, t(2))
+            .await
+            .unwrap()
+            .allowed,
+        "cooldown reset"
+    );
     let limits = [
-        Limit { key: "ip:victim", quota: &per_ip },
-        Limit { key: "verify:victim", quota: &verify },
+        Limit {
+            key: "ip:victim",
+            quota: &per_ip,
+        },
+        Limit {
+            key: "verify:victim",
+            quota: &verify,
+        },
     ];
     let d = store.hit_all(&limits, t(2)).await.unwrap();
     assert!(!d[0].allowed && !d[1].allowed);
@@ -79,7 +123,10 @@ async fn a_flood_of_new_keys_never_resets_a_live_limit() {
     // keys: a quarter of the table, far from filling any of its 16 shards).
     for i in 0..64u64 {
         let key = format!("later{i}");
-        assert!(store.hit(&key, &flood, t(2 * 3600)).await.unwrap().allowed, "{key}");
+        assert!(
+            store.hit(&key, &flood, t(2 * 3600)).await.unwrap().allowed,
+            "{key}"
+        );
     }
 }
 
@@ -99,8 +146,14 @@ async fn a_full_rate_table_counts_nothing_of_a_refused_call() {
         i += 1;
     };
     let limits = [
-        Limit { key: "known", quota: &q },
-        Limit { key: &stranger, quota: &q },
+        Limit {
+            key: "known",
+            quota: &q,
+        },
+        Limit {
+            key: &stranger,
+            quota: &q,
+        },
     ];
     let err = store.hit_all(&limits, t(1)).await.unwrap_err();
     assert!(is_full(&err), "{err:?}");
@@ -165,7 +218,10 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     let store = MemoryStore::builder().max_records(8).build();
     for i in 0..8u8 {
         let sid = format!("sid{i}");
-        store.create_session(&sid, &[i; 32], b"d", HOUR, t(0)).await.unwrap();
+        store
+            .create_session(&sid, &[i; 32], b"d", HOUR, t(0))
+            .await
+            .unwrap();
     }
     let err = store
         .create_session("sid8", &[8; 32], b"d", HOUR, t(0))
@@ -175,7 +231,14 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     for i in 0..8u8 {
         let sid = format!("sid{i}");
         let r = store
-            .rotate_refresh(&sid, &[i; 32], &[i + 100; 32], Duration::from_secs(5), HOUR, t(10))
+            .rotate_refresh(
+                &sid,
+                &[i; 32],
+                &[i + 100; 32],
+                Duration::from_secs(5),
+                HOUR,
+                t(10),
+            )
             .await
             .unwrap();
         assert!(matches!(r, Rotation::Rotated(_)), "{sid}: {r:?}");
@@ -183,13 +246,27 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     store.revoke("sid3", HOUR).await.unwrap();
     assert!(store.is_revoked("sid3").await.unwrap());
     let r = store
-        .rotate_refresh("sid3", &[103; 32], &[1; 32], Duration::from_secs(5), HOUR, t(11))
+        .rotate_refresh(
+            "sid3",
+            &[103; 32],
+            &[1; 32],
+            Duration::from_secs(5),
+            HOUR,
+            t(11),
+        )
         .await
         .unwrap();
     assert_eq!(r, Rotation::Invalid);
     // Reuse detection at capacity revokes the family too.
     let r = store
-        .rotate_refresh("sid4", &[4; 32], &[1; 32], Duration::from_secs(5), HOUR, t(100))
+        .rotate_refresh(
+            "sid4",
+            &[4; 32],
+            &[1; 32],
+            Duration::from_secs(5),
+            HOUR,
+            t(100),
+        )
         .await
         .unwrap();
     assert_eq!(r, Rotation::Reused);
@@ -206,13 +283,19 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
 async fn expired_records_make_room() {
     let store = MemoryStore::builder().max_records(4).build();
     for i in 0..4 {
-        store.revoke(&format!("old{i}"), Duration::from_millis(1)).await.unwrap();
+        store
+            .revoke(&format!("old{i}"), Duration::from_millis(1))
+            .await
+            .unwrap();
     }
     // The records' TTL runs on the process clock; after this they are expired.
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!store.is_revoked("old0").await.unwrap());
     for i in 0..4 {
-        store.put_api_key(&format!("new{i}"), b"r", None).await.unwrap();
+        store
+            .put_api_key(&format!("new{i}"), b"r", None)
+            .await
+            .unwrap();
     }
     let err = store.put_api_key("new4", b"r", None).await.unwrap_err();
     assert!(is_full(&err), "{err:?}");

@@ -288,8 +288,14 @@ async fn a_failing_hit_all_counts_nothing() {
     let now = SystemTime::now();
     for bad in [&garbled, &hashed] {
         let limits = [
-            Limit { key: &good, quota: &q },
-            Limit { key: bad, quota: &q },
+            Limit {
+                key: &good,
+                quota: &q,
+            },
+            Limit {
+                key: bad,
+                quota: &q,
+            },
         ];
         let err = bounded("hit_all over a bad cell", store.hit_all(&limits, now))
             .await

@@ -176,7 +176,11 @@ pub(crate) fn decide_all(
         after.push(tat.or(before));
         decisions.push(decision);
     }
-    let next = if all { after.into_iter().collect() } else { None };
+    let next = if all {
+        after.into_iter().collect()
+    } else {
+        None
+    };
     (decisions, next)
 }
 

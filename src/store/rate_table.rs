@@ -22,8 +22,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::{RwLock, RwLockWriteGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockWriteGuard};
 
 use super::{Limit, decide_all};
 use crate::quota::{Quota, RateDecision, gcra};
@@ -302,7 +302,11 @@ mod tests {
         }
         assert!(t.len() <= t.capacity(), "{} cells", t.len());
         assert!(t.len() >= 1024, "a shard refused early: {} cells", t.len());
-        assert_eq!(refused, 100_000 - t.len(), "every key past the bound refused");
+        assert_eq!(
+            refused,
+            100_000 - t.len(),
+            "every key past the bound refused"
+        );
     }
 
     /// The flood of issue 10: a full table of live cells, one exhausted key,
@@ -319,7 +323,10 @@ mod tests {
             refused += usize::from(t.hit(&format!("flood{i}"), &q, 2 + i).is_err());
         }
         assert!(refused > 0, "the table never filled");
-        assert!(!t.hit("victim", &q, 20_000).unwrap().allowed, "victim forgotten");
+        assert!(
+            !t.hit("victim", &q, 20_000).unwrap().allowed,
+            "victim forgotten"
+        );
         // Through hit_all as well.
         let (a, b) = (Quota::per_hour(5), Quota::per_hour(1));
         assert!(
@@ -399,7 +406,10 @@ mod tests {
             }
             i += 1;
         };
-        assert!(t.hit_all(&[limit("known", &q), limit(&stranger, &q)], 2).is_err());
+        assert!(
+            t.hit_all(&[limit("known", &q), limit(&stranger, &q)], 2)
+                .is_err()
+        );
         // The known key counted nothing (9 left after its one hit).
         assert_eq!(t.hit("known", &q, 3).unwrap().remaining, 8);
     }

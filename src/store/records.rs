@@ -26,6 +26,8 @@ pub(crate) const NEVER: Deadline = u64::MAX;
 
 const SHARDS: usize = 16;
 
+type Shard<V> = RwLock<HashMap<String, Slot<V>>>;
+
 struct Slot<V> {
     value: V,
     expires: Deadline,
@@ -46,7 +48,7 @@ pub(crate) enum Op<V> {
 pub(crate) struct Full;
 
 pub(crate) struct RecordTable<V> {
-    shards: Box<[RwLock<HashMap<String, Slot<V>>>]>,
+    shards: Box<[Shard<V>]>,
     hasher: RandomState,
     base: Instant,
     /// Records held, live or expired.
@@ -100,7 +102,7 @@ impl<V> RecordTable<V> {
         }
     }
 
-    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Slot<V>>> {
+    fn shard(&self, key: &str) -> &Shard<V> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
@@ -200,8 +202,7 @@ impl<V> RecordTable<V> {
                 keep
             });
             self.earliest.fetch_min(earliest, Ordering::Relaxed);
-            self.len
-                .fetch_sub(before - shard.len(), Ordering::Relaxed);
+            self.len.fetch_sub(before - shard.len(), Ordering::Relaxed);
         }
     }
 }
@@ -211,7 +212,9 @@ mod tests {
     use super::*;
 
     fn put(t: &RecordTable<u32>, key: &str, v: u32, ttl: Option<Duration>) -> Result<(), Full> {
-        t.compute(key, |_, now| (Op::Put(v, RecordTable::<u32>::deadline(now, ttl)), ()))
+        t.compute(key, |_, now| {
+            (Op::Put(v, RecordTable::<u32>::deadline(now, ttl)), ())
+        })
     }
 
     #[test]

@@ -494,6 +494,13 @@ impl Keys {
 /// background after it breaks, so the same `RedisStore` recovers by itself
 /// when Redis comes back.
 ///
+/// A failing call changes nothing when Redis itself refused it (a script
+/// reads and decides before it writes, so an unreadable key aborts it before
+/// any write). A call that *timed out* is different: it may still run if a
+/// stalled server wakes up and reads it, so a rate-limit hit answered `503`
+/// can be counted afterwards — the client cannot take back a command it has
+/// sent.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use tower_otp::store::{RedisStore, Store};

@@ -149,7 +149,11 @@ pub async fn refused_hit_all_changes_no_counter<S: Store>(store: S) {
     for s in 1..20 {
         let d = store
             .hit_all(
-                &[limit(&fresh1, &three), limit(&spent, &one), limit(&fresh2, &three)],
+                &[
+                    limit(&fresh1, &three),
+                    limit(&spent, &one),
+                    limit(&fresh2, &three),
+                ],
                 t(s),
             )
             .await
@@ -159,8 +163,14 @@ pub async fn refused_hit_all_changes_no_counter<S: Store>(store: S) {
         assert_eq!(d[1].retry_after, Duration::from_secs(3600 - s));
     }
     // Neither fresh limit was counted, and the refused one did not grow.
-    assert_eq!(store.hit(&fresh1, &three, t(20)).await.unwrap().remaining, 2);
-    assert_eq!(store.hit(&fresh2, &three, t(20)).await.unwrap().remaining, 2);
+    assert_eq!(
+        store.hit(&fresh1, &three, t(20)).await.unwrap().remaining,
+        2
+    );
+    assert_eq!(
+        store.hit(&fresh2, &three, t(20)).await.unwrap().remaining,
+        2
+    );
     let d = store.hit(&spent, &one, t(20)).await.unwrap();
     assert_eq!(d.retry_after, Duration::from_secs(3600 - 20));
     assert!(store.hit(&spent, &one, t(3600)).await.unwrap().allowed);
