@@ -29,7 +29,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_otp::api_key::{ApiKeyIdentity, ApiKeyLayer, ApiKeys, LAST_USED_RETENTION, Rejection};
 use tower_otp::clock::{Clock, ManualClock};
 use tower_otp::quota::{Quota, RateDecision};
-use tower_otp::store::{Attempt, Challenge, MemoryStore, Rotation, Store, StoreError};
+use tower_otp::store::{Attempt, Challenge, Limit, MemoryStore, Rotation, Store, StoreError};
 
 /// A `MemoryStore` that counts every call per operation, records the TTL of
 /// every `put_api_key`, can be switched to fail, and can hold one call in
@@ -144,6 +144,15 @@ impl Store for Counting {
     ) -> Result<RateDecision, StoreError> {
         self.gate("hit")?;
         self.inner.hit(key, quota, now).await
+    }
+
+    async fn hit_all(
+        &self,
+        limits: &[Limit<'_>],
+        now: SystemTime,
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        self.gate("hit_all")?;
+        self.inner.hit_all(limits, now).await
     }
 
     async fn put_challenge(

@@ -18,7 +18,7 @@ use tower_otp::clock::ManualClock;
 use tower_otp::quota::{Quota, RateDecision};
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 use tower_otp::security_headers::SecurityHeadersLayer;
-use tower_otp::store::{Attempt, Challenge, MemoryStore, Rotation, Store, StoreError};
+use tower_otp::store::{Attempt, Challenge, Limit, MemoryStore, Rotation, Store, StoreError};
 
 use support::http::{Http, Reply, serve};
 
@@ -272,6 +272,13 @@ fn injected() -> StoreError {
 
 impl Store for FailingStore {
     async fn hit(&self, _: &str, _: &Quota, _: SystemTime) -> Result<RateDecision, StoreError> {
+        Err(injected())
+    }
+    async fn hit_all(
+        &self,
+        _: &[Limit<'_>],
+        _: SystemTime,
+    ) -> Result<Vec<RateDecision>, StoreError> {
         Err(injected())
     }
     async fn put_challenge(&self, k: &str, c: &Challenge, n: SystemTime) -> Result<(), StoreError> {

@@ -137,7 +137,7 @@ async fn every_key_is_prefixed_and_expires() {
     let p = &prefix;
     let expected_forever = [format!("{{{p}:k}}:r:k1"), format!("{{{p}:k}}:i")];
     let expected: Vec<String> = [
-        format!("{{{p}:r:rk}}"),
+        format!("{{{p}:r}}:rk"),
         format!("{{{p}:c:ck}}"),
         format!("{{{p}:c:ck2}}"),
         format!("{{{p}:s:sid}}"),
@@ -163,7 +163,7 @@ async fn every_key_is_prefixed_and_expires() {
     // A challenge's TTL follows its expiry (600 s after t(0)).
     assert!(ttls[&format!("{{{p}:c:ck}}")] <= 600_000);
     // The rate cell expires when the quota is full again (20 min for 3/h).
-    assert!(ttls[&format!("{{{p}:r:rk}}")] <= 20 * 60 * 1000);
+    assert!(ttls[&format!("{{{p}:r}}:rk")] <= 20 * 60 * 1000);
 }
 
 /// After `SCRIPT FLUSH` (as after a restart) the scripts are reloaded
@@ -206,7 +206,7 @@ async fn unreadable_data_is_corrupt() {
     };
     let mut conn = raw().await;
     let () = conn
-        .set(format!("{{{prefix}:r:k}}"), "not a number")
+        .set(format!("{{{prefix}:r}}:k"), "not a number")
         .await
         .unwrap();
     let () = conn

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use support::conformance::unique;
 use support::redis_server::{FaultProxy, Mode, RedisServer, free_port};
 use tower_otp::quota::Quota;
-use tower_otp::store::{RedisConnectError, RedisStore, Store, StoreError};
+use tower_otp::store::{Limit, RedisConnectError, RedisStore, Store, StoreError};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Upper bound for any single failing call with a 300 ms timeout.
@@ -265,4 +265,43 @@ async fn garbage_replies_are_errors_then_recovers() {
     }
     proxy.set_mode(Mode::Forward);
     wait_until_healthy(&store).await;
+}
+
+/// A `hit_all` that fails inside Redis — an unreadable cell, a key of the
+/// wrong type — counts nothing, not even the limits before the bad one: the
+/// script reads and decides every cell before it writes any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_hit_all_counts_nothing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = connect(server.url()).await;
+    let (good, garbled, hashed) = (unique("good"), unique("garbled"), unique("hashed"));
+    let cell = |key: &str| format!("{{tower-otp:r}}:{key}");
+    server
+        .command(&["SET", &cell(&garbled), "not-a-number"])
+        .unwrap();
+    server
+        .command(&["HSET", &cell(&hashed), "field", "1"])
+        .unwrap();
+    let q = Quota::per_hour(10);
+    let now = SystemTime::now();
+    for bad in [&garbled, &hashed] {
+        let limits = [
+            Limit {
+                key: &good,
+                quota: &q,
+            },
+            Limit {
+                key: bad,
+                quota: &q,
+            },
+        ];
+        let err = bounded("hit_all over a bad cell", store.hit_all(&limits, now))
+            .await
+            .expect_err("a bad cell is an error");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+    let d = store.hit(&good, &q, now).await.unwrap();
+    assert_eq!(d.remaining, 9, "the failed calls counted the good limit");
 }

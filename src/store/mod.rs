@@ -30,9 +30,13 @@ use std::time::{Duration, SystemTime};
 use crate::quota::{Quota, RateDecision};
 
 #[cfg(feature = "moka")]
+mod capacity;
+#[cfg(feature = "moka")]
 mod memory;
 #[cfg(feature = "moka")]
 mod rate_table;
+#[cfg(feature = "moka")]
+mod records;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -55,6 +59,10 @@ pub enum StoreError {
     Unavailable(BoxError),
     /// The backend returned something this version cannot read.
     Corrupt(String),
+    /// A bounded store is at capacity and refuses the write rather than
+    /// forget live state (names the table: `"rate table"`, `"records"`).
+    /// Nothing was changed.
+    Full(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -63,6 +71,7 @@ impl fmt::Display for StoreError {
             Self::Timeout(d) => write!(f, "store did not answer within {d:?}"),
             Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
             Self::Corrupt(what) => write!(f, "store returned unreadable data: {what}"),
+            Self::Full(what) => write!(f, "store is full: {what} at capacity"),
         }
     }
 }
@@ -139,6 +148,42 @@ pub struct Limit<'a> {
     pub quota: &'a Quota,
 }
 
+/// The GCRA decisions of one [`Store::hit_all`] call, from the TAT each
+/// limit's key held before the call (`stored[i]` for `limits[i]`; `None` =
+/// never hit or expired). A key named twice sees its earlier limit's count.
+///
+/// Returns the decisions and, when every limit allows, the TAT to store for
+/// each limit in order (a later limit of the same key supersedes an earlier
+/// one); `None` when any limit refuses, and then nothing may be written.
+#[cfg(any(feature = "moka", feature = "redis"))]
+pub(crate) fn decide_all(
+    limits: &[Limit<'_>],
+    stored: &[Option<u64>],
+    now_us: u64,
+) -> (Vec<RateDecision>, Option<Vec<u64>>) {
+    debug_assert_eq!(limits.len(), stored.len());
+    let mut decisions = Vec::with_capacity(limits.len());
+    // The TAT after each limit: counted, or unchanged when it refused.
+    let mut after: Vec<Option<u64>> = Vec::with_capacity(limits.len());
+    let mut all = true;
+    for (i, limit) in limits.iter().enumerate() {
+        let before = (0..i)
+            .rev()
+            .find(|&j| limits[j].key == limit.key)
+            .map_or(stored[i], |j| after[j]);
+        let (tat, decision) = crate::quota::gcra(before, now_us, limit.quota);
+        all &= tat.is_some();
+        after.push(tat.or(before));
+        decisions.push(decision);
+    }
+    let next = if all {
+        after.into_iter().collect()
+    } else {
+        None
+    };
+    (decisions, next)
+}
+
 /// Storage for limits, challenges, sessions and API keys.
 ///
 /// Implementations must make each operation atomic and must pass the store
@@ -146,17 +191,31 @@ pub struct Limit<'a> {
 pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
     /// Counts one request against `quota` under `key` (GCRA, see
     /// [`crate::quota::gcra`]). A refused request changes nothing.
+    ///
+    /// The same counter as a [`hit_all`](Self::hit_all) of one limit with
+    /// this key, which is what the provided body does; a backend may answer
+    /// a single limit faster.
     fn hit(
         &self,
         key: &str,
         quota: &Quota,
         now: SystemTime,
-    ) -> impl Future<Output = Result<RateDecision, StoreError>> + Send;
+    ) -> impl Future<Output = Result<RateDecision, StoreError>> + Send {
+        async move {
+            let decisions = self.hit_all(&[Limit { key, quota }], now).await?;
+            decisions
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("hit_all returned no decision".into()))
+        }
+    }
 
     /// [`hit`](Self::hit) without waiting, for a store that counts in
     /// process memory: `Some` with the decision, or `None` (the default)
-    /// when counting needs I/O. Rate-limit layers try it first, so with the
-    /// in-memory store a request costs no boxed future and no service clone.
+    /// when counting needs I/O — or cannot happen right now, in which case
+    /// [`hit`](Self::hit) reports why (e.g. [`StoreError::Full`]). Rate-limit
+    /// layers try it first, so with the in-memory store a request costs no
+    /// boxed future and no service clone.
     /// The time is in microseconds since the Unix epoch
     /// ([`Clock::now_us`](crate::clock::Clock::now_us)), saving the
     /// conversion on this hot path.
@@ -173,23 +232,15 @@ pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
     /// `allowed: false` with their `retry_after`, the others report what
     /// they would have decided (`allowed: true`, uncounted). A store error
     /// counts nothing.
-    //
-    // SEAM (lead, issue 10): this provided body is a placeholder so that the
-    // callers can be written against the signature; the store work replaces
-    // it with atomic implementations in every backend and removes it.
+    ///
+    /// The decision is atomic: concurrent calls over overlapping keys behave
+    /// as if they ran one after the other. A key named twice in one call is
+    /// counted twice (the second limit sees the first one's count).
     fn hit_all(
         &self,
         limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> impl Future<Output = Result<Vec<RateDecision>, StoreError>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(limits.len());
-            for l in limits {
-                out.push(self.hit(l.key, l.quota, now).await?);
-            }
-            Ok(out)
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<RateDecision>, StoreError>> + Send;
 
     /// Stores `challenge` under `key`, replacing (voiding) any previous one;
     /// it lives until `challenge.expires_at_us` and its attempt count starts at 0.

@@ -7,16 +7,25 @@
 //! and the cell is updated with a compare-and-swap under the shard's *read*
 //! lock. Only a key's first hit takes the write lock.
 //!
-//! Memory is bounded: a full shard first drops cells whose TAT has passed
-//! (such a cell is indistinguishable from an absent one, so dropping it loses
-//! nothing), and only if every cell is still live evicts the eighth with the
-//! earliest TAT — those closest to being full again.
+//! Memory is bounded, and a bound never costs a live limit: a full shard
+//! first drops cells whose TAT has passed (such a cell is indistinguishable
+//! from an absent one, so dropping it loses nothing); if every cell is still
+//! live, the new key is refused ([`Full`]) rather than forgetting an old one —
+//! forgetting would hand an exhausted key, a lockout or a cooldown a fresh
+//! budget, which is exactly what a flood of new keys would aim for. Each
+//! shard remembers a lower bound of its earliest TAT, so a full shard of live
+//! cells refuses in O(1) instead of scanning on every new key.
+//!
+//! [`RateTable::hit_all`] decides several keys as one step: it takes the write
+//! locks of every shard involved (in index order, so two calls cannot
+//! deadlock), which also keeps out the read-locked single-key updates.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockWriteGuard};
 
+use super::{Limit, decide_all};
 use crate::quota::{Quota, RateDecision, gcra};
 
 /// Passes a precomputed 64-bit hash through unchanged.
@@ -44,13 +53,28 @@ struct Cell {
     tat: AtomicU64,
 }
 
-type Shard = HashMap<u64, Cell, BuildHasherDefault<PassThrough>>;
+type Cells = HashMap<u64, Cell, BuildHasherDefault<PassThrough>>;
+
+struct Shard {
+    cells: Cells,
+    /// A lower bound of the cells' TATs (`u64::MAX` when empty): TATs only
+    /// grow, so no cell can have expired before this time.
+    earliest: u64,
+}
+
+/// The table has no room for a new key: every cell of its shard is live.
+#[derive(Debug)]
+pub(crate) struct Full;
 
 pub(crate) struct RateTable {
     shards: Box<[RwLock<Shard>]>,
     hasher: RandomState,
     shard_mask: u64,
     per_shard: usize,
+}
+
+fn write(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RateTable {
@@ -60,11 +84,23 @@ impl RateTable {
             .clamp(8, 256);
         let per_shard = (max_keys / shards).max(16);
         Self {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        cells: Cells::default(),
+                        earliest: u64::MAX,
+                    })
+                })
+                .collect(),
             hasher: RandomState::new(),
             shard_mask: (shards - 1) as u64,
             per_shard,
         }
+    }
+
+    /// How many keys the table holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_shard * self.shards.len()
     }
 
     /// Keyed SipHash of the key bytes (one `write`, no `str` terminator: the
@@ -75,16 +111,16 @@ impl RateTable {
         h.finish()
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Middle bits: hashbrown itself uses the lowest and the top 7 bits.
-        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+        ((hash >> 32) & self.shard_mask) as usize
     }
 
     /// Finds `key`'s slot, probing past (astronomically rare) 64-bit collisions.
-    fn find<'a>(shard: &'a Shard, hash: u64, key: &str) -> Result<&'a Cell, u64> {
+    fn find<'a>(cells: &'a Cells, hash: u64, key: &str) -> Result<&'a Cell, u64> {
         let mut h = hash;
         loop {
-            match shard.get(&h) {
+            match cells.get(&h) {
                 Some(cell) if &*cell.key == key => return Ok(cell),
                 Some(_) => h = h.wrapping_add(1),
                 None => return Err(h),
@@ -92,34 +128,105 @@ impl RateTable {
         }
     }
 
-    pub(crate) fn hit(&self, key: &str, quota: &Quota, now_us: u64) -> RateDecision {
+    /// Counts one request under `key`; [`Full`] when `key` is new and its
+    /// shard holds only live cells (nothing was counted).
+    pub(crate) fn hit(&self, key: &str, quota: &Quota, now_us: u64) -> Result<RateDecision, Full> {
         let hash = self.hash(key);
-        let lock = self.shard(hash);
+        let lock = &self.shards[self.shard_index(hash)];
         {
             let shard = lock.read().unwrap_or_else(|e| e.into_inner());
-            if let Ok(cell) = Self::find(&shard, hash, key) {
-                return Self::update(cell, quota, now_us);
+            if let Ok(cell) = Self::find(&shard.cells, hash, key) {
+                return Ok(Self::update(cell, quota, now_us));
             }
         }
-        let mut shard = lock.write().unwrap_or_else(|e| e.into_inner());
-        let free = match Self::find(&shard, hash, key) {
-            Ok(cell) => return Self::update(cell, quota, now_us),
-            Err(free) => free,
-        };
-        if shard.len() >= self.per_shard {
-            Self::make_room(&mut shard, now_us, self.per_shard);
+        let mut shard = write(lock);
+        if let Ok(cell) = Self::find(&shard.cells, hash, key) {
+            return Ok(Self::update(cell, quota, now_us));
         }
         let (next, decision) = gcra(None, now_us, quota);
-        if let Some(tat) = next {
-            shard.insert(
+        let Some(tat) = next else { return Ok(decision) };
+        if shard.cells.len() >= self.per_shard {
+            Self::sweep(&mut shard, now_us, &[]);
+            if shard.cells.len() >= self.per_shard {
+                return Err(Full);
+            }
+        }
+        Self::insert(&mut shard, hash, key, tat);
+        Ok(decision)
+    }
+
+    /// Counts one request under every limit, all or nothing (see
+    /// [`Store::hit_all`](super::Store::hit_all)); [`Full`] when a new key
+    /// finds no room (nothing was counted).
+    pub(crate) fn hit_all(
+        &self,
+        limits: &[Limit<'_>],
+        now_us: u64,
+    ) -> Result<Vec<RateDecision>, Full> {
+        let hashes: Vec<u64> = limits.iter().map(|l| self.hash(l.key)).collect();
+        let shard_of: Vec<usize> = hashes.iter().map(|&h| self.shard_index(h)).collect();
+        let mut order = shard_of.clone();
+        order.sort_unstable();
+        order.dedup();
+        // Write locks in index order: no deadlock between two calls, and no
+        // single-key update (read lock) can run in between.
+        let mut guards: Vec<RwLockWriteGuard<'_, Shard>> =
+            order.iter().map(|&i| write(&self.shards[i])).collect();
+        let guard = |n: usize| order.binary_search(&shard_of[n]).unwrap_or(0);
+
+        let stored: Vec<Option<u64>> = (0..limits.len())
+            .map(|n| {
+                Self::find(&guards[guard(n)].cells, hashes[n], limits[n].key)
+                    .ok()
+                    .map(|cell| cell.tat.load(Ordering::Acquire))
+                    .filter(|&tat| tat != 0)
+            })
+            .collect();
+        let (decisions, next) = decide_all(limits, &stored, now_us);
+        let Some(next) = next else {
+            return Ok(decisions);
+        };
+
+        // Room for the new keys of each shard, before anything is written.
+        for (g, shard) in guards.iter_mut().enumerate() {
+            let mine = || (0..limits.len()).filter(|&n| guard(n) == g);
+            let mut absent: Vec<&str> = mine()
+                .filter(|&n| Self::find(&shard.cells, hashes[n], limits[n].key).is_err())
+                .map(|n| limits[n].key)
+                .collect();
+            absent.sort_unstable();
+            absent.dedup();
+            if shard.cells.len() + absent.len() > self.per_shard {
+                let ours: Vec<&str> = mine().map(|n| limits[n].key).collect();
+                Self::sweep(shard, now_us, &ours);
+                if shard.cells.len() + absent.len() > self.per_shard {
+                    return Err(Full);
+                }
+            }
+        }
+
+        for (n, limit) in limits.iter().enumerate() {
+            let shard = &mut guards[guard(n)];
+            match Self::find(&shard.cells, hashes[n], limit.key) {
+                Ok(cell) => cell.tat.store(next[n], Ordering::Release),
+                Err(_) => Self::insert(shard, hashes[n], limit.key, next[n]),
+            }
+        }
+        Ok(decisions)
+    }
+
+    fn insert(shard: &mut Shard, hash: u64, key: &str, tat: u64) {
+        // Looked up again: a sweep may have opened an earlier probe slot.
+        if let Err(free) = Self::find(&shard.cells, hash, key) {
+            shard.cells.insert(
                 free,
                 Cell {
                     key: key.into(),
                     tat: AtomicU64::new(tat),
                 },
             );
+            shard.earliest = shard.earliest.min(tat);
         }
-        decision
     }
 
     fn update(cell: &Cell, quota: &Quota, now_us: u64) -> RateDecision {
@@ -138,25 +245,29 @@ impl RateTable {
         }
     }
 
-    fn make_room(shard: &mut Shard, now_us: u64, per_shard: usize) {
-        shard.retain(|_, cell| cell.tat.load(Ordering::Relaxed) > now_us);
-        if shard.len() < per_shard {
-            return;
+    /// Drops the cells whose TAT has passed, except those of `keep` (the
+    /// keys of the call in progress). Never touches a live cell.
+    fn sweep(shard: &mut Shard, now_us: u64, keep: &[&str]) {
+        if shard.earliest > now_us {
+            return; // nothing can have expired yet
         }
-        let mut tats: Vec<u64> = shard
-            .values()
-            .map(|c| c.tat.load(Ordering::Relaxed))
-            .collect();
-        let k = (tats.len() / 8).max(1) - 1;
-        let cutoff = *tats.select_nth_unstable(k).1;
-        shard.retain(|_, cell| cell.tat.load(Ordering::Relaxed) > cutoff);
+        let mut earliest = u64::MAX;
+        shard.cells.retain(|_, cell| {
+            let tat = cell.tat.load(Ordering::Relaxed);
+            let kept = tat > now_us || keep.contains(&&*cell.key);
+            if kept {
+                earliest = earliest.min(tat);
+            }
+            kept
+        });
+        shard.earliest = earliest;
     }
 
     /// Live cells (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).cells.len())
             .sum()
     }
 }
@@ -165,41 +276,141 @@ impl RateTable {
 mod tests {
     use super::*;
 
+    const HOUR_US: u64 = 3_600_000_000;
+
+    fn limit<'a>(key: &'a str, quota: &'a Quota) -> Limit<'a> {
+        Limit { key, quota }
+    }
+
     #[test]
     fn counts_per_key() {
         let t = RateTable::new(1000);
         let q = Quota::per_hour(2);
-        assert!(t.hit("a", &q, 1).allowed);
-        assert!(t.hit("a", &q, 2).allowed);
-        assert!(!t.hit("a", &q, 3).allowed);
-        assert!(t.hit("b", &q, 3).allowed);
+        assert!(t.hit("a", &q, 1).unwrap().allowed);
+        assert!(t.hit("a", &q, 2).unwrap().allowed);
+        assert!(!t.hit("a", &q, 3).unwrap().allowed);
+        assert!(t.hit("b", &q, 3).unwrap().allowed);
     }
 
     #[test]
-    fn memory_stays_bounded() {
+    fn memory_stays_bounded_and_refuses_when_full() {
         let t = RateTable::new(1024);
         let q = Quota::per_hour(1);
+        let mut refused = 0;
         for i in 0..100_000 {
-            t.hit(&format!("k{i}"), &q, 1_000 + i);
+            refused += usize::from(t.hit(&format!("k{i}"), &q, 1_000 + i).is_err());
         }
-        assert!(t.len() <= t.per_shard * t.shards.len(), "{} cells", t.len());
-        assert!(t.len() >= 1024 / 2, "evicted too much: {} cells", t.len());
+        assert!(t.len() <= t.capacity(), "{} cells", t.len());
+        assert!(t.len() >= 1024, "a shard refused early: {} cells", t.len());
+        assert_eq!(
+            refused,
+            100_000 - t.len(),
+            "every key past the bound refused"
+        );
+    }
+
+    /// The flood of issue 10: a full table of live cells, one exhausted key,
+    /// then a flood of new keys. Before, the flood evicted the exhausted
+    /// key's cell and it was allowed again.
+    #[test]
+    fn a_flood_never_evicts_a_live_cell() {
+        let t = RateTable::new(16 * 8);
+        let q = Quota::per_hour(1);
+        assert!(t.hit("victim", &q, 0).unwrap().allowed);
+        assert!(!t.hit("victim", &q, 1).unwrap().allowed);
+        let mut refused = 0;
+        for i in 0..10_000u64 {
+            refused += usize::from(t.hit(&format!("flood{i}"), &q, 2 + i).is_err());
+        }
+        assert!(refused > 0, "the table never filled");
+        assert!(
+            !t.hit("victim", &q, 20_000).unwrap().allowed,
+            "victim forgotten"
+        );
+        // Through hit_all as well.
+        let (a, b) = (Quota::per_hour(5), Quota::per_hour(1));
+        assert!(
+            !t.hit_all(&[limit("flood0", &a), limit("victim", &b)], 30_000)
+                .unwrap()[1]
+                .allowed
+        );
     }
 
     #[test]
-    fn expired_cells_are_swept_first() {
+    fn expired_cells_make_room_for_new_keys() {
         let t = RateTable::new(16 * 8);
         let q = Quota::per_second(1);
-        // Fill with cells that expire after 1 s.
+        // Fill with cells that expire after 1 s, until the table refuses.
+        let mut full = false;
         for i in 0..10_000u64 {
-            t.hit(&format!("old{i}"), &q, 1);
+            full |= t.hit(&format!("old{i}"), &q, 1).is_err();
         }
+        assert!(full, "the table never filled");
         // A live key survives a flood that arrives after the old cells expired.
         let live = Quota::per_hour(1);
-        assert!(t.hit("live", &live, 5_000_000).allowed);
+        assert!(t.hit("live", &live, 5_000_000).unwrap().allowed);
         for i in 0..50u64 {
-            t.hit(&format!("new{i}"), &q, 5_000_000);
+            assert!(t.hit(&format!("new{i}"), &q, 5_000_000).is_ok(), "new{i}");
         }
-        assert!(!t.hit("live", &live, 5_000_001).allowed);
+        assert!(!t.hit("live", &live, 5_000_001).unwrap().allowed);
+        // hit_all reuses expired room too.
+        for i in 0..50u64 {
+            let key = format!("newer{i}");
+            assert!(t.hit_all(&[limit(&key, &q)], 9_000_000).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn hit_all_is_all_or_nothing() {
+        let t = RateTable::new(1000);
+        let (one, three) = (Quota::per_hour(1), Quota::per_hour(3));
+        assert!(t.hit("spent", &one, 0).unwrap().allowed);
+        let d = t
+            .hit_all(&[limit("fresh", &three), limit("spent", &one)], 1)
+            .unwrap();
+        assert!(d[0].allowed && !d[1].allowed);
+        assert_eq!(d[0].remaining, 2, "reports what it would have decided");
+        // Nothing was counted: "fresh" still has its whole budget.
+        assert_eq!(t.hit("fresh", &three, 2).unwrap().remaining, 2);
+        assert_eq!(t.len(), 2);
+        let d = t.hit_all(&[limit("fresh", &three), limit("other", &three)], 3);
+        assert!(d.unwrap().iter().all(|d| d.allowed));
+        assert_eq!(t.hit("fresh", &three, 4).unwrap().remaining, 0);
+        assert_eq!(t.hit("other", &three, 4).unwrap().remaining, 1);
+    }
+
+    #[test]
+    fn hit_all_counts_a_repeated_key_twice() {
+        let t = RateTable::new(1000);
+        let q = Quota::per_hour(3);
+        let d = t.hit_all(&[limit("k", &q), limit("k", &q)], 0).unwrap();
+        assert_eq!((d[0].remaining, d[1].remaining), (2, 1));
+        let d = t
+            .hit_all(&[limit("k", &q), limit("k", &q)], HOUR_US / 100)
+            .unwrap();
+        assert!(d[0].allowed && !d[1].allowed, "{d:?}");
+        assert_eq!(t.hit("k", &q, HOUR_US / 100).unwrap().remaining, 0);
+    }
+
+    #[test]
+    fn hit_all_refuses_when_a_new_key_finds_no_room() {
+        let t = RateTable::new(16 * 8);
+        let q = Quota::per_hour(10);
+        assert!(t.hit("known", &q, 0).unwrap().allowed);
+        let mut i = 0u64;
+        // Fill until a new key is refused; remember that key.
+        let stranger = loop {
+            let key = format!("fill{i}");
+            if t.hit(&key, &q, 1).is_err() {
+                break key;
+            }
+            i += 1;
+        };
+        assert!(
+            t.hit_all(&[limit("known", &q), limit(&stranger, &q)], 2)
+                .is_err()
+        );
+        // The known key counted nothing (9 left after its one hit).
+        assert_eq!(t.hit("known", &q, 3).unwrap().remaining, 8);
     }
 }

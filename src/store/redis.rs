@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, RedisError, RedisFuture, Script, ScriptInvocation, Value};
 
-use super::{Attempt, Challenge, Rotation, Store, StoreError};
+use super::{Attempt, Challenge, Limit, Rotation, Store, StoreError, decide_all};
 use crate::clock::unix_micros;
 use crate::error::ConfigError;
-use crate::quota::{Quota, RateDecision, gcra};
+use crate::quota::RateDecision;
 
 const DEFAULT_PREFIX: &str = "tower-otp";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -35,7 +35,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// The Lua scripts, hashed once per process.
 struct Scripts {
-    hit: Script,
+    hit_all: Script,
     challenge_put: Script,
     challenge_attempt: Script,
     challenge_remove: Script,
@@ -50,7 +50,7 @@ struct Scripts {
 impl Scripts {
     fn all(&self) -> [&Script; 10] {
         [
-            &self.hit,
+            &self.hit_all,
             &self.challenge_put,
             &self.challenge_attempt,
             &self.challenge_remove,
@@ -65,7 +65,7 @@ impl Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    hit: Script::new(include_str!("lua/hit.lua")),
+    hit_all: Script::new(include_str!("lua/hit_all.lua")),
     challenge_put: Script::new(include_str!("lua/challenge_put.lua")),
     challenge_attempt: Script::new(include_str!("lua/challenge_attempt.lua")),
     challenge_remove: Script::new(include_str!("lua/challenge_remove.lua")),
@@ -401,8 +401,12 @@ impl Keys {
         }
     }
 
+    /// Every rate cell shares the hash tag `{P:r}`: the limits of one
+    /// request (per identifier, per IP, the global budget…) are decided in
+    /// one script, so on a cluster they must share one slot, and a global
+    /// budget key meets every other key.
     fn rate(&self, key: &str) -> String {
-        format!("{{{}:r:{key}}}", self.prefix)
+        format!("{{{}:r}}:{key}", self.prefix)
     }
 
     fn challenge(&self, key: &str) -> String {
@@ -441,7 +445,7 @@ impl Keys {
 ///
 /// | key | type | what |
 /// |---|---|---|
-/// | `{P:r:<key>}` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset |
+/// | `{P:r}:<key>` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset |
 /// | `{P:c:<key>}` | hash | challenge: `id`, `mac`, `exp`, attempt count `n` |
 /// | `{P:s:<id>}` | hash | session family: `cur`, `data`, `prev`, `prev_at`, `spent` |
 /// | `{P:s:<id>}:x` | string | revoked marker of a family id or a token `jti` |
@@ -454,6 +458,31 @@ impl Keys {
 /// drops index entries whose record has expired. All API keys share one slot
 /// (they are few), so listing is one script even on a cluster.
 ///
+/// All rate cells share the hash tag `{P:r}` too: [`Store::hit_all`] decides
+/// the limits of one request (per identifier, per client address, the global
+/// budget…) in one script, and on a cluster a script's keys must share a
+/// slot; since a global budget key may meet any other key, the only slot that
+/// works for every combination is one slot for all of them. On a cluster, all
+/// rate limiting therefore runs on the one master that owns `{P:r}` (challenges,
+/// sessions and revocations still spread over every master); give each
+/// application its own prefix to spread applications over masters.
+///
+/// # Capacity
+///
+/// `RedisStore` sets no bound of its own; memory is bounded by Redis. Revocation
+/// markers, session families and API keys are *authoritative*: an evicted
+/// revocation is a revoked token that works again. Run Redis with
+/// `maxmemory-policy noeviction` (the default) so a full Redis refuses writes —
+/// they fail as [`StoreError::Unavailable`] and the router answers `503` —
+/// instead of evicting; an `allkeys-*` or `volatile-*` policy can silently drop
+/// revocations, session families and exhausted rate cells (every key here but
+/// API keys stored without expiry carries a TTL, so `volatile-*` is no safer).
+///
+/// Without persistence (no RDB/AOF), a restart loses all of it: pending
+/// challenges (users request a new code), rate cells (limits start afresh),
+/// session families (users sign in again), revocations (revoked access tokens
+/// work again until they expire) and API keys.
+///
 /// # Failure behaviour
 ///
 /// Every call is bounded by [`RedisStoreBuilder::timeout`] (default 500 ms):
@@ -464,6 +493,13 @@ impl Keys {
 /// [`ConnectionManager`]: one multiplexed connection, re-established in the
 /// background after it breaks, so the same `RedisStore` recovers by itself
 /// when Redis comes back.
+///
+/// A failing call changes nothing when Redis itself refused it (a script
+/// reads and decides before it writes, so an unreadable key aborts it before
+/// any write). A call that *timed out* is different: it may still run if a
+/// stalled server wakes up and reads it, so a rate-limit hit answered `503`
+/// can be counted afterwards — the client cannot take back a command it has
+/// sent.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -633,48 +669,49 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Store for RedisStore {
-    async fn hit(
+    async fn hit_all(
         &self,
-        key: &str,
-        quota: &Quota,
+        limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> Result<RateDecision, StoreError> {
-        const OP: &str = "hit";
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        const OP: &str = "hit_all";
+        if limits.is_empty() {
+            return Ok(Vec::new());
+        }
         let now_us = unix_micros(now);
-        // The same derived parameters as `gcra`.
-        let t = quota.emission_interval_us();
-        let tau = t.saturating_mul(u64::from(quota.burst().max(1)));
-        let reply = self
-            .eval(
-                OP,
-                SCRIPTS
-                    .hit
-                    .key(self.keys.rate(key))
-                    .arg(now_us)
-                    .arg(t)
-                    .arg(tau),
-            )
-            .await?;
+        let mut invocation = SCRIPTS.hit_all.prepare_invoke();
+        invocation.arg(now_us);
+        for limit in limits {
+            // The same derived parameters as `gcra`.
+            let t = limit.quota.emission_interval_us();
+            let tau = t.saturating_mul(u64::from(limit.quota.burst().max(1)));
+            invocation.key(self.keys.rate(limit.key)).arg(t).arg(tau);
+        }
+        let reply = self.eval(OP, &invocation).await?;
         let mut items = array(OP, reply)?.into_iter();
-        let (Some(allowed), Some(stored), None) = (items.next(), items.next(), items.next()) else {
+        let allowed = int(OP, &items.next().ok_or_else(|| corrupt(OP))?)? == 1;
+        let stored = items
+            .map(|v| {
+                let b = bytes(OP, v)?;
+                if b.is_empty() {
+                    Ok(None)
+                } else {
+                    decimal(OP, Value::BulkString(b)).map(Some)
+                }
+            })
+            .collect::<Result<Vec<Option<u64>>, StoreError>>()?;
+        if stored.len() != limits.len() {
             return Err(corrupt(OP));
-        };
-        let allowed = int(OP, &allowed)? == 1;
-        let stored = bytes(OP, stored)?;
-        let stored = if stored.is_empty() {
-            None
-        } else {
-            Some(decimal(OP, Value::BulkString(stored))?)
-        };
-        // The decision itself comes from the one Rust implementation, fed
-        // the TAT the script saw; the script must have decided the same.
-        let (_, decision) = gcra(stored, now_us, quota);
-        if decision.allowed != allowed {
+        }
+        // The decisions come from the one Rust implementation, fed the TATs
+        // the script saw; the script must have decided the same.
+        let (decisions, next) = decide_all(limits, &stored, now_us);
+        if next.is_some() != allowed {
             return Err(StoreError::Corrupt(
-                "hit: redis and gcra disagree (quota beyond exact range)".into(),
+                "hit_all: redis and gcra disagree (quota beyond exact range)".into(),
             ));
         }
-        Ok(decision)
+        Ok(decisions)
     }
 
     async fn put_challenge(
@@ -999,7 +1036,7 @@ mod tests {
     #[test]
     fn keys_share_a_slot_per_family() {
         let k = Keys::new("app");
-        assert_eq!(k.rate("h"), "{app:r:h}");
+        assert_eq!(k.rate("h"), "{app:r}:h");
         assert_eq!(k.challenge("h"), "{app:c:h}");
         assert_eq!(k.family("sid"), "{app:s:sid}");
         assert_eq!(k.revoked("sid"), "{app:s:sid}:x");
@@ -1013,6 +1050,8 @@ mod tests {
         };
         assert_eq!(tag(&k.family("a}b")), tag(&k.revoked("a}b")));
         assert_eq!(tag(&k.api_key("x")), tag(&k.api_key_index));
+        // Every rate cell shares one tag: one hit_all may name any of them.
+        assert_eq!(tag(&k.rate("ip:a}{b")), tag(&k.rate("global")));
     }
 
     #[test]

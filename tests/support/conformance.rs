@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
-use tower_otp::store::{Attempt, Challenge, Rotation, Store};
+use tower_otp::store::{Attempt, Challenge, Limit, Rotation, Store};
 
 /// A random key with a readable label.
 pub fn unique(label: &str) -> String {
@@ -107,6 +107,158 @@ pub async fn concurrent_hits_never_exceed<S: Store>(store: S) {
         let (store, key) = (store.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             store.hit(&key, &q, t(0)).await.unwrap().allowed
+        }));
+    }
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(allowed, 10);
+}
+
+fn limit<'a>(key: &'a str, quota: &'a Quota) -> Limit<'a> {
+    Limit { key, quota }
+}
+
+/// When every limit allows, every limit is counted, and the decisions come
+/// back one per limit, in order.
+pub async fn hit_all_counts_every_limit<S: Store>(store: S) {
+    let (a, b) = (unique("all-a"), unique("all-b"));
+    let (qa, qb) = (Quota::per_hour(3), Quota::per_hour(5));
+    let d = store
+        .hit_all(&[limit(&a, &qa), limit(&b, &qb)], t(0))
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 2);
+    assert!(d[0].allowed && d[1].allowed);
+    assert_eq!((d[0].remaining, d[1].remaining), (2, 4));
+    // `hit` counts into the same cells.
+    assert_eq!(store.hit(&a, &qa, t(1)).await.unwrap().remaining, 1);
+    assert_eq!(store.hit(&b, &qb, t(1)).await.unwrap().remaining, 3);
+    assert!(store.hit_all(&[], t(2)).await.unwrap().is_empty());
+}
+
+/// A request refused by one limit consumes none of the others, whichever
+/// position the refusing limit has.
+pub async fn refused_hit_all_changes_no_counter<S: Store>(store: S) {
+    let spent = unique("all-spent");
+    let (fresh1, fresh2) = (unique("all-fresh"), unique("all-fresh"));
+    let one = Quota::per_hour(1);
+    let three = Quota::per_hour(3);
+    assert!(store.hit(&spent, &one, t(0)).await.unwrap().allowed);
+    for s in 1..20 {
+        let d = store
+            .hit_all(
+                &[
+                    limit(&fresh1, &three),
+                    limit(&spent, &one),
+                    limit(&fresh2, &three),
+                ],
+                t(s),
+            )
+            .await
+            .unwrap();
+        assert!(d[0].allowed && !d[1].allowed && d[2].allowed, "{d:?}");
+        assert_eq!(d[0].remaining, 2, "what it would have decided");
+        assert_eq!(d[1].retry_after, Duration::from_secs(3600 - s));
+    }
+    // Neither fresh limit was counted, and the refused one did not grow.
+    assert_eq!(
+        store.hit(&fresh1, &three, t(20)).await.unwrap().remaining,
+        2
+    );
+    assert_eq!(
+        store.hit(&fresh2, &three, t(20)).await.unwrap().remaining,
+        2
+    );
+    let d = store.hit(&spent, &one, t(20)).await.unwrap();
+    assert_eq!(d.retry_after, Duration::from_secs(3600 - 20));
+    assert!(store.hit(&spent, &one, t(3600)).await.unwrap().allowed);
+}
+
+/// A key named twice in one call is counted twice.
+pub async fn hit_all_counts_a_repeated_key_twice<S: Store>(store: S) {
+    let key = unique("all-twice");
+    let q = Quota::per_hour(3);
+    let d = store
+        .hit_all(&[limit(&key, &q), limit(&key, &q)], t(0))
+        .await
+        .unwrap();
+    assert_eq!((d[0].remaining, d[1].remaining), (2, 1));
+    let d = store
+        .hit_all(&[limit(&key, &q), limit(&key, &q)], t(1))
+        .await
+        .unwrap();
+    assert!(d[0].allowed && !d[1].allowed, "{d:?}");
+    assert_eq!(store.hit(&key, &q, t(1)).await.unwrap().remaining, 0);
+}
+
+/// 64 concurrent requests, each under a shared limit (10) and one of four
+/// overlapping per-group limits (3 each): exactly 10 are admitted, and the
+/// cells afterwards hold exactly the admitted ones — a refused request
+/// counted nowhere.
+pub async fn concurrent_hit_all_never_over_admits<S: Store>(store: S) {
+    let shared = Arc::new(unique("all-shared"));
+    let groups: Arc<Vec<String>> = Arc::new((0..4).map(|_| unique("all-group")).collect());
+    let (qs, qg) = (Quota::per_hour(10), Quota::per_hour(3));
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, shared, groups) = (store.clone(), shared.clone(), groups.clone());
+        tasks.push(tokio::spawn(async move {
+            let g = i % 4;
+            let d = store
+                .hit_all(&[limit(&groups[g], &qg), limit(&shared, &qs)], t(0))
+                .await
+                .unwrap();
+            assert_eq!(d.len(), 2);
+            let allowed = d.iter().all(|d| d.allowed);
+            (g, allowed)
+        }));
+    }
+    let mut per_group = [0u32; 4];
+    for task in tasks {
+        let (g, allowed) = task.await.unwrap();
+        per_group[g] += u32::from(allowed);
+    }
+    // 4 × 3 group places exceed the 10 shared ones, so the shared limit
+    // binds: exactly 10 admitted, no group over 3.
+    assert_eq!(per_group.iter().sum::<u32>(), 10, "{per_group:?}");
+    assert!(per_group.iter().all(|&n| n <= 3), "{per_group:?}");
+    // The shared cell holds exactly 10 hits: one more waits one interval.
+    let d = store.hit(&shared, &qs, t(0)).await.unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after, Duration::from_secs(360));
+    // Each group cell holds exactly its admitted hits.
+    for (g, key) in groups.iter().enumerate() {
+        let d = store.hit(key, &qg, t(0)).await.unwrap();
+        if per_group[g] < 3 {
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 3 - per_group[g] - 1, "group {g}");
+        } else {
+            assert!(!d.allowed);
+            assert_eq!(d.retry_after, Duration::from_secs(1200), "group {g}");
+        }
+    }
+}
+
+/// `hit` and `hit_all` racing on one key share its budget exactly.
+pub async fn concurrent_hit_and_hit_all_share_a_key<S: Store>(store: S) {
+    let key = Arc::new(unique("mixed"));
+    let q = Quota::per_hour(10);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                store.hit(&key, &q, t(0)).await.unwrap().allowed
+            } else {
+                let own = unique("mixed-own");
+                let d = store
+                    .hit_all(&[limit(&own, &q), limit(&key, &q)], t(0))
+                    .await
+                    .unwrap();
+                d[1].allowed
+            }
         }));
     }
     let mut allowed = 0;
@@ -489,7 +641,10 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@tests $make;
             hit_counts_and_refuses, hit_now_counts_like_hit, refused_hit_changes_nothing, hit_refills,
-            concurrent_hits_never_exceed, challenge_round_trip, missing_challenge,
+            concurrent_hits_never_exceed, hit_all_counts_every_limit,
+            refused_hit_all_changes_no_counter, hit_all_counts_a_repeated_key_twice,
+            concurrent_hit_all_never_over_admits, concurrent_hit_and_hit_all_share_a_key,
+            challenge_round_trip, missing_challenge,
             challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
             concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max,
             refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
