@@ -17,7 +17,7 @@ use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared}
 use crate::body::{ResponseBody, problem_response};
 use crate::error::Problem;
 use crate::quota::RateDecision;
-use crate::store::Store;
+use crate::store::{Limit, Store};
 
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -113,50 +113,63 @@ where
         };
         let now_us = shared.clock.now_us();
         let mut ratelimit = String::new();
-        // Count without waiting while the store can (the in-memory store
-        // always can): then the inner service is called right here.
-        let mut counted = 0;
-        for (index, key) in &keys {
+        // One policy: count without waiting while the store can (the
+        // in-memory store always can), and call the inner service right here.
+        if let [(index, key)] = keys.as_slice() {
             let policy = &shared.policies[*index];
-            let Some(decision) = shared.store.hit_now(key, &policy.quota, now_us) else {
-                break;
-            };
-            counted += 1;
-            if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
-                return ResponseFuture::refused(refused);
+            if let Some(decision) = shared.store.hit_now(key, &policy.quota, now_us) {
+                if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
+                    return ResponseFuture::refused(refused);
+                }
+                let headers = headers(shared, ratelimit);
+                return ResponseFuture::inner(self.inner.call(req), headers);
             }
         }
-        if counted == keys.len() {
-            let headers = headers(shared, ratelimit);
-            return ResponseFuture::inner(self.inner.call(req), headers);
+        if keys.is_empty() {
+            return ResponseFuture::inner(self.inner.call(req), headers(shared, ratelimit));
         }
-        // The store needs I/O: take the ready inner service, leave a clone.
+        // Several policies (decided together: a request one of them refuses
+        // spends none of the others), or a store that needs I/O: take the
+        // ready inner service, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(shared);
         let now = UNIX_EPOCH + Duration::from_micros(now_us);
         ResponseFuture::boxed(async move {
-            for (index, key) in &keys[counted..] {
-                let policy = &shared.policies[*index];
-                match shared.store.hit(key, &policy.quota, now).await {
-                    Ok(decision) => {
-                        if let Some(refused) = record(&shared, policy, &decision, &mut ratelimit) {
-                            return Ok(refused);
-                        }
+            let limits: Vec<Limit<'_>> = keys
+                .iter()
+                .map(|(index, key)| Limit {
+                    key,
+                    quota: &shared.policies[*index].quota,
+                })
+                .collect();
+            match shared.store.hit_all(&limits, now).await {
+                Ok(decisions) => {
+                    let refused: Vec<_> = keys
+                        .iter()
+                        .zip(&decisions)
+                        .filter(|(_, d)| !d.allowed)
+                        .map(|((index, _), d)| (&shared.policies[*index], d))
+                        .collect();
+                    if !refused.is_empty() {
+                        return Ok(refuse_all(&shared, &refused));
                     }
-                    Err(error) if shared.fail_open => {
-                        tracing::warn!(
-                            policy = %policy.name, %error,
-                            "rate limit store failed; letting the request through (fail open)"
-                        );
+                    for ((index, _), decision) in keys.iter().zip(&decisions) {
+                        push_item(&mut ratelimit, &shared.policies[*index], decision);
                     }
-                    Err(error) => {
-                        tracing::error!(
-                            policy = %policy.name, %error,
-                            "rate limit store failed; refusing the request (fail closed)"
-                        );
-                        return Ok(refusal(&shared, Problem::store_unavailable(), ratelimit));
-                    }
+                }
+                Err(error) if shared.fail_open => {
+                    tracing::warn!(
+                        %error,
+                        "rate limit store failed; letting the request through (fail open)"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(
+                        %error,
+                        "rate limit store failed; refusing the request (fail closed)"
+                    );
+                    return Ok(refusal(&shared, Problem::store_unavailable(), ratelimit));
                 }
             }
             let res = inner.call(req).await?;
@@ -167,6 +180,28 @@ where
     }
 }
 
+/// The 429 for a request the `refused` policies refused: every one of them
+/// named and counted, `Retry-After` the longest wait among them.
+fn refuse_all<St, B>(
+    shared: &Shared<St>,
+    refused: &[(&Policy, &RateDecision)],
+) -> Response<ResponseBody<B>> {
+    let mut ratelimit = String::new();
+    for (policy, decision) in refused {
+        push_item(&mut ratelimit, policy, decision);
+        tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
+        metrics::counter!(
+            "tower_otp_rate_limit_exceeded_total",
+            "policy" => policy.name.to_string()
+        )
+        .increment(1);
+    }
+    let retry_after = retry_after_secs(refused.iter().map(|(p, d)| (&p.quota, *d)));
+    let problem = Problem::rate_limited(Duration::from_secs(retry_after))
+        .with_violated_policies(refused.iter().map(|(p, _)| &*p.name));
+    refusal(shared, problem, ratelimit)
+}
+
 /// Adds `decision` to the `RateLimit` value; the refusal if it refused.
 fn record<St, B>(
     shared: &Shared<St>,
@@ -174,20 +209,11 @@ fn record<St, B>(
     decision: &RateDecision,
     ratelimit: &mut String,
 ) -> Option<Response<ResponseBody<B>>> {
-    push_item(ratelimit, policy, decision);
-    if decision.allowed {
-        return None;
+    if !decision.allowed {
+        return Some(refuse_all(shared, &[(policy, decision)]));
     }
-    tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
-    metrics::counter!(
-        "tower_otp_rate_limit_exceeded_total",
-        "policy" => policy.name.to_string()
-    )
-    .increment(1);
-    let retry_after = retry_after_secs([(&policy.quota, decision)]);
-    let problem = Problem::rate_limited(Duration::from_secs(retry_after))
-        .with_violated_policies([&*policy.name]);
-    Some(refusal(shared, problem, std::mem::take(ratelimit)))
+    push_item(ratelimit, policy, decision);
+    None
 }
 
 /// The store keys to count this request under, in policy order, or the
@@ -413,7 +439,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn several_policies_are_listed_and_the_first_refusal_stops() {
+    async fn several_policies_are_listed_and_decided_together() {
         let clock = ManualClock::default();
         let layer = RateLimitLayer::builder(MemoryStore::new())
             .limit("burst", Quota::per_second(1), ByClientIp)
@@ -450,6 +476,48 @@ mod tests {
         assert_eq!(
             res.headers()[RATELIMIT],
             "\"burst\";r=0;t=1, \"tenant\";r=98;t=35"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_by_a_later_policy_spends_no_earlier_one() {
+        // The tenant budget comes first: before policies were decided
+        // together, each request the burst policy refused still spent it.
+        let clock = ManualClock::default();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit(
+                "tenant",
+                Quota::per_hour(100),
+                ByHeader::new("x-tenant").unwrap(),
+            )
+            .limit("burst", Quota::per_second(1), ByClientIp)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        let req = || {
+            let mut r = from("192.0.2.1");
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_static("acme"));
+            r
+        };
+        assert_eq!(send(&svc, req()).await.status(), StatusCode::OK);
+        for _ in 0..5 {
+            let res = send(&svc, req()).await;
+            assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(res.headers()[RATELIMIT], "\"burst\";r=0;t=1");
+        }
+        clock.advance(Duration::from_secs(1));
+        let res = send(&svc, req()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // One counted request before, this one now: 98 left, not 93.
+        assert!(
+            res.headers()[RATELIMIT]
+                .to_str()
+                .unwrap()
+                .starts_with("\"tenant\";r=98;"),
+            "{:?}",
+            res.headers()[RATELIMIT]
         );
     }
 
