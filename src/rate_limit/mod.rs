@@ -12,10 +12,11 @@
 //! reads an API-key or tenant identity an authentication layer put into
 //! extensions.
 //!
-//! Policies are checked in order; the first that refuses answers
-//! `429 rate_limited` (problem+json naming the policy in
-//! `"violated-policies"`, `Cache-Control: no-store`, `Retry-After` in whole
-//! seconds rounded up, never `0`) and later policies are not counted. Every
+//! A request's policies are decided together, all or nothing
+//! ([`Store::hit_all`](crate::store::Store::hit_all)): when any refuses, the
+//! answer is `429 rate_limited` (problem+json naming every refusing policy
+//! in `"violated-policies"`, `Cache-Control: no-store`, `Retry-After` in
+//! whole seconds rounded up, never `0`) and no policy is counted. Every
 //! response — allowed, refused, or the inner service's own `404` — carries
 //! the structured fields of
 //! [draft-ietf-httpapi-ratelimit-headers-10](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/):
@@ -92,8 +93,9 @@
 //!   (`rl:<policy>:…`); values from extractors that may see secrets (every
 //!   extractor except [`ByClientIp`]) are replaced by their SHA-256.
 //! * **Bounded memory**: with [`MemoryStore`](crate::store::MemoryStore), the
-//!   rate table holds at most `max_rate_keys` keys (default 1 000 000), so a
-//!   flood of new keys evicts old ones instead of growing without bound.
+//!   rate table holds at most `max_rate_keys` keys (default 1 000 000). A
+//!   flood of new keys never evicts a live limit: expired cells make room
+//!   first, then new keys are refused (`503`, fail closed).
 
 mod fields;
 mod future;
