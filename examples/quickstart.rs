@@ -34,6 +34,8 @@ use tower_otp::otp::OtpRouter;
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
 
+#[path = "support/secret.rs"]
+mod secret;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -51,15 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
     let limits = serve::Limits::from_env()?;
-    let secret: Vec<u8> = match std::env::var("OTP_SECRET") {
-        Ok(secret) => secret.into_bytes(),
-        Err(_) => {
-            eprintln!(
-                "OTP_SECRET is not set: generated a random 32-byte secret for this run (codes and tokens die with the process)."
-            );
-            rand::random::<[u8; 32]>().to_vec()
-        }
-    };
+    let secret = secret::otp_secret_or_random();
 
     let auth = OtpRouter::builder(MemoryStore::new(), LogNotifier)
         .secret(&secret)

@@ -14,6 +14,7 @@ use super::future::ResponseFuture;
 use super::keys::JwtKeys;
 use super::token::{
     JwtError, MAX_TOKEN_LEN, RegisteredClaims, Validation, b64token, bearer_bytes, decode,
+    is_bearer_scheme,
 };
 use crate::body::{ResponseBody, problem_response};
 use crate::clock::{Clock, CoarseClock};
@@ -356,17 +357,6 @@ pub(crate) fn cookie_token<'a>(headers: &'a http::HeaderMap, name: &str) -> Opti
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
-/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
-/// well-formed or not.
-fn is_bearer(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    let scheme = bytes
-        .iter()
-        .position(|&b| b == b' ')
-        .map_or(bytes, |space| &bytes[..space]);
-    scheme.eq_ignore_ascii_case(b"bearer")
-}
-
 /// A 401 with an RFC 6750 challenge: `error="invalid_token"` when a token
 /// was presented and failed, a bare `Bearer` when none was.
 fn refusal<B>(with_error: bool) -> Response<ResponseBody<B>> {
@@ -406,7 +396,7 @@ where
         // `Authorization`, or one of another scheme such as `Basic` — gets a
         // bare `Bearer` challenge; a bearer token that fails gets
         // `error="invalid_token"`.
-        let token = match headers.get(AUTHORIZATION).filter(|v| is_bearer(v)) {
+        let token = match headers.get(AUTHORIZATION).filter(|v| is_bearer_scheme(v)) {
             Some(value) => match bearer_bytes(value) {
                 Some(token) => token,
                 None => return ResponseFuture::refused(refusal(true)),

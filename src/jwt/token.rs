@@ -333,6 +333,18 @@ pub fn decode<C: DeserializeOwned>(
     })
 }
 
+/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
+/// well-formed or not: another scheme (`Basic`) is no bearer credential at
+/// all (RFC 6750 §3.1), a bad bearer token is an invalid one.
+pub(crate) fn is_bearer_scheme(value: &http::HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let scheme = bytes
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(bytes, |space| &bytes[..space]);
+    scheme.eq_ignore_ascii_case(b"bearer")
+}
+
 /// Pulls the token out of an `Authorization: Bearer <token>` value: scheme
 /// case-insensitive, exactly one space-separated token of RFC 6750 characters.
 pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {

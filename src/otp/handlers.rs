@@ -139,17 +139,6 @@ fn valid_locale(locale: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
-/// well-formed token or not.
-fn is_bearer_scheme(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    let scheme = bytes
-        .iter()
-        .position(|&b| b == b' ')
-        .map_or(bytes, |space| &bytes[..space]);
-    scheme.eq_ignore_ascii_case(b"bearer")
-}
-
 /// One limit of a request: the policy (named as its [`Limits`] field),
 /// the store key it counts under and its quota.
 ///
@@ -672,7 +661,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .filter(|v| is_bearer_scheme(v))
+            .filter(|v| jwt::is_bearer_scheme(v))
             .ok_or_else(Problem::no_credentials)?;
         let token = jwt::bearer_token(header).ok_or_else(Problem::invalid_token)?;
         let verified: Verified<Map<String, Value>> =
