@@ -4,7 +4,7 @@
 /// `OTP_SECRET` when set (the router refuses a weak one at build time), else
 /// 32 random bytes, said on stderr without printing them: codes and tokens
 /// then die with the process, which suits a development server.
-pub fn otp_secret_or_random() -> Vec<u8> {
+pub(crate) fn otp_secret_or_random() -> Vec<u8> {
     match std::env::var("OTP_SECRET") {
         Ok(secret) => secret.into_bytes(),
         Err(_) => {
