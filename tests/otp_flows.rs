@@ -4,19 +4,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::http::{Http, Reply, serve};
-use tower_otp::client_ip::PeerAddr;
 use tower_otp::clock::ManualClock;
 use tower_otp::events::{EventKind, MemorySink};
 use tower_otp::identifier::Identifier;
@@ -29,15 +24,6 @@ use tower_otp::store::MemoryStore;
 const SECRET: &str = "hV3qN8xK2mR7tW4zL9cB6pJ1fD5sG0yE";
 const PHONE: &str = "+14155550100";
 const EMAIL: &str = "ada@example.com";
-
-async fn peer_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(PeerAddr(addr));
-    next.run(req).await
-}
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {
     Json(json!({ "subject": claims.registered().sub, "plan": claims.custom()["plan"] }))
@@ -61,10 +47,8 @@ async fn start<N: Notifier, R: SubjectResolver>(router: OtpRouter<MemoryStore, N
     let api = Router::new()
         .route("/api/me", get(me))
         .route_layer(router.jwt_layer::<Value>());
-    let app = Router::new()
-        .merge(api)
-        .nest_service("/auth", router)
-        .layer(middleware::from_fn(peer_addr));
+    let app = Router::new().merge(api).nest_service("/auth", router);
+    // The router reads the client address from axum's `ConnectInfo`.
     Http::new(serve(app).await)
 }
 
