@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{AUTHORIZATION, COOKIE, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, COOKIE};
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower::{Layer, Service};
@@ -358,17 +358,14 @@ pub(crate) fn cookie_token<'a>(headers: &'a http::HeaderMap, name: &str) -> Opti
 }
 
 /// A 401 with an RFC 6750 challenge: `error="invalid_token"` when a token
-/// was presented and failed, a bare `Bearer` when none was.
+/// was presented and failed, a bare `Bearer` when none was (the router's
+/// refusals, from the same two `Problem` constructors).
 fn refusal<B>(with_error: bool) -> Response<ResponseBody<B>> {
-    let challenge = if with_error {
-        "Bearer error=\"invalid_token\""
+    problem_response(if with_error {
+        Problem::invalid_token()
     } else {
-        "Bearer"
-    };
-    let mut res = problem_response(Problem::invalid_token());
-    res.headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-    res
+        Problem::no_credentials()
+    })
 }
 
 impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C, R>
@@ -470,7 +467,7 @@ mod tests {
     use std::time::Duration;
 
     use http::StatusCode;
-    use http::header::AUTHORIZATION;
+    use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
     use tower::{ServiceExt, service_fn};
 
     use super::*;
