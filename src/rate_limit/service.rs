@@ -128,36 +128,30 @@ where
         if keys.is_empty() {
             return ResponseFuture::inner(self.inner.call(req), headers(shared, ratelimit));
         }
-        // Several policies (decided together: a request one of them refuses
-        // spends none of the others), or a store that needs I/O: take the
-        // ready inner service, leave a clone.
+        // Several policies, decided together: a request one of them refuses
+        // spends none of the others. Without waiting while the store can.
+        if keys.len() > 1
+            && let Some(decisions) = shared.store.hit_all_now(&limits(shared, &keys), now_us)
+        {
+            return match settle(shared, &keys, &decisions) {
+                Ok(ratelimit) => {
+                    let headers = headers(shared, ratelimit);
+                    ResponseFuture::inner(self.inner.call(req), headers)
+                }
+                Err(refused) => ResponseFuture::refused(refused),
+            };
+        }
+        // The store needs I/O: take the ready inner service, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(shared);
         let now = UNIX_EPOCH + Duration::from_micros(now_us);
         ResponseFuture::boxed(async move {
-            let limits: Vec<Limit<'_>> = keys
-                .iter()
-                .map(|(index, key)| Limit {
-                    key,
-                    quota: &shared.policies[*index].quota,
-                })
-                .collect();
-            match shared.store.hit_all(&limits, now).await {
-                Ok(decisions) => {
-                    let refused: Vec<_> = keys
-                        .iter()
-                        .zip(&decisions)
-                        .filter(|(_, d)| !d.allowed)
-                        .map(|((index, _), d)| (&shared.policies[*index], d))
-                        .collect();
-                    if !refused.is_empty() {
-                        return Ok(refuse_all(&shared, &refused));
-                    }
-                    for ((index, _), decision) in keys.iter().zip(&decisions) {
-                        push_item(&mut ratelimit, &shared.policies[*index], decision);
-                    }
-                }
+            match shared.store.hit_all(&limits(&shared, &keys), now).await {
+                Ok(decisions) => match settle(&shared, &keys, &decisions) {
+                    Ok(items) => ratelimit = items,
+                    Err(refused) => return Ok(refused),
+                },
                 Err(error) if shared.fail_open => {
                     tracing::warn!(
                         %error,
@@ -178,6 +172,39 @@ where
             Ok(res)
         })
     }
+}
+
+/// The store limits of `keys`, in policy order.
+fn limits<'a, St>(shared: &'a Shared<St>, keys: &'a [(usize, String)]) -> Vec<Limit<'a>> {
+    keys.iter()
+        .map(|(index, key)| Limit {
+            key,
+            quota: &shared.policies[*index].quota,
+        })
+        .collect()
+}
+
+/// The `RateLimit` value for `decisions` when every policy allowed, else the
+/// 429 naming the refusing ones.
+fn settle<St, B>(
+    shared: &Shared<St>,
+    keys: &[(usize, String)],
+    decisions: &[RateDecision],
+) -> Result<String, Response<ResponseBody<B>>> {
+    let refused: Vec<_> = keys
+        .iter()
+        .zip(decisions)
+        .filter(|(_, d)| !d.allowed)
+        .map(|((index, _), d)| (&shared.policies[*index], d))
+        .collect();
+    if !refused.is_empty() {
+        return Err(refuse_all(shared, &refused));
+    }
+    let mut ratelimit = String::new();
+    for ((index, _), decision) in keys.iter().zip(decisions) {
+        push_item(&mut ratelimit, &shared.policies[*index], decision);
+    }
+    Ok(ratelimit)
 }
 
 /// The 429 for a request the `refused` policies refused: every one of them
@@ -438,9 +465,45 @@ mod tests {
         assert_eq!(body, "inner");
     }
 
-    #[tokio::test]
-    async fn several_policies_are_listed_and_decided_together() {
+    /// A service with a 1/s `burst` policy by client IP and a 100/hour
+    /// `tenant` policy by `x-tenant`, the tenant one first when asked.
+    fn two_policies(
+        tenant_first: bool,
+    ) -> (
+        impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone,
+        ManualClock,
+    ) {
         let clock = ManualClock::default();
+        let tenant = ByHeader::new("x-tenant").unwrap();
+        let builder = RateLimitLayer::builder(MemoryStore::new());
+        let builder = if tenant_first {
+            builder.limit("tenant", Quota::per_hour(100), tenant).limit(
+                "burst",
+                Quota::per_second(1),
+                ByClientIp,
+            )
+        } else {
+            builder
+                .limit("burst", Quota::per_second(1), ByClientIp)
+                .limit("tenant", Quota::per_hour(100), tenant)
+        };
+        let layer = builder.clock(clock.clone()).build().unwrap();
+        (service(&layer), clock)
+    }
+
+    fn tenant_request() -> Request<()> {
+        let mut r = from("192.0.2.1");
+        r.headers_mut()
+            .insert("x-tenant", HeaderValue::from_static("acme"));
+        r
+    }
+
+    #[tokio::test]
+    async fn several_policies_over_memory_call_the_inner_service_in_place() {
+        // `hit_all_now`: the inner service is called inside `call`, not in a
+        // boxed future polled later.
+        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&called);
         let layer = RateLimitLayer::builder(MemoryStore::new())
             .limit("burst", Quota::per_second(1), ByClientIp)
             .limit(
@@ -448,16 +511,21 @@ mod tests {
                 Quota::per_hour(100),
                 ByHeader::new("x-tenant").unwrap(),
             )
-            .clock(clock.clone())
             .build()
             .unwrap();
-        let svc = service(&layer);
-        let req = || {
-            let mut r = from("192.0.2.1");
-            r.headers_mut()
-                .insert("x-tenant", HeaderValue::from_static("acme"));
-            r
-        };
+        let mut svc = layer.layer(service_fn(move |_req: Request<()>| {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        }));
+        let fut = svc.ready().await.unwrap().call(tenant_request());
+        assert!(called.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(fut.await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn several_policies_are_listed_and_decided_together() {
+        let (svc, clock) = two_policies(false);
+        let req = tenant_request;
         let res = send(&svc, req()).await;
         assert_eq!(
             res.headers()[RATELIMIT_POLICY],
@@ -483,24 +551,8 @@ mod tests {
     async fn a_request_refused_by_a_later_policy_spends_no_earlier_one() {
         // The tenant budget comes first: before policies were decided
         // together, each request the burst policy refused still spent it.
-        let clock = ManualClock::default();
-        let layer = RateLimitLayer::builder(MemoryStore::new())
-            .limit(
-                "tenant",
-                Quota::per_hour(100),
-                ByHeader::new("x-tenant").unwrap(),
-            )
-            .limit("burst", Quota::per_second(1), ByClientIp)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        let svc = service(&layer);
-        let req = || {
-            let mut r = from("192.0.2.1");
-            r.headers_mut()
-                .insert("x-tenant", HeaderValue::from_static("acme"));
-            r
-        };
+        let (svc, clock) = two_policies(true);
+        let req = tenant_request;
         assert_eq!(send(&svc, req()).await.status(), StatusCode::OK);
         for _ in 0..5 {
             let res = send(&svc, req()).await;

@@ -307,6 +307,11 @@ impl Store for MemoryStore {
             .map_err(|_| self.rates_full())
     }
 
+    /// `Some` unless the rate table is full (then [`hit_all`](Store::hit_all) says so).
+    fn hit_all_now(&self, limits: &[Limit<'_>], now_us: u64) -> Option<Vec<RateDecision>> {
+        self.rates.hit_all(limits, now_us).ok()
+    }
+
     async fn put_challenge(
         &self,
         key: &str,

@@ -242,6 +242,15 @@ pub trait Store: Clone + Send + Sync + fmt::Debug + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<Vec<RateDecision>, StoreError>> + Send;
 
+    /// [`hit_all`](Self::hit_all) without waiting, as [`hit_now`](Self::hit_now)
+    /// is to [`hit`](Self::hit): `None` (the default) when counting needs I/O
+    /// or cannot happen right now. A layer with several policies tries it
+    /// first, so over the in-memory store it boxes no future.
+    fn hit_all_now(&self, limits: &[Limit<'_>], now_us: u64) -> Option<Vec<RateDecision>> {
+        let _ = (limits, now_us);
+        None
+    }
+
     /// Stores `challenge` under `key`, replacing (voiding) any previous one;
     /// it lives until `challenge.expires_at_us` and its attempt count starts at 0.
     fn put_challenge(
