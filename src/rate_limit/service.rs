@@ -138,7 +138,7 @@ where
                     let headers = headers(shared, ratelimit);
                     ResponseFuture::inner(self.inner.call(req), headers)
                 }
-                Err(refused) => ResponseFuture::refused(refused),
+                Err(refused) => ResponseFuture::refused(refuse_all(shared, &refused)),
             };
         }
         // The store needs I/O: take the ready inner service, leave a clone.
@@ -150,7 +150,7 @@ where
             match shared.store.hit_all(&limits(&shared, &keys), now).await {
                 Ok(decisions) => match settle(&shared, &keys, &decisions) {
                     Ok(items) => ratelimit = items,
-                    Err(refused) => return Ok(refused),
+                    Err(refused) => return Ok(refuse_all(&shared, &refused)),
                 },
                 Err(error) if shared.fail_open => {
                     tracing::warn!(
@@ -185,12 +185,12 @@ fn limits<'a, St>(shared: &'a Shared<St>, keys: &'a [(usize, String)]) -> Vec<Li
 }
 
 /// The `RateLimit` value for `decisions` when every policy allowed, else the
-/// 429 naming the refusing ones.
-fn settle<St, B>(
-    shared: &Shared<St>,
+/// refusing policies (for [`refuse_all`]).
+fn settle<'a, St>(
+    shared: &'a Shared<St>,
     keys: &[(usize, String)],
-    decisions: &[RateDecision],
-) -> Result<String, Response<ResponseBody<B>>> {
+    decisions: &'a [RateDecision],
+) -> Result<String, Vec<(&'a Policy, &'a RateDecision)>> {
     let refused: Vec<_> = keys
         .iter()
         .zip(decisions)
@@ -198,7 +198,7 @@ fn settle<St, B>(
         .map(|((index, _), d)| (&shared.policies[*index], d))
         .collect();
     if !refused.is_empty() {
-        return Err(refuse_all(shared, &refused));
+        return Err(refused);
     }
     let mut ratelimit = String::new();
     for ((index, _), decision) in keys.iter().zip(decisions) {
