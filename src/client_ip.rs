@@ -91,7 +91,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use http::header::{FORWARDED, HeaderName};
@@ -101,6 +101,7 @@ use pin_project::pin_project;
 use tower::{Layer, Service};
 
 use crate::error::ConfigError;
+use crate::log_throttle::LogThrottle;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -252,7 +253,7 @@ impl Default for ClientIpKey {
         Self {
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
             shared_bucket: false,
-            log: Arc::new(LogThrottle::new()),
+            log: Arc::new(LogThrottle::missing_address()),
         }
     }
 }
@@ -344,50 +345,20 @@ impl ClientIpKeyBuilder {
         Ok(ClientIpKey {
             ipv6_prefix: self.ipv6_prefix,
             shared_bucket: self.shared_bucket,
-            log: Arc::new(LogThrottle::new()),
+            log: Arc::new(LogThrottle::missing_address()),
         })
     }
 }
 
-/// Rate-limits the log lines about requests without a client address: the
-/// first one at once, then at most one a minute, each saying how many
-/// requests went unreported in between.
-#[derive(Debug)]
-pub(crate) struct LogThrottle {
-    /// Unix seconds before which nothing is logged.
-    next_at: AtomicU64,
-    /// Requests since the last line.
-    quiet: AtomicU64,
-}
+/// Seconds between two log lines about requests without a client address.
+const MISSING_ADDRESS_LOG_EVERY_SECS: u64 = 60;
 
+/// The log lines about requests without a client address: the first at
+/// once, then at most one a minute, each saying how many requests went
+/// unreported in between.
 impl LogThrottle {
-    const INTERVAL_SECS: u64 = 60;
-
-    pub(crate) const fn new() -> Self {
-        Self {
-            next_at: AtomicU64::new(0),
-            quiet: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(requests since the last line)` when a line is due now.
-    fn due(&self, now_secs: u64) -> Option<u64> {
-        let next = self.next_at.load(Ordering::Relaxed);
-        if now_secs < next
-            || self
-                .next_at
-                .compare_exchange(
-                    next,
-                    now_secs.saturating_add(Self::INTERVAL_SECS),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
-            self.quiet.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(self.quiet.swap(0, Ordering::Relaxed))
+    pub(crate) const fn missing_address() -> Self {
+        Self::new(MISSING_ADDRESS_LOG_EVERY_SECS)
     }
 
     /// Counts and (rate-limited) logs a refusal; returns the problem.
@@ -1351,17 +1322,6 @@ mod tests {
             .unwrap();
         assert!(shared.shares_bucket_for_unknown_clients());
         assert_eq!(shared.key_of(ip("2001:db8::1")), "2001:db8::/64");
-    }
-
-    #[test]
-    fn refusal_logs_are_throttled() {
-        let log = LogThrottle::new();
-        assert_eq!(log.due(1_000), Some(0), "the first one is logged at once");
-        assert_eq!(log.due(1_000), None);
-        assert_eq!(log.due(1_059), None);
-        assert_eq!(log.due(1_060), Some(2), "then one a minute, with the count");
-        assert_eq!(log.due(1_061), None);
-        assert_eq!(log.due(5_000), Some(1));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod fuzzing;
 mod http_date;
 pub mod identifier;
 pub mod jwt;
+mod log_throttle;
 pub mod notify;
 pub mod otp;
 pub mod quota;

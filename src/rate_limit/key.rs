@@ -10,8 +10,9 @@ use http::header::HeaderName;
 use http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use crate::client_ip::{ClientIp, ClientIpKey, DEFAULT_IPV6_PREFIX, LogThrottle, push_limit_key};
+use crate::client_ip::{ClientIp, ClientIpKey, DEFAULT_IPV6_PREFIX, push_limit_key};
 use crate::error::{ConfigError, Problem};
+use crate::log_throttle::LogThrottle;
 
 /// Says which bucket a request counts against.
 ///
@@ -96,7 +97,7 @@ pub struct ByClientIp;
 
 /// The log throttle of every [`ByClientIp`] (a unit struct has no room for
 /// its own).
-static BY_CLIENT_IP_LOG: LogThrottle = LogThrottle::new();
+static BY_CLIENT_IP_LOG: LogThrottle = LogThrottle::missing_address();
 
 /// Appends the limit key of this request's client address; `false` when it
 /// has none.
