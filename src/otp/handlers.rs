@@ -232,14 +232,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         Err(crate::rate_limit::refused(&violated))
     }
 
-    /// The per-client-IP key of `/otp/verify`: the address part of
-    /// [`ip_key`](Inner::ip_key) under its own namespace.
-    fn verify_ip_key(&self, ctx: &RequestContext) -> Result<String, Problem> {
-        let key = self.ip_key(ctx)?;
-        let addr = key.strip_prefix("otp:req:ip:").unwrap_or(&key);
-        Ok(format!("otp:verify:ip:{addr}"))
-    }
-
     /// A challenge no code matches: its MAC is random, not a code's.
     fn decoy(&self, now: std::time::SystemTime) -> Challenge {
         Challenge {
@@ -323,7 +315,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         // Limits count per mailbox / number, whatever alias was typed.
         let limit_id = self.secrets.identifiers.limit_hash(&id);
         let mut checks = vec![
-            Check::new("request_per_ip", self.ip_key(ctx)?, limits.request_per_ip),
+            Check::new(
+                "request_per_ip",
+                self.ip_key(ctx, "otp:req:ip:")?,
+                limits.request_per_ip,
+            ),
             Check::new(
                 "resend_cooldown",
                 format!("otp:req:cd:{limit_id}"),
@@ -477,7 +473,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let checks = [
             Check::new(
                 "verify_per_ip",
-                self.verify_ip_key(ctx)?,
+                self.ip_key(ctx, "otp:verify:ip:")?,
                 limits.verify_per_ip,
             ),
             Check::new(

@@ -202,12 +202,17 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         Problem::store_unavailable()
     }
 
-    /// The rate-limit key for this client's address: the client-address key
-    /// of [`ClientIpKey`](crate::client_ip::ClientIpKey) (IPv6 per /64 by
+    /// The rate-limit key for this client's address under `namespace`
+    /// (`"otp:req:ip:"`, `"otp:verify:ip:"`): the client-address key of
+    /// [`ClientIpKey`](crate::client_ip::ClientIpKey) (IPv6 per /64 by
     /// default), hashed. Without an address, `500 client_ip_unavailable`
     /// (logged at error level, at most once a minute) unless the app opted
     /// into one shared bucket.
-    pub(crate) fn ip_key(&self, ctx: &RequestContext) -> Result<String, Problem> {
+    pub(crate) fn ip_key(
+        &self,
+        ctx: &RequestContext,
+        namespace: &'static str,
+    ) -> Result<String, Problem> {
         let settings = &self.config.client_ip_key;
         let now_secs = || crate::clock::unix_secs(self.now());
         match ctx.client_ip {
@@ -215,13 +220,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 let mut key = String::with_capacity(48);
                 push_limit_key(&mut key, ip, settings.ipv6_prefix());
                 Ok(format!(
-                    "otp:req:ip:{}",
+                    "{namespace}{}",
                     self.secrets.identifiers.hash_str("ip", &key)
                 ))
             }
             None if settings.shares_bucket_for_unknown_clients() => {
                 settings.note_shared_bucket("OtpRouter", now_secs());
-                Ok("otp:req:ip:unknown".to_owned())
+                Ok(format!("{namespace}unknown"))
             }
             None => Err(settings.refuse_unknown("OtpRouter", now_secs())),
         }
