@@ -400,6 +400,7 @@ async fn the_curl_walk_through_works_when_pasted() {
         .env_remove("OTP_SECRET")
         .current_dir(&dir)
         .stdout(std::fs::File::create(&codes).unwrap())
+        .stderr(std::fs::File::create(dir.join("banner.txt")).unwrap())
         .spawn()
         .expect("quickstart starts");
     wait_for_port(port).await;
@@ -415,6 +416,18 @@ async fn the_curl_walk_through_works_when_pasted() {
     });
     let _ = server.kill();
     let _ = server.wait();
+    // The banner says what the README says: the same lines take the code
+    // from codes.jsonl and the access token from the verify answer.
+    let banner = std::fs::read_to_string(dir.join("banner.txt")).unwrap();
+    for line in script
+        .lines()
+        .filter(|l| l.starts_with("CODE=") || l.starts_with("ACCESS="))
+    {
+        assert!(
+            banner.lines().any(|b| b.trim() == line),
+            "the quickstart banner lacks the README's `{line}`:\n{banner}"
+        );
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
