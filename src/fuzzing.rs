@@ -163,7 +163,8 @@ fn forwarding_header(
 pub fn jwt_decode(data: &[u8]) {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use crate::jwt::{JwtKeys, Validation, bearer_token, decode};
+    use crate::credentials::bearer_token;
+    use crate::jwt::{JwtKeys, Validation, decode};
 
     let Ok(keys) = JwtKeys::new("fuzz", "fz7Qm2Lx9Vr4Tk8Wc3Nb6Hp1Jd5Sa0Eu") else {
         return;

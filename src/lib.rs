@@ -7,6 +7,7 @@ pub mod api_key;
 pub mod body;
 pub mod client_ip;
 pub mod clock;
+mod credentials;
 pub mod error;
 pub mod events;
 #[cfg(feature = "axum")]

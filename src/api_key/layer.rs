@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use tower::Layer;
@@ -14,10 +14,10 @@ use super::identity::ApiKeyIdentity;
 use super::manage::{ApiKeys, valid_scope};
 use super::service::ApiKeyAuth;
 use crate::body::{ResponseBody, problem_response};
+use crate::credentials;
 use crate::error::{ConfigError, Problem};
-use crate::events::{self, Event, EventKind, EventSink};
-use crate::jwt::bearer_token;
-use crate::otp::RequestContext;
+use crate::events::RequestContext;
+use crate::events::{self, EventKind, EventSink};
 use crate::store::Store;
 
 /// The `X-API-Key` header.
@@ -57,45 +57,8 @@ impl KeySource {
     /// The presented key, `None` when none is presented; malformed when a
     /// header is repeated or not text, or a Bearer credential is not a token.
     fn presented<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, FormatError> {
-        if let Some(name) = self.header()
-            && let Some(v) = single(headers, name)?
-        {
-            return v.to_str().map(Some).map_err(|_| FormatError::Shape);
-        }
-        if !self.bearer() {
-            return Ok(None);
-        }
-        let Some(v) = single(headers, &AUTHORIZATION)? else {
-            return Ok(None);
-        };
-        match bearer_token(v) {
-            Some(token) => Ok(Some(token)),
-            None => {
-                let scheme = v
-                    .as_bytes()
-                    .split(|&b| b == b' ')
-                    .next()
-                    .unwrap_or_default();
-                if scheme.eq_ignore_ascii_case(b"bearer") {
-                    Err(FormatError::Shape)
-                } else {
-                    // Another scheme (Basic, …): no API key presented.
-                    Ok(None)
-                }
-            }
-        }
-    }
-}
-
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<&'h HeaderValue>, FormatError> {
-    let mut all = headers.get_all(name).iter();
-    match (all.next(), all.next()) {
-        (None, _) => Ok(None),
-        (Some(v), None) => Ok(Some(v)),
-        (Some(_), Some(_)) => Err(FormatError::Shape),
+        credentials::presented_key(headers, self.header(), self.bearer())
+            .map_err(|_| FormatError::Shape)
     }
 }
 
@@ -365,11 +328,7 @@ impl<S: Store> Shared<S> {
         let Some(sink) = &self.events else {
             return;
         };
-        let ctx = RequestContext::from_parts(parts);
-        let mut event = Event::new(kind, self.keys.now());
-        event.request_id = ctx.request_id;
-        event.client_ip = ctx.client_ip;
-        event.user_agent = ctx.user_agent;
+        let mut event = RequestContext::from_parts(parts).event(kind, self.keys.now());
         event.subject = key_id.map(|id| format!("api_key:{id}"));
         event.reason = Some(reason);
         events::emit(sink.as_ref(), &event);

@@ -17,6 +17,10 @@ use std::time::SystemTime;
 
 use crate::identifier::HashedId;
 
+mod context;
+
+pub(crate) use self::context::RequestContext;
+
 #[cfg(feature = "http-notifier")]
 mod webhook;
 

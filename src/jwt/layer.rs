@@ -12,12 +12,10 @@ use tower::{Layer, Service};
 
 use super::future::ResponseFuture;
 use super::keys::JwtKeys;
-use super::token::{
-    JwtError, MAX_TOKEN_LEN, RegisteredClaims, Validation, b64token, bearer_bytes, decode,
-    is_bearer_scheme,
-};
+use super::token::{JwtError, RegisteredClaims, Validation, decode};
 use crate::body::{ResponseBody, problem_response};
 use crate::clock::{Clock, CoarseClock};
+use crate::credentials::{MAX_TOKEN_LEN, b64token, bearer_bytes, is_bearer_scheme};
 use crate::error::Problem;
 use crate::slot_cache::SlotCache;
 use crate::store::{Store, StoreError};

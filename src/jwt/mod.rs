@@ -41,8 +41,7 @@ pub use layer::{
 
 pub use keys::{JwtKeys, MIN_SECRET_LEN};
 pub use refresh::RefreshToken;
-pub(crate) use token::is_bearer_scheme;
 pub use token::{
     Audience, JwtError, MAX_TOKEN_LEN, REGISTERED_CLAIM_NAMES, RegisteredClaims, Validation,
-    Verified, bearer_token, decode, encode,
+    Verified, decode, encode,
 };

@@ -13,8 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::keys::JwtKeys;
 use crate::clock::unix_secs;
 
-/// Longest token accepted; anything longer is refused before decoding.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub use crate::credentials::MAX_TOKEN_LEN;
 
 /// Why a token was refused. Clients only ever see `401 invalid_token`; this
 /// detail goes to `tracing`.
@@ -333,55 +332,6 @@ pub fn decode<C: DeserializeOwned>(
     })
 }
 
-/// Whether an `Authorization` value uses the `Bearer` scheme (any case),
-/// well-formed or not: another scheme (`Basic`) is no bearer credential at
-/// all (RFC 6750 §3.1), a bad bearer token is an invalid one.
-pub(crate) fn is_bearer_scheme(value: &http::HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    let scheme = bytes
-        .iter()
-        .position(|&b| b == b' ')
-        .map_or(bytes, |space| &bytes[..space]);
-    scheme.eq_ignore_ascii_case(b"bearer")
-}
-
-/// Pulls the token out of an `Authorization: Bearer <token>` value: scheme
-/// case-insensitive, exactly one space-separated token of RFC 6750 characters.
-pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
-    b64token(bearer_bytes(value)?)
-}
-
-/// The bytes after `Bearer `, not yet checked character by character.
-pub(crate) fn bearer_bytes(value: &http::HeaderValue) -> Option<&[u8]> {
-    let bytes = value.as_bytes();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let (scheme, token) = (&bytes[..space], &bytes[space + 1..]);
-    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
-        .then_some(token)
-}
-
-/// `token` if it is all RFC 6750 `b64token` characters.
-pub(crate) fn b64token(token: &[u8]) -> Option<&str> {
-    if !token.iter().all(|&b| B68[usize::from(b)]) {
-        return None;
-    }
-    // All ASCII by now, so this cannot fail (and checks ASCII a word at a time).
-    std::str::from_utf8(token).ok()
-}
-
-/// RFC 6750 `b64token` characters, as a table: one load per byte.
-const B68: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
-        b += 1;
-    }
-    table
-};
-
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -596,26 +546,5 @@ mod tests {
             "new"
         );
         assert!(decode::<serde_json::Value>(&old, &Validation::default(), &fresh, at(1)).is_err());
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        let hv = |s: &str| http::HeaderValue::from_str(s).unwrap();
-        assert_eq!(bearer_token(&hv("Bearer abc.def.ghi")), Some("abc.def.ghi"));
-        assert_eq!(bearer_token(&hv("bearer abc")), Some("abc"));
-        for bad in [
-            "",
-            "Bearer",
-            "Bearer ",
-            "Basic abc",
-            "Bearer a b",
-            "Bearer a\"b",
-        ] {
-            assert_eq!(bearer_token(&hv(bad)), None, "{bad:?}");
-        }
-        assert_eq!(
-            bearer_token(&http::HeaderValue::from_bytes(b"Bearer \xff").unwrap()),
-            None
-        );
     }
 }

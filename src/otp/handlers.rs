@@ -14,11 +14,12 @@ use serde_json::{Map, Value};
 
 use super::code;
 use super::input::read_json;
-use super::router::{Inner, RequestContext, json};
+use super::router::{Inner, json};
 use super::subject::{ResolveError, Subject, SubjectResolver};
 use crate::clock::{ceil_secs, unix_micros, unix_secs};
+use crate::credentials;
 use crate::error::{FullBody, Problem};
-use crate::events::EventKind;
+use crate::events::{EventKind, RequestContext};
 use crate::identifier::{Email, HashedId, Identifier, Phone};
 use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
@@ -657,9 +658,9 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .filter(|v| jwt::is_bearer_scheme(v))
+            .filter(|v| credentials::is_bearer_scheme(v))
             .ok_or_else(Problem::no_credentials)?;
-        let token = jwt::bearer_token(header).ok_or_else(Problem::invalid_token)?;
+        let token = credentials::bearer_token(header).ok_or_else(Problem::invalid_token)?;
         let verified: Verified<Map<String, Value>> =
             jwt::decode(&self.keys, &self.validation, token, self.now()).map_err(|e| {
                 tracing::debug!(target: "tower_otp", reason = %e, "access token refused");

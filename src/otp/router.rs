@@ -3,15 +3,13 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, USER_AGENT};
-use http::request::Parts;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
@@ -19,10 +17,10 @@ use serde::Serialize;
 
 use super::config::{OtpConfig, OtpRouterBuilder, Secrets};
 use super::subject::{HashedSubject, SubjectResolver};
-use crate::client_ip::{ClientIp, push_limit_key};
+use crate::client_ip::push_limit_key;
 use crate::clock::Clock;
 use crate::error::{FullBody, Problem};
-use crate::events::{self, Event, EventKind, EventSink};
+use crate::events::{self, EventKind, EventSink, RequestContext};
 use crate::identifier::HashedId;
 use crate::jwt::{JwtKeys, JwtLayer, StoreRevocation, Validation};
 use crate::notify::Notifier;
@@ -145,34 +143,6 @@ impl<S, N, R> OtpRouter<S, N, R> {
     }
 }
 
-/// Who is asking: what events record about a request.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RequestContext {
-    pub(crate) request_id: Option<String>,
-    pub(crate) client_ip: Option<IpAddr>,
-    pub(crate) user_agent: Option<String>,
-}
-
-fn header_text(parts: &Parts, name: &str, max: usize) -> Option<String> {
-    let v = parts.headers.get(name)?.to_str().ok()?;
-    let mut end = v.len().min(max);
-    while !v.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(v[..end].to_owned())
-}
-
-impl RequestContext {
-    /// What events record about the request with these parts.
-    pub(crate) fn from_parts(parts: &Parts) -> Self {
-        Self {
-            request_id: header_text(parts, "x-request-id", 64),
-            client_ip: ClientIp::from_parts(parts).map(|ip| ip.0),
-            user_agent: header_text(parts, USER_AGENT.as_str(), 256),
-        }
-    }
-}
-
 impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     pub(crate) fn now(&self) -> std::time::SystemTime {
         self.clock.now()
@@ -186,10 +156,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         id: Option<&HashedId>,
         reason: Option<&'static str>,
     ) {
-        let mut e = Event::new(kind, self.now());
-        e.request_id.clone_from(&ctx.request_id);
-        e.client_ip = ctx.client_ip;
-        e.user_agent.clone_from(&ctx.user_agent);
+        let mut e = ctx.event(kind, self.now());
         e.identifier = id.copied();
         e.reason = reason;
         events::emit(self.events.as_ref(), &e);
