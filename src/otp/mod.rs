@@ -1,4 +1,4 @@
-//! The OTP login endpoints: [`OtpRouter`] and its configuration.
+//! The OTP login endpoints: [`OtpRouter`], its builder and its settings.
 //!
 //! See DESIGN.md's HTTP contract. The flow: `POST /otp/request` with a phone
 //! number or email sends a code; `POST /otp/verify` with the code returns an
@@ -56,15 +56,18 @@
 //! count, burn (`too_many_attempts` on the 5th) and expire alike for known
 //! and unknown identifiers: status, body and headers at verify are the same.
 
+mod builder;
 mod code;
 mod config;
 mod handlers;
 mod input;
 mod router;
+mod secrets;
 mod subject;
 
+pub use builder::OtpRouterBuilder;
 pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
-pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig, OtpRouterBuilder};
+pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig};
 pub(crate) use handlers::fuzz_request_body;
 pub use router::{OtpRouter, ResponseFuture};
 pub use subject::{HashedSubject, ResolveError, Subject, SubjectResolver};

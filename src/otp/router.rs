@@ -15,7 +15,8 @@ use http_body::Body;
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::config::{OtpConfig, OtpRouterBuilder, Secrets};
+use super::config::OtpConfig;
+use super::secrets::Secrets;
 use super::subject::{HashedSubject, SubjectResolver};
 use crate::client_ip::push_limit_key;
 use crate::clock::Clock;
@@ -66,10 +67,11 @@ pub(crate) struct Inner<S, N, R> {
 /// [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
 /// axum's `ConnectInfo` — IPv4 per address, IPv6 per /64 (see
 /// [`ClientIpKey`](crate::client_ip::ClientIpKey) and
-/// [`OtpRouterBuilder::client_ip_key`]). With none of them, code requests are
-/// refused with `500 client_ip_unavailable` and an error log (at most once a
-/// minute) naming what is missing: with axum, enable tower-otp's `axum`
-/// feature and serve with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// [`OtpRouterBuilder::client_ip_key`](super::OtpRouterBuilder::client_ip_key)).
+/// With none of them, code requests are refused with
+/// `500 client_ip_unavailable` and an error log (at most once a minute)
+/// naming what is missing: with axum, enable tower-otp's `axum` feature and
+/// serve with `into_make_service_with_connect_info::<SocketAddr>()`.
 /// Every client sharing one bucket instead is an explicit opt-in
 /// ([`ClientIpKeyBuilder::shared_bucket_for_unknown_clients`](crate::client_ip::ClientIpKeyBuilder::shared_bucket_for_unknown_clients)).
 pub struct OtpRouter<S, N, R = HashedSubject> {
@@ -92,13 +94,6 @@ impl<S: fmt::Debug, N: fmt::Debug, R> fmt::Debug for OtpRouter<S, N, R> {
             .field("config", &self.inner.config)
             .field("keys", &self.inner.keys)
             .finish_non_exhaustive()
-    }
-}
-
-impl<S: Store, N: Notifier> OtpRouter<S, N> {
-    /// Starts configuring a router over `store` and `notifier`.
-    pub fn builder(store: S, notifier: N) -> OtpRouterBuilder<S, N> {
-        OtpRouterBuilder::new(store, notifier)
     }
 }
 

@@ -1,0 +1,216 @@
+//! [`OtpRouterBuilder`]: checks the settings and builds an [`OtpRouter`].
+
+use std::sync::Arc;
+
+use super::config::{Limits, OtpConfig};
+use super::router::{Inner, OtpRouter};
+use super::secrets::{Secrets, derive};
+use super::subject::{HashedSubject, SubjectResolver};
+use crate::client_ip::ClientIpKey;
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::events::{EventSink, TracingSink};
+use crate::jwt::{JwtKeys, Validation};
+use crate::notify::Notifier;
+use crate::quota::Quota;
+use crate::store::Store;
+
+impl<S: Store, N: Notifier> OtpRouter<S, N> {
+    /// Starts configuring a router over `store` and `notifier`.
+    pub fn builder(store: S, notifier: N) -> OtpRouterBuilder<S, N> {
+        OtpRouterBuilder {
+            store,
+            notifier,
+            resolver: HashedSubject,
+            secret: None,
+            keys: None,
+            config: OtpConfig::default(),
+            clock: Arc::new(SystemClock),
+            events: Arc::new(TracingSink),
+        }
+    }
+}
+
+/// Builds an [`OtpRouter`]. See [`OtpRouter::builder`].
+#[must_use]
+pub struct OtpRouterBuilder<S, N, R = HashedSubject> {
+    store: S,
+    notifier: N,
+    resolver: R,
+    secret: Option<Vec<u8>>,
+    keys: Option<JwtKeys>,
+    config: OtpConfig,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn EventSink>,
+}
+
+impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpRouterBuilder")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("keys", &self.keys)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
+    /// The server secret (required, at least 32 bytes). The code pepper, the
+    /// identifier-hashing key and the refresh-successor key are derived from
+    /// it, each under its own label; so is the JWT key unless
+    /// [`jwt_keys`](Self::jwt_keys) is set.
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The keys access tokens are signed with (for `kid` rotation, or to share
+    /// keys with other services). Default: one key derived from the secret,
+    /// `kid` `"default"`.
+    pub fn jwt_keys(mut self, keys: JwtKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Changes part of the configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut OtpConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// The rate limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Verifications per client IP (default 100 per hour, see
+    /// [`Limits::verify_per_ip`]).
+    pub fn verify_per_ip(mut self, quota: Quota) -> Self {
+        self.config.limits.verify_per_ip = quota;
+        self
+    }
+
+    /// Codes of `length` digits (default 6; 6–10 accepted, 4–5 only with
+    /// [`allow_weak_codes`](Self::allow_weak_codes)).
+    pub fn code_length(mut self, length: u8) -> Self {
+        self.config.code_length = length;
+        self
+    }
+
+    /// The explicit weak-code opt-in: accept 4- and 5-digit codes (default
+    /// false). Only for a channel where 6 digits are impractical, with the
+    /// attempt and verify limits kept tight: a 4-digit code is guessed with
+    /// 5 attempts once in 2 000 challenges.
+    pub fn allow_weak_codes(mut self, on: bool) -> Self {
+        self.config.allow_weak_codes = on;
+        self
+    }
+
+    /// How per-IP limits key client addresses: the IPv6 prefix (48–128,
+    /// default 64) and whether requests without a client address share one
+    /// bucket (default: refused with `500 client_ip_unavailable`).
+    ///
+    /// ```
+    /// use tower_otp::client_ip::ClientIpKey;
+    /// use tower_otp::notify::LogNotifier;
+    /// use tower_otp::otp::OtpRouter;
+    /// use tower_otp::store::MemoryStore;
+    ///
+    /// let router = OtpRouter::builder(MemoryStore::new(), LogNotifier)
+    ///     .secret("9f2c47e1b8a03d56c4e7f1a2b9d80e3c")
+    ///     .client_ip_key(ClientIpKey::builder().ipv6_prefix(56).build()?)
+    ///     .build()?;
+    /// assert_eq!(router.config().client_ip_key.ipv6_prefix(), 56);
+    /// # Ok::<(), tower_otp::error::ConfigError>(())
+    /// ```
+    pub fn client_ip_key(mut self, key: ClientIpKey) -> Self {
+        self.config.client_ip_key = key;
+        self
+    }
+
+    /// Only these country calling codes may receive codes (e.g. `["1", "44"]`).
+    pub fn allow_calling_codes<I: IntoIterator<Item = T>, T: Into<String>>(
+        mut self,
+        codes: I,
+    ) -> Self {
+        self.config.allowed_calling_codes = Some(codes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Issuer put into and required from access tokens.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.config.issuer = Some(iss.into());
+        self
+    }
+
+    /// Audience put into and required from access tokens.
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.config.audience = Some(aud.into());
+        self
+    }
+
+    /// Only identifiers the resolver's `may_request` accepts get a message.
+    pub fn known_users_only(mut self, on: bool) -> Self {
+        self.config.known_users_only = on;
+        self
+    }
+
+    /// The time source (tests use `ManualClock`).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where security events go (default [`TracingSink`]).
+    pub fn events(mut self, sink: impl EventSink) -> Self {
+        self.events = Arc::new(sink);
+        self
+    }
+
+    /// The hook mapping verified identifiers to the app's users.
+    pub fn subject_resolver<R2: SubjectResolver>(self, resolver: R2) -> OtpRouterBuilder<S, N, R2> {
+        OtpRouterBuilder {
+            store: self.store,
+            notifier: self.notifier,
+            resolver,
+            secret: self.secret,
+            keys: self.keys,
+            config: self.config,
+            clock: self.clock,
+            events: self.events,
+        }
+    }
+
+    /// Checks the configuration and builds the router.
+    pub fn build(self) -> Result<OtpRouter<S, N, R>, ConfigError> {
+        let secret = self.secret.ok_or_else(|| {
+            ConfigError::new("secret", "a server secret of at least 32 bytes is required")
+        })?;
+        crate::secret::check("secret", &secret)?;
+        self.config.validate()?;
+        let keys = match self.keys {
+            Some(keys) => keys,
+            None => JwtKeys::new("default", derive(&secret, "jwt"))?,
+        };
+        let mut validation = Validation::default().leeway(self.config.leeway);
+        if let Some(iss) = &self.config.issuer {
+            validation = validation.issuer(iss.clone());
+        }
+        if let Some(aud) = &self.config.audience {
+            validation = validation.audience(aud.clone());
+        }
+        let secrets = Secrets::derive(&secret);
+        Ok(OtpRouter::from_inner(Inner {
+            store: self.store,
+            notifier: self.notifier,
+            resolver: self.resolver,
+            config: self.config,
+            keys,
+            validation,
+            secrets,
+            clock: self.clock,
+            events: self.events,
+        }))
+    }
+}
