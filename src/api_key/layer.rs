@@ -253,8 +253,8 @@ impl<S: Store> Shared<S> {
     }
 
     /// The check before any I/O: the presented key, format, checksum, cache.
-    pub(crate) fn precheck(&self, headers: &HeaderMap) -> super::manage::Precheck {
-        use super::manage::Precheck;
+    pub(crate) fn precheck(&self, headers: &HeaderMap) -> super::verify::Precheck {
+        use super::verify::Precheck;
         match self.source.presented(headers) {
             Ok(Some(key)) => self.keys.precheck(key),
             Ok(None) => Precheck::Refused(Rejection::Missing),

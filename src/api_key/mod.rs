@@ -67,6 +67,7 @@ mod layer;
 mod manage;
 mod record;
 mod service;
+mod verify;
 
 pub use error::{ApiKeyError, Rejection};
 #[cfg(feature = "axum")]

@@ -9,7 +9,7 @@ use tower::{Layer, Service};
 
 use super::future::ResponseFuture;
 use super::layer::{ApiKeyLayer, Shared};
-use super::manage::{ApiKeys, Precheck};
+use super::{manage::ApiKeys, verify::Precheck};
 use crate::body::ResponseBody;
 use crate::store::Store;
 
