@@ -1,33 +1,7 @@
-//! The key format: `<prefix>_<id>_<secret><checksum>`, its parser and
-//! generator.
-//!
-//! | part | length | alphabet | content |
-//! |---|---|---|---|
-//! | prefix | 1–32 | `a-z 0-9 _` | configured, e.g. `tok`, `sk_live` |
-//! | id | 16 | `a-z 2-7` (RFC 4648 base32, lowercase) | 80 random bits, the store key |
-//! | secret | 43 | `0-9 A-Z a-z` (base62) | 43 uniform characters = 256.03 random bits |
-//! | checksum | 6 | base62 | CRC-32 of `<prefix>_<id>_<secret>` |
-//!
-//! The prefix is one or more segments of lowercase letters and digits joined
-//! by single underscores, starting with a letter (`tok`, `sk_live`,
-//! `acme2_test`). Neither the id nor the secret can contain `_`, so a key is
-//! parsed from the right: the last `_` ends the id, the one before it ends the
-//! prefix. Parsing is therefore unambiguous whatever the prefix.
-//!
-//! # The checksum
-//!
-//! CRC-32 (IEEE 802.3) written as 6 base62 digits (`62^6 > 2^32`). It is not a
-//! security measure — anyone can compute it — but it lets a server refuse
-//! typos and junk *without a store round trip*:
-//!
-//! * every change confined to 4 consecutive bytes (any single-character
-//!   substitution, any swap of adjacent characters) is detected with
-//!   certainty — CRC-32 detects every burst error of up to 32 bits;
-//! * a random, well-shaped string passes with probability 2⁻³² ≈ 2.3 × 10⁻¹⁰
-//!   (and then costs one store lookup, which finds nothing).
-//!
-//! The checksum digits must spell exactly the CRC, so the 6-digit field has
-//! one valid value per key: no alternative spellings.
+//! The key format `<prefix>_<id>_<secret><checksum>`: its parser and
+//! generator. The format and its checksum are described for users in the
+//! docs of [`ApiKeys`](super::ApiKeys) (*Key format*); the parser is fuzzed
+//! (`fuzz/`, target `api_key`).
 
 use std::fmt;
 
@@ -37,15 +11,15 @@ use rand::distr::Alphanumeric;
 use crate::error::ConfigError;
 
 /// Length of the id part.
-pub const ID_LEN: usize = 16;
+pub(crate) const ID_LEN: usize = 16;
 /// Length of the secret part.
-pub const SECRET_LEN: usize = 43;
+pub(crate) const SECRET_LEN: usize = 43;
 /// Length of the checksum part.
-pub const CHECKSUM_LEN: usize = 6;
+pub(crate) const CHECKSUM_LEN: usize = 6;
 /// Longest prefix allowed.
-pub const MAX_PREFIX_LEN: usize = 32;
+pub(crate) const MAX_PREFIX_LEN: usize = 32;
 /// Longest possible key; longer input is refused before any other work.
-pub const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + 1 + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+pub(crate) const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + 1 + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 pub(crate) const BASE62: &[u8; 62] =
@@ -56,7 +30,8 @@ pub(crate) const BASE62: &[u8; 62] =
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FormatError {
-    /// Longer than [`MAX_KEY_LEN`].
+    /// Longer than any key can be (99 characters: a 32-character prefix
+    /// and the fixed-length rest).
     TooLong,
     /// Not `<prefix>_<id>_<secret+checksum>`, or a part has the wrong length.
     Shape,
@@ -99,7 +74,9 @@ impl fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
-/// A validated key prefix (see the [module docs](self) for the rules).
+/// A validated key prefix: one or more segments of lowercase letters and
+/// digits joined by single `_`, starting with a letter, at most 32
+/// characters (`tok`, `sk_live`, `acme2_test`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeyPrefix(Box<str>);
 
@@ -153,7 +130,7 @@ fn valid_prefix(p: &str) -> bool {
 /// A well-formed key, borrowed from the presented string. `Debug` redacts the
 /// secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ParsedKey<'a> {
+pub(crate) struct ParsedKey<'a> {
     prefix: &'a str,
     id: &'a str,
     secret: &'a str,
@@ -161,17 +138,17 @@ pub struct ParsedKey<'a> {
 
 impl<'a> ParsedKey<'a> {
     /// The prefix.
-    pub fn prefix(&self) -> &'a str {
+    pub(crate) fn prefix(&self) -> &'a str {
         self.prefix
     }
 
     /// The key id (not secret: it names the store record).
-    pub fn id(&self) -> &'a str {
+    pub(crate) fn id(&self) -> &'a str {
         self.id
     }
 
     /// The secret part (without the checksum).
-    pub fn secret(&self) -> &'a str {
+    pub(crate) fn secret(&self) -> &'a str {
         self.secret
     }
 }
@@ -187,23 +164,7 @@ impl fmt::Debug for ParsedKey<'_> {
 }
 
 /// Parses `key` and checks its checksum. Never panics; does no I/O.
-///
-/// ```
-/// use tower_otp::api_key::{FormatError, KeyPrefix, format};
-///
-/// let key = format::generate(&KeyPrefix::new("tok")?);
-/// let parsed = format::parse(key.as_str())?;
-/// assert_eq!(parsed.prefix(), "tok");
-/// assert_eq!(parsed.id().len(), 16);
-///
-/// // One wrong character: refused by the checksum alone.
-/// let mut typo = key.as_str().to_owned();
-/// let last = typo.pop().unwrap();
-/// typo.push(if last == 'a' { 'b' } else { 'a' });
-/// assert_eq!(format::parse(&typo), Err(FormatError::Checksum));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn parse(key: &str) -> Result<ParsedKey<'_>, FormatError> {
+pub(crate) fn parse(key: &str) -> Result<ParsedKey<'_>, FormatError> {
     if key.len() > MAX_KEY_LEN {
         return Err(FormatError::TooLong);
     }
@@ -237,22 +198,22 @@ pub(crate) fn valid_id(id: &str) -> bool {
 
 /// A freshly generated key's plaintext. `Debug` redacts it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct KeyText(String);
+pub(crate) struct KeyText(String);
 
 impl KeyText {
     /// The full key, to hand to the client once.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The key id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         let start = self.0.len() - CHECKSUM_LEN - SECRET_LEN - 1 - ID_LEN;
         &self.0[start..start + ID_LEN]
     }
 
     /// The secret part (without the checksum).
-    pub fn secret(&self) -> &str {
+    pub(crate) fn secret(&self) -> &str {
         let end = self.0.len() - CHECKSUM_LEN;
         &self.0[end - SECRET_LEN..end]
     }
@@ -267,7 +228,7 @@ impl fmt::Debug for KeyText {
 }
 
 /// A new key with a random id and secret.
-pub fn generate(prefix: &KeyPrefix) -> KeyText {
+pub(crate) fn generate(prefix: &KeyPrefix) -> KeyText {
     let mut raw = [0u8; 10];
     rand::rng().fill(&mut raw);
     let id = base32_80(&raw);
@@ -357,6 +318,15 @@ mod tests {
 
     fn prefix(p: &str) -> KeyPrefix {
         KeyPrefix::new(p).unwrap()
+    }
+
+    #[test]
+    fn longest_key_is_99_characters() {
+        // `FormatError::TooLong` states the figure.
+        assert_eq!(MAX_KEY_LEN, 99);
+        let longest = generate(&prefix(&"a".repeat(MAX_PREFIX_LEN)));
+        assert_eq!(longest.as_str().len(), MAX_KEY_LEN);
+        assert!(parse(longest.as_str()).is_ok());
     }
 
     #[test]

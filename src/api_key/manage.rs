@@ -65,6 +65,37 @@ const MAX_SCOPE_LEN: usize = 64;
 /// # }).unwrap();
 /// ```
 ///
+/// # Key format
+///
+/// `<prefix>_<id>_<secret><checksum>`, for example
+/// `tok_3mkqz5yh2wfd7nxa_<43-char secret><6-char checksum>`:
+///
+/// | part | length | alphabet | content |
+/// |---|---|---|---|
+/// | prefix | 1–32 | `a-z 0-9 _` | configured, e.g. `tok`, `sk_live` |
+/// | id | 16 | `a-z 2-7` (RFC 4648 base32, lowercase) | 80 random bits, the store key |
+/// | secret | 43 | `0-9 A-Z a-z` (base62) | 43 uniform characters = 256.03 random bits |
+/// | checksum | 6 | base62 | CRC-32 of `<prefix>_<id>_<secret>` |
+///
+/// The prefix is one or more segments of lowercase letters and digits joined
+/// by single underscores, starting with a letter (`tok`, `sk_live`,
+/// `acme2_test`). Neither the id nor the secret can contain `_`, so a key is
+/// parsed from the right: the last `_` ends the id, the one before it ends the
+/// prefix. Parsing is therefore unambiguous whatever the prefix.
+///
+/// The checksum is CRC-32 (IEEE 802.3) written as 6 base62 digits
+/// (`62^6 > 2^32`). It is not a security measure — anyone can compute it —
+/// but it lets a server refuse typos and junk *without a store round trip*:
+///
+/// * every change confined to 4 consecutive bytes (any single-character
+///   substitution, any swap of adjacent characters) is detected with
+///   certainty — CRC-32 detects every burst error of up to 32 bits;
+/// * a random, well-shaped string passes with probability 2⁻³² ≈ 2.3 × 10⁻¹⁰
+///   (and then costs one store lookup, which finds nothing).
+///
+/// The checksum digits must spell exactly the CRC, so the 6-digit field has
+/// one valid value per key: no alternative spellings.
+///
 /// # Verification
 ///
 /// [`verify`](Self::verify) first looks for SHA-256 of the presented key in

@@ -2,12 +2,13 @@
 //! refuses requests without a valid one.
 //!
 //! Keys look like `tok_3mkqz5yh2wfd7nxa_<43-char secret><6-char checksum>`
-//! (see [`format`](mod@format)): a checksum lets a server refuse typos and junk without
-//! a store round trip, the store holds only SHA-256 of the secret, and the
-//! comparison is constant-time. [`ApiKeys`] manages keys over any
-//! [`Store`](crate::store::Store); [`ApiKeyLayer`] checks `X-API-Key` or
-//! `Authorization: Bearer` and puts the verified [`ApiKeyIdentity`] into
-//! request extensions (with the `axum` feature it is also an extractor).
+//! (see [`ApiKeys`](ApiKeys#key-format)): a checksum lets a server refuse
+//! typos and junk without a store round trip, the store holds only SHA-256
+//! of the secret, and the comparison is constant-time. [`ApiKeys`] manages
+//! keys over any [`Store`](crate::store::Store); [`ApiKeyLayer`] checks
+//! `X-API-Key` or `Authorization: Bearer` and puts the verified
+//! [`ApiKeyIdentity`] into request extensions (with the `axum` feature it is
+//! also an extractor).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -60,7 +61,7 @@ mod cache;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
-pub mod format;
+pub(crate) mod format;
 mod future;
 mod identity;
 mod layer;
