@@ -187,7 +187,9 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
-/// Microseconds since the Unix epoch; times before it count as 0.
+/// Microseconds since the Unix epoch; times before it count as 0. What
+/// [`Clock::now_us`] returns and [`gcra`](crate::quota::gcra) counts in, for
+/// store backends.
 pub fn unix_micros(time: SystemTime) -> u64 {
     // u64 arithmetic saturating at u64::MAX, like `as_micros()` clamped, but
     // without u128 maths: this runs on every rate-limit decision.
@@ -201,7 +203,7 @@ pub fn unix_micros(time: SystemTime) -> u64 {
 }
 
 /// Whole seconds since the Unix epoch; times before it count as 0.
-pub fn unix_secs(time: SystemTime) -> u64 {
+pub(crate) fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
@@ -209,7 +211,7 @@ pub fn unix_secs(time: SystemTime) -> u64 {
 
 /// `d` in whole seconds, rounded *up*: a client told to wait must never read
 /// `0` while it is still refused.
-pub fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 

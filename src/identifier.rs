@@ -339,6 +339,7 @@ impl fmt::Display for Email {
 
 /// A verified-to-be-well-formed login identifier.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Identifier {
     /// A phone number.
     Phone(Phone),

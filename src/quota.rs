@@ -81,8 +81,9 @@ impl Quota {
         self.interval_us
     }
 
-    /// Refuses a zero limit, zero burst or zero period.
-    pub fn validate(&self, setting: &'static str) -> Result<(), ConfigError> {
+    /// Refuses a zero limit, zero burst or zero period (the builders that
+    /// take a quota call it, naming their `setting`).
+    pub(crate) fn validate(&self, setting: &'static str) -> Result<(), ConfigError> {
         if self.limit == 0 || self.burst == 0 {
             return Err(ConfigError::new(
                 setting,
