@@ -546,20 +546,22 @@ pub(crate) fn valid_scope(s: &str) -> bool {
 
 #[cfg(all(test, feature = "moka"))]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::api_key::Rejection;
     use crate::clock::ManualClock;
     use crate::store::MemoryStore;
 
-    fn keys(clock: &ManualClock) -> ApiKeys<MemoryStore> {
+    /// Keys over a fresh memory store, on `clock` (also for `verify.rs`).
+    pub(in crate::api_key) fn keys(clock: &ManualClock) -> ApiKeys<MemoryStore> {
         ApiKeys::builder(MemoryStore::new())
             .clock(clock.clone())
             .build()
             .unwrap()
     }
 
-    fn in_(clock: &ManualClock, secs: u64) -> SystemTime {
+    /// `secs` seconds after `clock`'s now.
+    pub(in crate::api_key) fn in_(clock: &ManualClock, secs: u64) -> SystemTime {
         clock.now() + Duration::from_secs(secs)
     }
 

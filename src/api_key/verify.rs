@@ -223,23 +223,13 @@ impl<S: Store> ApiKeys<S> {
 #[cfg(all(test, feature = "moka"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use super::*;
+    use crate::api_key::manage::tests::{in_, keys};
     use crate::api_key::{ApiKeyError, KeyPrefix};
     use crate::clock::{Clock, ManualClock};
     use crate::store::MemoryStore;
-
-    fn keys(clock: &ManualClock) -> ApiKeys<MemoryStore> {
-        ApiKeys::builder(MemoryStore::new())
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    }
-
-    fn in_(clock: &ManualClock, secs: u64) -> SystemTime {
-        clock.now() + Duration::from_secs(secs)
-    }
 
     #[tokio::test]
     async fn issued_key_verifies_and_carries_its_identity() {
