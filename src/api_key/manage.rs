@@ -1,4 +1,4 @@
-//! [`ApiKeys`]: issue, verify, rotate, revoke and list keys over a [`Store`].
+//! [`ApiKeys`]: issue, verify, rotate, revoke and list keys over an [`ApiKeyStore`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +17,7 @@ use super::record::{
 };
 use crate::clock::{Clock, CoarseClock, unix_micros};
 use crate::error::ConfigError;
-use crate::store::Store;
+use crate::store::ApiKeyStore;
 
 /// The prefix used unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "tok";
@@ -43,7 +43,7 @@ const MAX_NAME_LEN: usize = 128;
 const MAX_SCOPES: usize = 64;
 const MAX_SCOPE_LEN: usize = 64;
 
-/// API keys over a [`Store`]: the management API and the verifier the
+/// API keys over an [`ApiKeyStore`]: the management API and the verifier the
 /// [`ApiKeyLayer`](super::ApiKeyLayer) uses. Cloning is cheap (one `Arc`);
 /// clones share the cache.
 ///
@@ -167,7 +167,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeysBuilder<S> {
     }
 }
 
-impl<S: Store> ApiKeysBuilder<S> {
+impl<S: ApiKeyStore> ApiKeysBuilder<S> {
     /// The key prefix (default `tok`): segments of `a-z`/`0-9` joined by
     /// single `_`, starting with a letter, at most 32 characters. Keys with
     /// another prefix are refused, so changing it retires existing keys.
@@ -339,7 +339,7 @@ impl Pending {
     }
 }
 
-impl<S: Store> ApiKeys<S> {
+impl<S: ApiKeyStore> ApiKeys<S> {
     /// Starts configuring keys over `store`.
     pub fn builder(store: S) -> ApiKeysBuilder<S> {
         ApiKeysBuilder {
