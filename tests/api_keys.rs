@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -28,13 +28,12 @@ use tokio::sync::oneshot;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_otp::api_key::{ApiKeyIdentity, ApiKeyLayer, ApiKeys, LAST_USED_RETENTION, Rejection};
 use tower_otp::clock::{Clock, ManualClock};
-use tower_otp::quota::{Quota, RateDecision};
-use tower_otp::store::{Attempt, Challenge, Limit, MemoryStore, Rotation, Store, StoreError};
+use tower_otp::store::{ApiKeyStore, MemoryStore, StoreError};
 
-/// A `MemoryStore` that counts every call per operation, records the TTL of
-/// every `put_api_key`, can be switched to fail, and can hold one call in
-/// flight until the test releases it (instrumentation; the data lives in
-/// the real `MemoryStore`).
+/// An `ApiKeyStore` (all that `ApiKeys` and `ApiKeyLayer` can reach) that
+/// counts every call per operation, records the TTL of every `put_api_key`,
+/// can be switched to fail, and can hold one call in flight until the test
+/// releases it (instrumentation; the data lives in a real `MemoryStore`).
 #[derive(Clone, Debug, Default)]
 struct Counting {
     inner: MemoryStore,
@@ -135,90 +134,7 @@ impl Counting {
     }
 }
 
-impl Store for Counting {
-    async fn hit(
-        &self,
-        key: &str,
-        quota: &Quota,
-        now: SystemTime,
-    ) -> Result<RateDecision, StoreError> {
-        self.gate("hit")?;
-        self.inner.hit(key, quota, now).await
-    }
-
-    async fn hit_all(
-        &self,
-        limits: &[Limit<'_>],
-        now: SystemTime,
-    ) -> Result<Vec<RateDecision>, StoreError> {
-        self.gate("hit_all")?;
-        self.inner.hit_all(limits, now).await
-    }
-
-    async fn put_challenge(
-        &self,
-        key: &str,
-        c: &Challenge,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.gate("put_challenge")?;
-        self.inner.put_challenge(key, c, now).await
-    }
-
-    async fn attempt_challenge(
-        &self,
-        key: &str,
-        max: u32,
-        now: SystemTime,
-    ) -> Result<Attempt, StoreError> {
-        self.gate("attempt_challenge")?;
-        self.inner.attempt_challenge(key, max, now).await
-    }
-
-    async fn remove_challenge(&self, key: &str, id: &[u8; 16]) -> Result<bool, StoreError> {
-        self.gate("remove_challenge")?;
-        self.inner.remove_challenge(key, id).await
-    }
-
-    async fn create_session(
-        &self,
-        sid: &str,
-        refresh_hash: &[u8; 32],
-        data: &[u8],
-        ttl: Duration,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.gate("create_session")?;
-        self.inner
-            .create_session(sid, refresh_hash, data, ttl, now)
-            .await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        sid: &str,
-        presented: &[u8; 32],
-        successor: &[u8; 32],
-        grace: Duration,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> Result<Rotation, StoreError> {
-        self.gate("rotate_refresh")?;
-        self.inner
-            .rotate_refresh(sid, presented, successor, grace, ttl, now)
-            .await
-    }
-
-    async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.gate("revoke")?;
-        self.inner.revoke(id, ttl).await
-    }
-
-    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
-        self.gate("is_revoked")?;
-        self.inner.is_revoked(id).await
-    }
-
+impl ApiKeyStore for Counting {
     async fn put_api_key(
         &self,
         id: &str,
@@ -246,11 +162,6 @@ impl Store for Counting {
     async fn list_api_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.gate("list_api_keys")?;
         self.inner.list_api_keys().await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.gate("ping")?;
-        self.inner.ping().await
     }
 }
 

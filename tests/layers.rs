@@ -6,7 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use tower_otp::clock::ManualClock;
 use tower_otp::quota::{Quota, RateDecision};
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 use tower_otp::security_headers::SecurityHeadersLayer;
-use tower_otp::store::{Attempt, Challenge, Limit, MemoryStore, Rotation, Store, StoreError};
+use tower_otp::store::{Limit, MemoryStore, RateStore, StoreError};
 
 use support::http::{Http, Reply, serve};
 
@@ -47,7 +47,7 @@ fn routes() -> Router {
 }
 
 /// The full stack over `store`: security headers, client IP, rate limit.
-fn app<S: Store>(client_ip: ClientIpLayer, store: S, quota: Quota, fail_open: bool) -> Router {
+fn app<S: RateStore>(client_ip: ClientIpLayer, store: S, quota: Quota, fail_open: bool) -> Router {
     let limit = RateLimitLayer::builder(store)
         .limit("ip", quota, ByClientIp)
         .fail_open(fail_open)
@@ -261,86 +261,18 @@ async fn malformed_forwarding_headers_fall_back_to_the_proxy() {
     }
 }
 
-/// A store whose rate-limit calls fail: fault injection for fail-closed and
-/// fail-open behaviour. Everything else is delegated to a `MemoryStore`.
-#[derive(Clone, Debug, Default)]
-struct FailingStore(MemoryStore);
+/// A rate store that always fails: fault injection for fail-closed and
+/// fail-open behaviour. The layer needs a `RateStore` and nothing else.
+#[derive(Clone, Debug)]
+struct FailingStore;
 
-fn injected() -> StoreError {
-    StoreError::Unavailable("injected failure".into())
-}
-
-impl Store for FailingStore {
-    async fn hit(&self, _: &str, _: &Quota, _: SystemTime) -> Result<RateDecision, StoreError> {
-        Err(injected())
-    }
+impl RateStore for FailingStore {
     async fn hit_all(
         &self,
         _: &[Limit<'_>],
         _: SystemTime,
     ) -> Result<Vec<RateDecision>, StoreError> {
-        Err(injected())
-    }
-    async fn put_challenge(&self, k: &str, c: &Challenge, n: SystemTime) -> Result<(), StoreError> {
-        self.0.put_challenge(k, c, n).await
-    }
-    async fn attempt_challenge(
-        &self,
-        k: &str,
-        m: u32,
-        n: SystemTime,
-    ) -> Result<Attempt, StoreError> {
-        self.0.attempt_challenge(k, m, n).await
-    }
-    async fn remove_challenge(&self, k: &str, id: &[u8; 16]) -> Result<bool, StoreError> {
-        self.0.remove_challenge(k, id).await
-    }
-    async fn create_session(
-        &self,
-        sid: &str,
-        h: &[u8; 32],
-        d: &[u8],
-        ttl: Duration,
-        n: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.0.create_session(sid, h, d, ttl, n).await
-    }
-    async fn rotate_refresh(
-        &self,
-        sid: &str,
-        p: &[u8; 32],
-        s: &[u8; 32],
-        g: Duration,
-        ttl: Duration,
-        n: SystemTime,
-    ) -> Result<Rotation, StoreError> {
-        self.0.rotate_refresh(sid, p, s, g, ttl, n).await
-    }
-    async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.0.revoke(id, ttl).await
-    }
-    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.is_revoked(id).await
-    }
-    async fn put_api_key(
-        &self,
-        id: &str,
-        r: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        self.0.put_api_key(id, r, ttl).await
-    }
-    async fn get_api_key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get_api_key(id).await
-    }
-    async fn delete_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.delete_api_key(id).await
-    }
-    async fn list_api_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.0.list_api_keys().await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Err(injected())
+        Err(StoreError::Unavailable("injected failure".into()))
     }
 }
 
@@ -348,7 +280,7 @@ impl Store for FailingStore {
 async fn store_failure_fails_closed_with_503() {
     let addr: SocketAddr = serve(app(
         ClientIpLayer::new(),
-        FailingStore::default(),
+        FailingStore,
         Quota::per_hour(100),
         false,
     ))
@@ -369,7 +301,7 @@ async fn store_failure_fails_closed_with_503() {
 async fn store_failure_with_fail_open_passes() {
     let addr = serve(app(
         ClientIpLayer::new(),
-        FailingStore::default(),
+        FailingStore,
         Quota::per_hour(1),
         true,
     ))

@@ -11,7 +11,9 @@ use redis::AsyncCommands;
 use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
-use tower_otp::store::{Challenge, RedisStore, Store, StoreError};
+use tower_otp::store::{
+    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, SessionStore, StoreError,
+};
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
     let server = redis_server::shared()?;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
-use tower_otp::store::{RedisStore, Store};
+use tower_otp::store::{ApiKeyStore, RateStore, RedisStore, SessionStore};
 
 async fn store() -> Option<RedisStore> {
     let cluster = redis_server::shared_cluster()?;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use support::conformance::unique;
 use support::redis_server::{FaultProxy, Mode, RedisServer, free_port};
 use tower_otp::quota::Quota;
-use tower_otp::store::{Limit, RedisConnectError, RedisStore, Store, StoreError};
+use tower_otp::store::{
+    ChallengeStore, Limit, Ping, RateStore, RedisConnectError, RedisStore, SessionStore, StoreError,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Upper bound for any single failing call with a 300 ms timeout.

@@ -18,7 +18,7 @@ use crate::credentials;
 use crate::error::{ConfigError, Problem};
 use crate::events::RequestContext;
 use crate::events::{self, EventKind, EventSink};
-use crate::store::Store;
+use crate::store::ApiKeyStore;
 
 /// The `X-API-Key` header.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -96,7 +96,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyLayer<S> {
     }
 }
 
-impl<S: Store> ApiKeyLayer<S> {
+impl<S: ApiKeyStore> ApiKeyLayer<S> {
     /// A layer with the defaults: key from `X-API-Key` or
     /// `Authorization: Bearer`, no required scopes, no event sink.
     pub fn new(keys: ApiKeys<S>) -> Self {
@@ -116,7 +116,7 @@ impl<S: Store> ApiKeyLayer<S> {
     }
 }
 
-impl<S: Store, I> Layer<I> for ApiKeyLayer<S> {
+impl<S: ApiKeyStore, I> Layer<I> for ApiKeyLayer<S> {
     type Service = ApiKeyAuth<S, I>;
 
     fn layer(&self, inner: I) -> Self::Service {
@@ -144,7 +144,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<S> {
     }
 }
 
-impl<S: Store> ApiKeyLayerBuilder<S> {
+impl<S: ApiKeyStore> ApiKeyLayerBuilder<S> {
     /// Where the key is read from (default: `X-API-Key`, else Bearer).
     pub fn source(mut self, source: KeySource) -> Self {
         self.source = source;
@@ -213,7 +213,7 @@ impl<S: fmt::Debug> fmt::Debug for Shared<S> {
     }
 }
 
-impl<S: Store> Shared<S> {
+impl<S: ApiKeyStore> Shared<S> {
     fn new(
         keys: ApiKeys<S>,
         source: KeySource,

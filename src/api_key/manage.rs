@@ -1,4 +1,4 @@
-//! [`ApiKeys`]: issue, rotate, revoke and list keys over a [`Store`], and
+//! [`ApiKeys`]: issue, rotate, revoke and list keys over an [`ApiKeyStore`], and
 //! the builder. Verification is in `verify.rs`.
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use super::format::{self, KeyPrefix, KeyText};
 use super::record::{KeyRecord, Previous, USED_SUFFIX, decode_used, secret_hash, time_from_us};
 use crate::clock::{Clock, CoarseClock, unix_micros};
 use crate::error::ConfigError;
-use crate::store::Store;
+use crate::store::ApiKeyStore;
 
 /// The prefix used unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "tok";
@@ -39,7 +39,7 @@ const MAX_NAME_LEN: usize = 128;
 const MAX_SCOPES: usize = 64;
 const MAX_SCOPE_LEN: usize = 64;
 
-/// API keys over a [`Store`]: the management API and the verifier the
+/// API keys over an [`ApiKeyStore`]: the management API and the verifier the
 /// [`ApiKeyLayer`](super::ApiKeyLayer) uses. Cloning is cheap (one `Arc`);
 /// clones share the cache.
 ///
@@ -195,7 +195,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeysBuilder<S> {
     }
 }
 
-impl<S: Store> ApiKeysBuilder<S> {
+impl<S: ApiKeyStore> ApiKeysBuilder<S> {
     /// The key prefix (default `tok`): segments of `a-z`/`0-9` joined by
     /// single `_`, starting with a letter, at most 32 characters. Keys with
     /// another prefix are refused, so changing it retires existing keys.
@@ -327,7 +327,7 @@ impl IssuedKey {
     }
 }
 
-impl<S: Store> ApiKeys<S> {
+impl<S: ApiKeyStore> ApiKeys<S> {
     /// Starts configuring keys over `store`.
     pub fn builder(store: S) -> ApiKeysBuilder<S> {
         ApiKeysBuilder {

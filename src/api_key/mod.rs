@@ -5,7 +5,7 @@
 //! (see [`ApiKeys`](ApiKeys#key-format)): a checksum lets a server refuse
 //! typos and junk without a store round trip, the store holds only SHA-256
 //! of the secret, and the comparison is constant-time. [`ApiKeys`] manages
-//! keys over any [`Store`](crate::store::Store); [`ApiKeyLayer`] checks
+//! keys over any [`ApiKeyStore`](crate::store::ApiKeyStore); [`ApiKeyLayer`] checks
 //! `X-API-Key` or `Authorization: Bearer` and puts the verified
 //! [`ApiKeyIdentity`] into request extensions (with the `axum` feature it is
 //! also an extractor).

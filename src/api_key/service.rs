@@ -11,7 +11,7 @@ use super::future::ResponseFuture;
 use super::layer::{ApiKeyLayer, Shared};
 use super::{manage::ApiKeys, verify::Precheck};
 use crate::body::ResponseBody;
-use crate::store::Store;
+use crate::store::ApiKeyStore;
 
 /// Checks the API key of every request before the inner service sees it.
 /// Built by [`ApiKeyLayer`]; see it for the behaviour.
@@ -38,7 +38,7 @@ impl<S: fmt::Debug, I: fmt::Debug> fmt::Debug for ApiKeyAuth<S, I> {
     }
 }
 
-impl<S: Store, I> ApiKeyAuth<S, I> {
+impl<S: ApiKeyStore, I> ApiKeyAuth<S, I> {
     /// Wraps `inner` with the default configuration (see [`ApiKeyLayer::new`]).
     pub fn new(inner: I, keys: ApiKeys<S>) -> Self {
         ApiKeyLayer::new(keys).layer(inner)
@@ -73,7 +73,7 @@ impl<S, I> ApiKeyAuth<S, I> {
 
 impl<S, I, ReqB, ResB> Service<Request<ReqB>> for ApiKeyAuth<S, I>
 where
-    S: Store,
+    S: ApiKeyStore,
     I: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     I::Future: Send + 'static,
     I::Error: 'static,

@@ -18,7 +18,7 @@ use super::format::{self, FormatError};
 use super::identity::ApiKeyIdentity;
 use super::manage::{ApiKeys, LAST_USED_RETENTION};
 use super::record::{KeyRecord, Previous, USED_SUFFIX, encode_used, secret_hash};
-use crate::store::Store;
+use crate::store::ApiKeyStore;
 
 /// The outcome of the synchronous part of verification.
 pub(crate) enum Precheck {
@@ -60,7 +60,7 @@ impl Pending {
     }
 }
 
-impl<S: Store> ApiKeys<S> {
+impl<S: ApiKeyStore> ApiKeys<S> {
     /// Verifies a presented key: the cache, else format and checksum (no
     /// I/O), then one store lookup with a constant-time hash comparison.
     pub async fn verify(&self, presented: &str) -> Result<ApiKeyIdentity, Rejection> {

@@ -18,7 +18,7 @@ use crate::clock::{Clock, CoarseClock};
 use crate::credentials::{MAX_TOKEN_LEN, b64token, bearer_bytes, is_bearer_scheme};
 use crate::error::Problem;
 use crate::slot_cache::SlotCache;
-use crate::store::{Store, StoreError};
+use crate::store::{SessionStore, StoreError};
 
 /// The verified claims of the request's access token, in request extensions.
 ///
@@ -100,12 +100,12 @@ impl Revocation for NoRevocation {
     }
 }
 
-/// Checks the token's session (`sid`) and then its `jti` against a [`Store`]:
+/// Checks the token's session (`sid`) and then its `jti` against a [`SessionStore`]:
 /// a logged-out session or an individually revoked token is refused.
 #[derive(Clone, Debug)]
 pub struct StoreRevocation<S>(pub S);
 
-impl<S: Store> Revocation for StoreRevocation<S> {
+impl<S: SessionStore> Revocation for StoreRevocation<S> {
     const CHECKS: bool = true;
 
     async fn is_revoked(&self, claims: &RegisteredClaims) -> Result<bool, StoreError> {
@@ -236,7 +236,7 @@ impl<C, R: Revocation> JwtLayer<C, R> {
 
     /// Also refuses tokens whose session (`sid`) or `jti` is revoked in `store`.
     #[must_use]
-    pub fn with_store<S: Store>(self, store: S) -> JwtLayer<C, StoreRevocation<S>> {
+    pub fn with_store<S: SessionStore>(self, store: S) -> JwtLayer<C, StoreRevocation<S>> {
         self.map_config(|c| Config {
             keys: c.keys,
             validation: c.validation,

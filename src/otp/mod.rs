@@ -38,7 +38,7 @@
 //! constant time. Every limit of [`Limits`] applies by default.
 //!
 //! The limits of one request are decided together, in one all-or-nothing
-//! store call ([`Store::hit_all`](crate::store::Store::hit_all)): a request
+//! store call ([`RateStore::hit_all`](crate::store::RateStore::hit_all)): a request
 //! refused by one limit consumes none of the others, so a client refused
 //! for its address cannot drain someone's per-identifier budget or the
 //! global one. Per-identifier limits and the resend cooldown count per

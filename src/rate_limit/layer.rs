@@ -13,7 +13,7 @@ use super::service::RateLimit;
 use crate::clock::{Clock, CoarseClock, SystemClock};
 use crate::error::ConfigError;
 use crate::quota::Quota;
-use crate::store::Store;
+use crate::store::RateStore;
 
 /// What a policy does with a request its extractor finds no key in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Policy {
 }
 
 /// Limits requests per key under one or more named [`Policy`]s, counted in a
-/// [`Store`]. See the [module docs](super).
+/// [`RateStore`]. See the [module docs](super).
 #[must_use]
 pub struct RateLimitLayer<St> {
     pub(crate) shared: Arc<Shared<St>>,
@@ -123,7 +123,7 @@ pub(crate) struct Shared<St> {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-impl<St: Store> RateLimitLayer<St> {
+impl<St: RateStore> RateLimitLayer<St> {
     /// A builder counting in `store`.
     pub fn builder(store: St) -> RateLimitBuilder<St> {
         RateLimitBuilder {
@@ -182,7 +182,7 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
     }
 }
 
-impl<St: Store> RateLimitBuilder<St> {
+impl<St: RateStore> RateLimitBuilder<St> {
     /// Adds a policy. Policies are checked in the order added; the first that
     /// refuses answers `429` and later ones are not counted.
     pub fn policy(mut self, policy: Policy) -> Self {

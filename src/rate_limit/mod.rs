@@ -1,4 +1,4 @@
-//! Keyed rate limits counted in a [`Store`](crate::store::Store), with
+//! Keyed rate limits counted in a [`RateStore`](crate::store::RateStore), with
 //! `429` + `Retry-After` and the IETF `RateLimit` headers.
 //!
 //! A [`RateLimitLayer`] holds one or more named [`Policy`]s. Each policy is a
@@ -13,7 +13,7 @@
 //! extensions.
 //!
 //! A request's policies are decided together, all or nothing
-//! ([`Store::hit_all`](crate::store::Store::hit_all)): when any refuses, the
+//! ([`RateStore::hit_all`](crate::store::RateStore::hit_all)): when any refuses, the
 //! answer is `429 rate_limited` (problem+json naming every refusing policy
 //! in `"violated-policies"`, `Cache-Control: no-store`, `Retry-After` in
 //! whole seconds rounded up, never `0`) and no policy is counted. Every

@@ -1,5 +1,7 @@
 //! The [`RateLimit`] service.
 
+#[cfg(feature = "moka")]
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,8 +18,10 @@ use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::{ResponseBody, problem_response};
 use crate::error::Problem;
-use crate::quota::RateDecision;
-use crate::store::{Limit, Store};
+use crate::quota::{Quota, RateDecision};
+#[cfg(feature = "moka")]
+use crate::store::MemoryStore;
+use crate::store::{Limit, RateStore};
 
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -75,7 +79,7 @@ impl<S, St> RateLimit<S, St> {
     }
 }
 
-impl<S, St: Store> RateLimit<S, St> {
+impl<S, St: RateStore> RateLimit<S, St> {
     /// A layer builder counting in `store` (same as
     /// [`RateLimitLayer::builder`]).
     pub fn layer(store: St) -> RateLimitBuilder<St> {
@@ -88,7 +92,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    St: Store,
+    St: RateStore,
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
@@ -117,7 +121,7 @@ where
         // in-memory store always can), and call the inner service right here.
         if let [(index, key)] = keys.as_slice() {
             let policy = &shared.policies[*index];
-            if let Some(decision) = shared.store.hit_now(key, &policy.quota, now_us) {
+            if let Some(decision) = hit_now(&shared.store, key, &policy.quota, now_us) {
                 if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
                     return ResponseFuture::refused(refused);
                 }
@@ -131,7 +135,7 @@ where
         // Several policies, decided together: a request one of them refuses
         // spends none of the others. Without waiting while the store can.
         if keys.len() > 1
-            && let Some(decisions) = shared.store.hit_all_now(&limits(shared, &keys), now_us)
+            && let Some(decisions) = hit_all_now(&shared.store, &limits(shared, &keys), now_us)
         {
             return match settle(shared, &keys, &decisions) {
                 Ok(ratelimit) => {
@@ -172,6 +176,31 @@ where
             Ok(res)
         })
     }
+}
+
+/// The decision without a future, when `store` is the in-memory store (a
+/// type check the compiler folds away); `None` when it needs I/O.
+#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
+fn hit_now<St: 'static>(store: &St, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
+    #[cfg(feature = "moka")]
+    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+        return memory.hit_now(key, quota, now_us);
+    }
+    None
+}
+
+/// [`hit_now`] for several limits, decided together.
+#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
+fn hit_all_now<St: 'static>(
+    store: &St,
+    limits: &[Limit<'_>],
+    now_us: u64,
+) -> Option<Vec<RateDecision>> {
+    #[cfg(feature = "moka")]
+    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+        return memory.hit_all_now(limits, now_us);
+    }
+    None
 }
 
 /// The store limits of `keys`, in policy order.

@@ -1,8 +1,13 @@
-//! The store conformance suite: every `Store` backend runs these unchanged.
+//! The store conformance suites: every backend runs, unchanged, the suite of
+//! each store trait it implements.
 //!
-//! Use it with `store_conformance!(async { make_store().await })` inside a
-//! test file; each behaviour becomes its own `#[tokio::test]`. Keys are random
-//! per test, so backends that share a server (Redis) need no flushing.
+//! Use `store_conformance!(async { make_store().await })` inside a test file
+//! for a backend of every concern, or the suite of one trait for a partial
+//! backend (`rate_store_conformance!`, `challenge_store_conformance!`,
+//! `session_store_conformance!`, `api_key_store_conformance!`,
+//! `ping_conformance!`); each behaviour becomes its own `#[tokio::test]`.
+//! Keys are random per test, so backends that share a server (Redis) need
+//! no flushing.
 
 #![allow(dead_code)]
 
@@ -10,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
-use tower_otp::store::{Attempt, Challenge, Limit, Rotation, Store};
+use tower_otp::store::{
+    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Ping, RateStore, Rotation, SessionStore,
+};
 
 /// A random key with a readable label.
 pub fn unique(label: &str) -> String {
@@ -33,7 +40,7 @@ fn challenge(id: u8, mac: u8, expires: SystemTime) -> Challenge {
     }
 }
 
-pub async fn hit_counts_and_refuses<S: Store>(store: S) {
+pub async fn hit_counts_and_refuses<S: RateStore>(store: S) {
     let key = unique("hit");
     let q = Quota::per_hour(3);
     for i in 0..3 {
@@ -50,33 +57,7 @@ pub async fn hit_counts_and_refuses<S: Store>(store: S) {
     assert!(store.hit(&unique("hit"), &q, t(3)).await.unwrap().allowed);
 }
 
-/// A store that decides without waiting (`hit_now` is `Some`) counts into
-/// the same buckets as `hit`; one that cannot says `None` every time.
-pub async fn hit_now_counts_like_hit<S: Store>(store: S) {
-    let key = unique("hit-now");
-    let q = Quota::per_hour(3);
-    let Some(first) = store.hit_now(&key, &q, us(t(0))) else {
-        assert!(
-            store.hit_now(&key, &q, us(t(1))).is_none(),
-            "hit_now must be all or nothing"
-        );
-        return;
-    };
-    assert!(first.allowed);
-    assert_eq!(first.remaining, 2);
-    assert_eq!(store.hit(&key, &q, t(1)).await.unwrap().remaining, 1);
-    assert_eq!(store.hit_now(&key, &q, us(t(2))).unwrap().remaining, 0);
-    let refused = store.hit(&key, &q, t(3)).await.unwrap();
-    assert!(!refused.allowed);
-    assert_eq!(store.hit_now(&key, &q, us(t(4))).unwrap(), {
-        let mut again = refused;
-        again.retry_after -= Duration::from_secs(1);
-        again.reset_after -= Duration::from_secs(1);
-        again
-    });
-}
-
-pub async fn refused_hit_changes_nothing<S: Store>(store: S) {
+pub async fn refused_hit_changes_nothing<S: RateStore>(store: S) {
     let key = unique("hit");
     let q = Quota::per_minute(1);
     assert!(store.hit(&key, &q, t(0)).await.unwrap().allowed);
@@ -86,7 +67,7 @@ pub async fn refused_hit_changes_nothing<S: Store>(store: S) {
     assert!(store.hit(&key, &q, t(60)).await.unwrap().allowed);
 }
 
-pub async fn hit_refills<S: Store>(store: S) {
+pub async fn hit_refills<S: RateStore>(store: S) {
     let key = unique("hit");
     let q = Quota::per_second(10).with_burst(2);
     let base = t(0);
@@ -99,7 +80,7 @@ pub async fn hit_refills<S: Store>(store: S) {
     assert_eq!(d.reset_after, Duration::from_millis(200));
 }
 
-pub async fn concurrent_hits_never_exceed<S: Store>(store: S) {
+pub async fn concurrent_hits_never_exceed<S: RateStore>(store: S) {
     let key = Arc::new(unique("hit"));
     let q = Quota::per_hour(10);
     let mut tasks = Vec::new();
@@ -122,7 +103,7 @@ fn limit<'a>(key: &'a str, quota: &'a Quota) -> Limit<'a> {
 
 /// When every limit allows, every limit is counted, and the decisions come
 /// back one per limit, in order.
-pub async fn hit_all_counts_every_limit<S: Store>(store: S) {
+pub async fn hit_all_counts_every_limit<S: RateStore>(store: S) {
     let (a, b) = (unique("all-a"), unique("all-b"));
     let (qa, qb) = (Quota::per_hour(3), Quota::per_hour(5));
     let d = store
@@ -140,7 +121,7 @@ pub async fn hit_all_counts_every_limit<S: Store>(store: S) {
 
 /// A request refused by one limit consumes none of the others, whichever
 /// position the refusing limit has.
-pub async fn refused_hit_all_changes_no_counter<S: Store>(store: S) {
+pub async fn refused_hit_all_changes_no_counter<S: RateStore>(store: S) {
     let spent = unique("all-spent");
     let (fresh1, fresh2) = (unique("all-fresh"), unique("all-fresh"));
     let one = Quota::per_hour(1);
@@ -177,7 +158,7 @@ pub async fn refused_hit_all_changes_no_counter<S: Store>(store: S) {
 }
 
 /// A key named twice in one call is counted twice.
-pub async fn hit_all_counts_a_repeated_key_twice<S: Store>(store: S) {
+pub async fn hit_all_counts_a_repeated_key_twice<S: RateStore>(store: S) {
     let key = unique("all-twice");
     let q = Quota::per_hour(3);
     let d = store
@@ -197,7 +178,7 @@ pub async fn hit_all_counts_a_repeated_key_twice<S: Store>(store: S) {
 /// overlapping per-group limits (3 each): exactly 10 are admitted, and the
 /// cells afterwards hold exactly the admitted ones — a refused request
 /// counted nowhere.
-pub async fn concurrent_hit_all_never_over_admits<S: Store>(store: S) {
+pub async fn concurrent_hit_all_never_over_admits<S: RateStore>(store: S) {
     let shared = Arc::new(unique("all-shared"));
     let groups: Arc<Vec<String>> = Arc::new((0..4).map(|_| unique("all-group")).collect());
     let (qs, qg) = (Quota::per_hour(10), Quota::per_hour(3));
@@ -242,7 +223,7 @@ pub async fn concurrent_hit_all_never_over_admits<S: Store>(store: S) {
 }
 
 /// `hit` and `hit_all` racing on one key share its budget exactly.
-pub async fn concurrent_hit_and_hit_all_share_a_key<S: Store>(store: S) {
+pub async fn concurrent_hit_and_hit_all_share_a_key<S: RateStore>(store: S) {
     let key = Arc::new(unique("mixed"));
     let q = Quota::per_hour(10);
     let mut tasks = Vec::new();
@@ -268,7 +249,7 @@ pub async fn concurrent_hit_and_hit_all_share_a_key<S: Store>(store: S) {
     assert_eq!(allowed, 10);
 }
 
-pub async fn challenge_round_trip<S: Store>(store: S) {
+pub async fn challenge_round_trip<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     let c = challenge(1, 7, t(600));
     store.put_challenge(&key, &c, t(0)).await.unwrap();
@@ -290,7 +271,7 @@ pub async fn challenge_round_trip<S: Store>(store: S) {
     );
 }
 
-pub async fn missing_challenge<S: Store>(store: S) {
+pub async fn missing_challenge<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     assert_eq!(
         store.attempt_challenge(&key, 5, t(0)).await.unwrap(),
@@ -299,7 +280,7 @@ pub async fn missing_challenge<S: Store>(store: S) {
     assert!(!store.remove_challenge(&key, &[0; 16]).await.unwrap());
 }
 
-pub async fn challenge_burns_after_max_attempts<S: Store>(store: S) {
+pub async fn challenge_burns_after_max_attempts<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     store
         .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
@@ -317,7 +298,7 @@ pub async fn challenge_burns_after_max_attempts<S: Store>(store: S) {
     );
 }
 
-pub async fn challenge_expires<S: Store>(store: S) {
+pub async fn challenge_expires<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     store
         .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
@@ -333,7 +314,7 @@ pub async fn challenge_expires<S: Store>(store: S) {
     );
 }
 
-pub async fn new_challenge_voids_old<S: Store>(store: S) {
+pub async fn new_challenge_voids_old<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     let old = challenge(1, 7, t(600));
     let new = challenge(2, 8, t(700));
@@ -354,7 +335,7 @@ pub async fn new_challenge_voids_old<S: Store>(store: S) {
     }
 }
 
-pub async fn concurrent_removal_has_one_winner<S: Store>(store: S) {
+pub async fn concurrent_removal_has_one_winner<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("ch"));
     let c = challenge(3, 9, t(600));
     store.put_challenge(&key, &c, t(0)).await.unwrap();
@@ -372,7 +353,7 @@ pub async fn concurrent_removal_has_one_winner<S: Store>(store: S) {
     assert_eq!(wins, 1);
 }
 
-pub async fn concurrent_attempts_never_exceed_max<S: Store>(store: S) {
+pub async fn concurrent_attempts_never_exceed_max<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("ch"));
     store
         .put_challenge(&key, &challenge(4, 1, t(600)), t(0))
@@ -395,7 +376,7 @@ pub async fn concurrent_attempts_never_exceed_max<S: Store>(store: S) {
     assert_eq!(open, [0, 1, 2, 3, 4]);
 }
 
-pub async fn refresh_rotates<S: Store>(store: S) {
+pub async fn refresh_rotates<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
@@ -434,7 +415,7 @@ pub async fn refresh_rotates<S: Store>(store: S) {
     );
 }
 
-pub async fn refresh_grace_returns_same_successor<S: Store>(store: S) {
+pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
@@ -466,7 +447,7 @@ pub async fn refresh_grace_returns_same_successor<S: Store>(store: S) {
     ));
 }
 
-pub async fn refresh_reuse_revokes_family<S: Store>(store: S) {
+pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
@@ -496,7 +477,7 @@ pub async fn refresh_reuse_revokes_family<S: Store>(store: S) {
     );
 }
 
-pub async fn older_spent_token_is_reuse<S: Store>(store: S) {
+pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
@@ -527,7 +508,7 @@ pub async fn older_spent_token_is_reuse<S: Store>(store: S) {
     );
 }
 
-pub async fn concurrent_rotation_has_one_winner<S: Store>(store: S) {
+pub async fn concurrent_rotation_has_one_winner<S: SessionStore>(store: S) {
     let sid = Arc::new(unique("sid"));
     let ttl = Duration::from_secs(3600);
     store
@@ -555,7 +536,7 @@ pub async fn concurrent_rotation_has_one_winner<S: Store>(store: S) {
     assert_eq!((rotated, grace), (1, 49));
 }
 
-pub async fn revoke_kills_session<S: Store>(store: S) {
+pub async fn revoke_kills_session<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     store
@@ -578,7 +559,7 @@ pub async fn revoke_kills_session<S: Store>(store: S) {
     assert!(store.is_revoked(&jti).await.unwrap());
 }
 
-pub async fn unknown_session_is_invalid<S: Store>(store: S) {
+pub async fn unknown_session_is_invalid<S: SessionStore>(store: S) {
     let sid = unique("sid");
     assert_eq!(
         store
@@ -596,7 +577,7 @@ pub async fn unknown_session_is_invalid<S: Store>(store: S) {
     );
 }
 
-pub async fn api_keys_crud<S: Store>(store: S) {
+pub async fn api_keys_crud<S: ApiKeyStore>(store: S) {
     let id = unique("key");
     assert_eq!(store.get_api_key(&id).await.unwrap(), None);
     store.put_api_key(&id, b"record-1", None).await.unwrap();
@@ -630,28 +611,16 @@ pub async fn api_keys_crud<S: Store>(store: S) {
     );
 }
 
-pub async fn ping_answers<S: Store>(store: S) {
+pub async fn ping_answers<S: Ping>(store: S) {
     store.ping().await.unwrap();
 }
 
-/// Expands to one `#[tokio::test]` per behaviour, each with a fresh store
-/// from `$make` (an expression evaluating to a future of the store).
+/// One `#[tokio::test]` per named suite fn, each with a fresh store from
+/// `$make` (an expression evaluating to a future of `Option<store>`; `None`
+/// skips the test, e.g. when no redis-server is installed).
 #[macro_export]
-macro_rules! store_conformance {
-    ($make:expr) => {
-        $crate::store_conformance!(@tests $make;
-            hit_counts_and_refuses, hit_now_counts_like_hit, refused_hit_changes_nothing, hit_refills,
-            concurrent_hits_never_exceed, hit_all_counts_every_limit,
-            refused_hit_all_changes_no_counter, hit_all_counts_a_repeated_key_twice,
-            concurrent_hit_all_never_over_admits, concurrent_hit_and_hit_all_share_a_key,
-            challenge_round_trip, missing_challenge,
-            challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
-            concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max,
-            refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
-            older_spent_token_is_reuse, concurrent_rotation_has_one_winner, revoke_kills_session,
-            unknown_session_is_invalid, api_keys_crud, ping_answers);
-    };
-    (@tests $make:expr; $($name:ident),* $(,)?) => {
+macro_rules! conformance_tests {
+    ($make:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
@@ -659,5 +628,67 @@ macro_rules! store_conformance {
                 $crate::support::conformance::$name(store).await;
             }
         )*
+    };
+}
+
+/// The [`RateStore`] suite.
+#[macro_export]
+macro_rules! rate_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make;
+            hit_counts_and_refuses, refused_hit_changes_nothing, hit_refills,
+            concurrent_hits_never_exceed, hit_all_counts_every_limit,
+            refused_hit_all_changes_no_counter, hit_all_counts_a_repeated_key_twice,
+            concurrent_hit_all_never_over_admits, concurrent_hit_and_hit_all_share_a_key);
+    };
+}
+
+/// The [`ChallengeStore`] suite.
+#[macro_export]
+macro_rules! challenge_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make;
+            challenge_round_trip, missing_challenge,
+            challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
+            concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max);
+    };
+}
+
+/// The [`SessionStore`] suite.
+#[macro_export]
+macro_rules! session_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make;
+            refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
+            older_spent_token_is_reuse, concurrent_rotation_has_one_winner, revoke_kills_session,
+            unknown_session_is_invalid);
+    };
+}
+
+/// The [`ApiKeyStore`] suite.
+#[macro_export]
+macro_rules! api_key_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make; api_keys_crud);
+    };
+}
+
+/// The [`Ping`] suite.
+#[macro_export]
+macro_rules! ping_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make; ping_answers);
+    };
+}
+
+/// Every suite, for a backend of every concern (a `Store`).
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::rate_store_conformance!($make);
+        $crate::challenge_store_conformance!($make);
+        $crate::session_store_conformance!($make);
+        $crate::api_key_store_conformance!($make);
+        $crate::ping_conformance!($make);
     };
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tower_otp::store::{Attempt, Challenge, Store};
+use tower_otp::store::{Attempt, Challenge, ChallengeStore};
 
 use super::conformance::unique;
 
@@ -21,7 +21,7 @@ fn challenge(id: u8) -> Challenge {
 
 /// 200 concurrent attempts with max 5: exactly 5 are `Open`, with
 /// remaining 4, 3, 2, 1, 0.
-pub async fn attempts_open_exactly_max<S: Store>(store: S) {
+pub async fn attempts_open_exactly_max<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("stress"));
     store
         .put_challenge(&key, &challenge(5), t(0))
@@ -43,7 +43,7 @@ pub async fn attempts_open_exactly_max<S: Store>(store: S) {
 }
 
 /// 200 concurrent removals of one challenge: exactly one wins.
-pub async fn removals_have_one_winner<S: Store>(store: S) {
+pub async fn removals_have_one_winner<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("stress"));
     store
         .put_challenge(&key, &challenge(6), t(0))

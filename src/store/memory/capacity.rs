@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use super::StoreError;
 use crate::log_throttle::LogThrottle;
+use crate::store::StoreError;
 
 /// Least seconds between two warnings of one table.
 const WARN_EVERY_SECS: u64 = 10;

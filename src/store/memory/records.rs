@@ -6,13 +6,14 @@
 //! do not live in a cache. The table holds at most `capacity` records;
 //! expired ones are reclaimed (lazily: a write that finds the table full
 //! first sweeps out every expired record), and when every record is live a
-//! write of a *new* record fails with [`StoreError::Full`](super::StoreError)
+//! write of a *new* record fails with [`StoreError::Full`](crate::store::StoreError)
 //! while every record already there stays readable. Replacing or removing a
 //! record never needs room.
 //!
 //! Expiry runs on the monotonic clock of the process ([`Instant`]), like the
 //! TTLs of the cache it replaces: the record operations of
-//! [`Store`](super::Store) are not given the caller's time.
+//! [`SessionStore`](crate::store::SessionStore) and
+//! [`ApiKeyStore`](crate::store::ApiKeyStore) are not given the caller's time.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -25,8 +25,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockWriteGuard};
 
-use super::{Limit, decide_all};
 use crate::quota::{Quota, RateDecision, gcra};
+use crate::store::{Limit, decide_all};
 
 /// Passes a precomputed 64-bit hash through unchanged.
 #[derive(Default)]
@@ -156,8 +156,8 @@ impl RateTable {
     }
 
     /// Counts one request under every limit, all or nothing (see
-    /// [`Store::hit_all`](super::Store::hit_all)); [`Full`] when a new key
-    /// finds no room (nothing was counted).
+    /// [`RateStore::hit_all`](crate::store::RateStore::hit_all)); [`Full`]
+    /// when a new key finds no room (nothing was counted).
     pub(crate) fn hit_all(
         &self,
         limits: &[Limit<'_>],

@@ -1,0 +1,15 @@
+//! [`Store`]: every concern at once.
+
+use super::{ApiKeyStore, ChallengeStore, Ping, RateStore, SessionStore};
+
+/// Storage for limits, challenges, sessions and API keys, with a readiness
+/// check: what the OTP router needs.
+///
+/// No methods of its own, and implemented for every type that implements
+/// all five concern traits: a backend implements [`RateStore`],
+/// [`ChallengeStore`], [`SessionStore`], [`ApiKeyStore`] and [`Ping`], and is
+/// a `Store`. Code generic over one concern takes that trait instead (the
+/// rate-limit layer a [`RateStore`], the API-key layer an [`ApiKeyStore`]).
+pub trait Store: RateStore + ChallengeStore + SessionStore + ApiKeyStore + Ping {}
+
+impl<T: RateStore + ChallengeStore + SessionStore + ApiKeyStore + Ping> Store for T {}

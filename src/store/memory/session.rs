@@ -1,0 +1,170 @@
+//! [`SessionStore`] for [`MemoryStore`]: a session family and its
+//! revocation marker share one authoritative record.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::records::{Deadline, Op as RecordOp};
+use super::store::{MemoryStore, Record};
+use crate::clock::unix_micros;
+use crate::store::{Rotation, SessionStore, StoreError};
+
+/// Refresh tokens of one family remembered as spent, for reuse detection.
+const SPENT_REMEMBERED: usize = 64;
+
+/// Everything under one session family id or token `jti`: the family (if
+/// live) and the revocation marker (if any), so that revoking a family —
+/// which sets the marker and drops the family — is one step and needs no
+/// room when the family exists.
+#[derive(Clone, Default)]
+pub(super) struct Session {
+    family: Option<(Arc<Family>, Deadline)>,
+    /// Revoked until this deadline (`0`: not revoked).
+    revoked_until: Deadline,
+}
+
+impl Session {
+    /// The record operation that stores this state as of `now`.
+    fn into_op(mut self, now: Deadline) -> RecordOp<Record> {
+        if self.family.as_ref().is_some_and(|(_, until)| *until <= now) {
+            self.family = None;
+        }
+        let until = self
+            .family
+            .as_ref()
+            .map_or(0, |(_, until)| *until)
+            .max(self.revoked_until);
+        if until <= now {
+            RecordOp::Remove
+        } else {
+            RecordOp::Put(Record::Session(self), until)
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Family {
+    data: Arc<[u8]>,
+    current: [u8; 32],
+    /// The token `current` replaced, and when (µs), for the grace window.
+    previous: Option<([u8; 32], u64)>,
+    /// Older spent tokens (most recent last), bounded.
+    spent: Vec<[u8; 32]>,
+}
+
+fn session_key(id: &str) -> String {
+    format!("s:{id}")
+}
+
+/// A duration on the record table's clock.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl MemoryStore {
+    /// Runs one atomic step on the session state under `id`.
+    fn session<R>(
+        &self,
+        id: &str,
+        mut f: impl FnMut(Session, Deadline) -> (Option<Session>, R),
+    ) -> Result<R, StoreError> {
+        self.record(&session_key(id), |current, now| {
+            let session = match current {
+                Some(Record::Session(s)) => s.clone(),
+                _ => Session::default(),
+            };
+            match f(session, now) {
+                (Some(next), out) => (next.into_op(now), out),
+                (None, out) => (RecordOp::Keep, out),
+            }
+        })
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        sid: &str,
+        refresh_hash: &[u8; 32],
+        data: &[u8],
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let family = Arc::new(Family {
+            data: data.into(),
+            current: *refresh_hash,
+            previous: None,
+            spent: Vec::new(),
+        });
+        self.session(sid, |mut session, now| {
+            session.family = Some((family.clone(), now.saturating_add(nanos(ttl))));
+            (Some(session), ())
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        presented: &[u8; 32],
+        successor: &[u8; 32],
+        grace: Duration,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<Rotation, StoreError> {
+        let now_us = unix_micros(now);
+        let grace_us = u64::try_from(grace.as_micros()).unwrap_or(u64::MAX);
+        self.session(sid, |mut session, now| {
+            let live = session.family.clone().filter(|(_, until)| *until > now);
+            let Some((family, _)) = live else {
+                return (None, Rotation::Invalid);
+            };
+            if &family.current == presented {
+                let mut next = (*family).clone();
+                if let Some((old, _)) = next.previous.take() {
+                    next.spent.push(old);
+                    if next.spent.len() > SPENT_REMEMBERED {
+                        next.spent.remove(0);
+                    }
+                }
+                next.previous = Some((*presented, now_us));
+                next.current = *successor;
+                session.family = Some((Arc::new(next), now.saturating_add(nanos(ttl))));
+                return (Some(session), Rotation::Rotated(family.data.to_vec()));
+            }
+            let reused = match family.previous {
+                Some((prev, at)) if &prev == presented => {
+                    if now_us.saturating_sub(at) <= grace_us && &family.current == successor {
+                        return (None, Rotation::Grace(family.data.to_vec()));
+                    }
+                    true
+                }
+                _ => family.spent.contains(presented),
+            };
+            if !reused {
+                return (None, Rotation::Invalid);
+            }
+            // Reuse: the family dies and its id is revoked, in one step.
+            session.family = None;
+            session.revoked_until = now.saturating_add(nanos(ttl));
+            (Some(session), Rotation::Reused)
+        })
+    }
+
+    async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.session(id, |mut session, now| {
+            session.family = None;
+            session.revoked_until = now.saturating_add(nanos(ttl));
+            (Some(session), ())
+        })
+    }
+
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .records
+            .get(&session_key(id), |record, now| match record {
+                Record::Session(s) => s.revoked_until > now,
+                Record::ApiKey(_) => false,
+            })
+            .unwrap_or(false))
+    }
+}

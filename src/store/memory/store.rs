@@ -1,0 +1,122 @@
+//! [`MemoryStore`]: the struct, its tables, and the record helpers the
+//! concern impls share.
+
+use std::fmt;
+use std::sync::Arc;
+
+use moka::sync::Cache;
+
+use super::builder::MemoryStoreBuilder;
+use super::capacity::FullAlarm;
+use super::challenge::Entry;
+use super::rate_table::RateTable;
+use super::records::{Deadline, Op as RecordOp, RecordTable};
+use super::session::Session;
+use crate::store::{Ping, StoreError};
+#[cfg(doc)]
+use crate::store::{SessionStore, Store};
+
+/// An authoritative record: never evicted, only expired or deleted.
+pub(super) enum Record {
+    ApiKey(Arc<[u8]>),
+    Session(Session),
+}
+
+/// The in-memory [`Store`]: bounded, per-entry TTLs, lock-free reads.
+///
+/// Three structures, each bounded, and bounded the way its data can bear
+/// (clones share all three):
+///
+/// * **Authoritative records** — API keys, revocation and logout markers,
+///   session families with their refresh state — are never evicted. They
+///   live in a table that holds at most [`MemoryStoreBuilder::max_records`]
+///   (default 1 000 000); expired records are reclaimed, and when every
+///   record is live a write that needs a *new* record fails with
+///   [`StoreError::Full`] (the router answers `503 store_unavailable`) while
+///   every record already stored stays readable. A revocation or logout that
+///   returns `Ok` is visible to [`is_revoked`](SessionStore::is_revoked); one
+///   that cannot be stored returns `Err` — it never silently does nothing.
+/// * **Rate-limit cells** live in a sharded table of atomics holding about
+///   [`MemoryStoreBuilder::max_rate_keys`] keys (default 1 000 000, split
+///   evenly over shards). A live cell is never evicted for a new key: a full
+///   shard drops its expired cells, and if all are live the new key's hit
+///   fails with [`StoreError::Full`] — a flood of new keys cannot reset an
+///   exhausted limit, a lockout or a cooldown.
+/// * **Challenges** (short-lived and loss-tolerant: a lost one only means a
+///   new code must be requested) live in a moka cache of at most
+///   [`MemoryStoreBuilder::max_capacity`] entries, which evicts when full.
+///
+/// Every refusal for capacity counts in the metric
+/// `tower_otp_store_full_total{table="records"|"rate table"}` and logs a
+/// warning (at most one every 10 s per table).
+///
+/// State is per process: running several instances behind a load balancer
+/// needs the Redis store, or every limit multiplies by the instance count.
+///
+/// ```
+/// use tower_otp::store::MemoryStore;
+///
+/// let store = MemoryStore::builder()
+///     .max_capacity(100_000)
+///     .max_records(100_000)
+///     .max_rate_keys(100_000)
+///     .build();
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    pub(super) challenges: Cache<String, Entry>,
+    pub(super) records: Arc<RecordTable<Record>>,
+    pub(super) rates: Arc<RateTable>,
+    pub(super) alarms: Arc<Alarms>,
+}
+
+pub(super) struct Alarms {
+    pub(super) records: FullAlarm,
+    pub(super) rates: FullAlarm,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("challenges", &self.challenges.entry_count())
+            .field("records", &self.records.len())
+            .field("rate_keys", &self.rates.len())
+            .finish()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl MemoryStore {
+    /// A store with default bounds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder to set bounds.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::new()
+    }
+
+    /// Runs one atomic step on the record under `key`.
+    pub(super) fn record<R>(
+        &self,
+        key: &str,
+        f: impl FnMut(Option<&Record>, Deadline) -> (RecordOp<Record>, R),
+    ) -> Result<R, StoreError> {
+        self.records
+            .compute(key, f)
+            .map_err(|_| self.alarms.records.raise(self.records.capacity()))
+    }
+}
+
+impl Ping for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

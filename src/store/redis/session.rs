@@ -1,0 +1,104 @@
+//! [`SessionStore`] for [`RedisStore`]: session families and revocation
+//! markers, one script (or one `EXISTS`) per operation.
+
+use std::time::{Duration, SystemTime};
+
+use super::reply::{array, bytes, corrupt, int};
+use super::scripts::SCRIPTS;
+use super::store::{RedisStore, micros, ttl_ms};
+use crate::clock::unix_micros;
+use crate::store::{Rotation, SessionStore, StoreError};
+
+/// Spent refresh tokens remembered per family for reuse detection, besides
+/// the previous one (the same number as the memory store).
+const SPENT_REMEMBERED: usize = 64;
+
+impl SessionStore for RedisStore {
+    async fn create_session(
+        &self,
+        sid: &str,
+        refresh_hash: &[u8; 32],
+        data: &[u8],
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.eval(
+            "create_session",
+            SCRIPTS
+                .session_create
+                .key(self.keys.family(sid))
+                .arg(&refresh_hash[..])
+                .arg(data)
+                .arg(ttl_ms(ttl)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        presented: &[u8; 32],
+        successor: &[u8; 32],
+        grace: Duration,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<Rotation, StoreError> {
+        const OP: &str = "rotate_refresh";
+        let reply = self
+            .eval(
+                OP,
+                SCRIPTS
+                    .session_rotate
+                    .key(self.keys.family(sid))
+                    .key(self.keys.revoked(sid))
+                    .arg(&presented[..])
+                    .arg(&successor[..])
+                    .arg(micros(grace))
+                    .arg(ttl_ms(ttl))
+                    .arg(unix_micros(now))
+                    .arg(SPENT_REMEMBERED * 32),
+            )
+            .await?;
+        let mut items = array(OP, reply)?.into_iter();
+        let tag = items.next().map(|v| int(OP, &v)).transpose()?;
+        let rotation = match tag {
+            Some(0) => Rotation::Invalid,
+            Some(1 | 2) => {
+                let data = bytes(OP, items.next().ok_or_else(|| corrupt(OP))?)?;
+                if tag == Some(1) {
+                    Rotation::Rotated(data)
+                } else {
+                    Rotation::Grace(data)
+                }
+            }
+            Some(3) => Rotation::Reused,
+            _ => return Err(corrupt(OP)),
+        };
+        if items.next().is_some() {
+            return Err(corrupt(OP));
+        }
+        Ok(rotation)
+    }
+
+    async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.eval(
+            "revoke",
+            SCRIPTS
+                .revoke
+                .key(self.keys.family(id))
+                .key(self.keys.revoked(id))
+                .arg(ttl_ms(ttl)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        const OP: &str = "is_revoked";
+        let reply = self
+            .command(OP, redis::cmd("EXISTS").arg(self.keys.revoked(id)))
+            .await?;
+        Ok(int(OP, &reply)? > 0)
+    }
+}

@@ -1,0 +1,69 @@
+//! [`SessionStore`]: session families, refresh-token rotation, revocation.
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use super::StoreError;
+
+/// The outcome of presenting a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The token was current: it is now spent and the successor is current.
+    /// Carries the session data.
+    Rotated(Vec<u8>),
+    /// The token was spent within the grace window: the same successor stays
+    /// current (two tabs refreshing at once). Carries the session data.
+    Grace(Vec<u8>),
+    /// The token was spent before the grace window: the whole session family
+    /// has been revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Storage for sessions: a family per login, its refresh token rotated with
+/// reuse detection, and revocation markers for families and token ids —
+/// what the router's refresh and logout need, and all that
+/// `JwtLayer::with_store` needs.
+///
+/// Implementations must make each operation atomic and must pass the
+/// session suite of the store conformance tests
+/// (`tests/support/conformance.rs`).
+pub trait SessionStore: Clone + Send + Sync + fmt::Debug + 'static {
+    /// Starts a session family `sid` with opaque `data` and its first refresh
+    /// token (by hash). Everything expires `ttl` after `now` unless rotated.
+    fn create_session(
+        &self,
+        sid: &str,
+        refresh_hash: &[u8; 32],
+        data: &[u8],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Presents refresh token `presented` (by hash) of family `sid`; when it is
+    /// current, makes `successor` current for `ttl`. See [`Rotation`].
+    #[allow(clippy::too_many_arguments)]
+    fn rotate_refresh(
+        &self,
+        sid: &str,
+        presented: &[u8; 32],
+        successor: &[u8; 32],
+        grace: Duration,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+
+    /// Revokes `id` — a session family id or a token's `jti` — for `ttl`.
+    /// A revoked family can no longer rotate.
+    fn revoke(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether `id` has been revoked.
+    fn is_revoked(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
