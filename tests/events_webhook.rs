@@ -143,6 +143,23 @@ async fn retries_stop_at_max_attempts() {
 }
 
 #[tokio::test]
+async fn the_retry_budget_bounds_an_event() {
+    // Waits of 200 ms, a budget of 300 ms: the second attempt starts at
+    // 200 ms, a third would start past the budget, so there is none.
+    let receiver = Receiver::start().await;
+    receiver.script_statuses([500; 10]);
+    let policy = RetryPolicy::new()
+        .max_attempts(10)
+        .backoff(Duration::from_millis(200), Duration::from_millis(200))
+        .jitter(false)
+        .max_elapsed(Duration::from_millis(300));
+    let sink = sink(&receiver).retry(policy).build().unwrap();
+    sink.emit(&event(EventKind::OtpLocked, "req-1"));
+    flush(&sink).await;
+    assert_eq!(receiver.hits().len(), 2);
+}
+
+#[tokio::test]
 async fn client_errors_are_not_retried() {
     let receiver = Receiver::start().await;
     receiver.script_statuses([400]);

@@ -489,21 +489,14 @@ mod tests {
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:27:15 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(45)));
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:29:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Tue, 20 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        for (date, wait) in [
+            ("Wed, 21 Oct 2015 07:27:15 GMT", Duration::from_secs(45)),
+            ("Wed, 21 Oct 2015 07:29:00 GMT", Duration::ZERO),
+            ("Tue, 20 Oct 2015 07:28:00 GMT", MAX_RETRY_AFTER),
+        ] {
+            h.insert(DATE, HeaderValue::from_static(date));
+            assert_eq!(retry_after(&h), Some(wait), "{date}");
+        }
         h.insert(DATE, HeaderValue::from_static("yesterday"));
         assert_eq!(retry_after(&h), None);
     }

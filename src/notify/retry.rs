@@ -26,9 +26,9 @@ use super::{Delivery, Message, Notifier, NotifyError};
 /// For tests, [`RetryPolicy::immediate`] retries without waiting; with
 /// `#[tokio::test(start_paused = true)]` real backoffs take no wall time.
 ///
-/// The same type sets how
-/// [`WebhookSinkBuilder::retry`](crate::events::WebhookSinkBuilder::retry)
-/// retries an event (with other defaults: nobody waits for an event).
+/// The same type sets how `events::WebhookSink` retries an event
+/// (`WebhookSinkBuilder::retry`, feature `http-notifier`; with other
+/// defaults there: nobody waits for an event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,

@@ -629,6 +629,49 @@ mod tests {
     }
 
     #[test]
+    fn build_checks_every_setting() {
+        let builder = || {
+            TwilioSms::builder(
+                SID,
+                TwilioAuth::AuthToken("super-secret-token".into()),
+                TwilioSender::From("+15005550006".into()),
+            )
+        };
+        assert!(!format!("{:?}", builder()).contains("super-secret-token"));
+        for (builder, setting) in [
+            (builder().base_url("ftp://x"), "twilio base url"),
+            (builder().whatsapp_from("whatsapp:"), "twilio whatsapp from"),
+            (
+                builder().whatsapp_content_sid("HXnope"),
+                "twilio whatsapp content sid",
+            ),
+            (
+                TwilioSms::builder(
+                    SID,
+                    TwilioAuth::AuthToken(String::new()),
+                    TwilioSender::From("+15005550006".into()),
+                ),
+                "twilio auth token",
+            ),
+            (
+                TwilioSms::builder(
+                    SID,
+                    TwilioAuth::AuthToken("t".into()),
+                    TwilioSender::MessagingService("MGnope".into()),
+                ),
+                "twilio messaging service sid",
+            ),
+        ] {
+            assert_eq!(builder.build().unwrap_err().setting, setting);
+        }
+        let sms = builder()
+            .request_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        assert!(format!("{sms:?}").contains("3s"), "{sms:?}");
+    }
+
+    #[test]
     fn form_fields() {
         let builder = TwilioSms::builder(
             SID,
