@@ -11,8 +11,10 @@
 //! * `webhook-signature` may hold several space-separated signatures (during
 //!   a secret rotation); one valid `v1` signature is enough.
 //!
-//! [`HttpNotifier`](crate::notify::HttpNotifier) signs with this module; an
-//! app receiving its requests checks them with [`verify_webhook`]:
+//! `notify::HttpNotifier` (codes to deliver) and `events::WebhookSink`
+//! (security events) sign their requests with this module; an app
+//! receiving them checks them with [`verify_webhook`]. This module depends
+//! on neither: it sits below both.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -13,14 +13,20 @@ use support::webhook_receiver::{Receiver, SECRET};
 use tokio::sync::Semaphore;
 use tower_otp::events::{Event, EventKind, EventSink, WebhookSink};
 use tower_otp::identifier::IdentifierHasher;
+use tower_otp::notify::RetryPolicy;
 use tower_otp::webhook::{self, DEFAULT_TOLERANCE, WebhookError, WebhookSecret};
 
 const PHONE: &str = "+14155550100";
 
 fn sink(receiver: &Receiver) -> tower_otp::events::WebhookSinkBuilder {
-    WebhookSink::builder(&receiver.url(), WebhookSecret::parse(SECRET).unwrap())
-        .timeout(Duration::from_secs(5))
-        .retry_backoff(Duration::from_millis(10))
+    WebhookSink::builder(receiver.url(), WebhookSecret::parse(SECRET).unwrap())
+        .request_timeout(Duration::from_secs(5))
+        .retry(retry())
+}
+
+/// The sink's default retry policy with 10 ms for the first backoff.
+fn retry() -> RetryPolicy {
+    WebhookSink::default_retry().backoff(Duration::from_millis(10), Duration::from_secs(10))
 }
 
 fn event(kind: EventKind, request_id: &str) -> Event {
@@ -127,10 +133,30 @@ async fn server_errors_are_retried_with_the_same_id() {
 async fn retries_stop_at_max_attempts() {
     let receiver = Receiver::start().await;
     receiver.script_statuses([500, 429, 502, 500]);
-    let sink = sink(&receiver).max_attempts(3).build().unwrap();
+    let sink = sink(&receiver)
+        .retry(retry().max_attempts(3))
+        .build()
+        .unwrap();
     sink.emit(&event(EventKind::OtpLocked, "req-1"));
     flush(&sink).await;
     assert_eq!(receiver.hits().len(), 3);
+}
+
+#[tokio::test]
+async fn the_retry_budget_bounds_an_event() {
+    // Waits of 200 ms, a budget of 300 ms: the second attempt starts at
+    // 200 ms, a third would start past the budget, so there is none.
+    let receiver = Receiver::start().await;
+    receiver.script_statuses([500; 10]);
+    let policy = RetryPolicy::new()
+        .max_attempts(10)
+        .backoff(Duration::from_millis(200), Duration::from_millis(200))
+        .jitter(false)
+        .max_elapsed(Duration::from_millis(300));
+    let sink = sink(&receiver).retry(policy).build().unwrap();
+    sink.emit(&event(EventKind::OtpLocked, "req-1"));
+    flush(&sink).await;
+    assert_eq!(receiver.hits().len(), 2);
 }
 
 #[tokio::test]

@@ -10,14 +10,18 @@ use std::time::{Duration, SystemTime};
 use support::webhook_receiver::{Receiver, SECRET};
 use tower_otp::clock::ManualClock;
 use tower_otp::notify::{
-    Channel, HttpNotifier, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy,
+    Channel, HttpNotifier, HttpNotifierBuilder, Message, Notifier, NotifierExt, NotifyErrorKind,
+    RetryPolicy,
 };
 use tower_otp::webhook::{self, DEFAULT_TOLERANCE, WebhookError, WebhookSecret};
 
 fn notifier(receiver: &Receiver) -> HttpNotifier {
-    HttpNotifier::new(&receiver.url(), WebhookSecret::parse(SECRET).unwrap())
-        .unwrap()
-        .with_timeout(Duration::from_secs(5))
+    builder(receiver).build().unwrap()
+}
+
+fn builder(receiver: &Receiver) -> HttpNotifierBuilder {
+    HttpNotifier::builder(receiver.url(), WebhookSecret::parse(SECRET).unwrap())
+        .request_timeout(Duration::from_secs(5))
 }
 
 fn msg() -> Message {
@@ -101,7 +105,9 @@ async fn tampered_body_is_refused() {
 #[tokio::test]
 async fn wrong_secret_is_refused_by_the_receiver() {
     let receiver = Receiver::start().await;
-    let wrong = HttpNotifier::new(&receiver.url(), WebhookSecret::generate()).unwrap();
+    let wrong = HttpNotifier::builder(receiver.url(), WebhookSecret::generate())
+        .build()
+        .unwrap();
     let err = bounded(wrong.send(&msg())).await.unwrap_err();
     assert_eq!(
         receiver.hits()[0].verdict,
@@ -115,7 +121,7 @@ async fn wrong_secret_is_refused_by_the_receiver() {
 async fn stale_timestamp_is_refused_by_the_receiver() {
     let receiver = Receiver::start().await;
     let clock = ManualClock::at(SystemTime::now() - Duration::from_secs(10 * 60));
-    let stale = notifier(&receiver).with_clock(clock);
+    let stale = builder(&receiver).clock(clock).build().unwrap();
     let err = bounded(stale.send(&msg())).await.unwrap_err();
     assert_eq!(
         receiver.hits()[0].verdict,
@@ -263,9 +269,10 @@ async fn broken_answers_after_the_request_are_never_retried() {
     ];
     for (answer, kind) in cases {
         let (url, requests) = raw_peer(answer).await;
-        let notifier = HttpNotifier::new(&url, WebhookSecret::parse(SECRET).unwrap())
+        let notifier = HttpNotifier::builder(url, WebhookSecret::parse(SECRET).unwrap())
+            .request_timeout(Duration::from_secs(5))
+            .build()
             .unwrap()
-            .with_timeout(Duration::from_secs(5))
             .retry(RetryPolicy::immediate(3));
         let result = bounded(notifier.send(&msg())).await;
         assert_eq!(result.as_ref().err().map(|e| e.kind()), kind, "{result:?}");

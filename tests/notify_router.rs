@@ -32,20 +32,22 @@ const PHONE: &str = "+14155550100";
 const EMAIL: &str = "ada@example.com";
 
 fn twilio(fake: &FakeTwilio) -> TwilioSms {
-    TwilioSms::new(
+    TwilioSms::builder(
         ACCOUNT_SID,
         TwilioAuth::AuthToken(AUTH_TOKEN.into()),
         TwilioSender::From("+15005550006".into()),
     )
+    .base_url(fake.base_url())
+    .request_timeout(Duration::from_secs(5))
+    .build()
     .unwrap()
-    .with_base_url(&fake.base_url())
-    .unwrap()
-    .with_timeout(Duration::from_secs(5))
 }
 
 fn smtp(sink: &SmtpSink) -> SmtpEmail {
     let config = SmtpConfig::parse_url(&sink.url(None)).unwrap();
-    SmtpEmail::new(config, "Acme <no-reply@acme.example>").unwrap()
+    SmtpEmail::builder(config, "Acme <no-reply@acme.example>")
+        .build()
+        .unwrap()
 }
 
 async fn start<N: Notifier>(notifier: N) -> Http {

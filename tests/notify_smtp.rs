@@ -10,16 +10,20 @@ use support::smtp_sink::{MAX_DATA_LINE, SmtpSink, TestPki, parse_mime};
 use tower_otp::notify::template::{EmailTemplate, Templates};
 use tower_otp::notify::{
     Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, SmtpConfig, SmtpEmail,
-    SmtpTls,
+    SmtpEmailBuilder, SmtpTls,
 };
 
 const FROM: &str = "Acme Login <no-reply@acme.example>";
 
 fn email_to(sink: &SmtpSink) -> SmtpEmail {
+    email_builder(sink).build().unwrap()
+}
+
+fn email_builder(sink: &SmtpSink) -> SmtpEmailBuilder {
     let config = SmtpConfig::parse_url(&sink.url(None))
         .unwrap()
-        .with_timeout(Duration::from_secs(5));
-    SmtpEmail::new(config, FROM).unwrap()
+        .with_command_timeout(Duration::from_secs(5));
+    SmtpEmail::builder(config, FROM)
 }
 
 fn msg() -> Message {
@@ -77,15 +81,18 @@ async fn message_arrives_with_code_in_both_parts_and_right_headers() {
 #[tokio::test]
 async fn html_part_escapes_template_variables() {
     let sink = SmtpSink::start().await;
-    let templates = Templates::default().with_email(
-        "",
-        EmailTemplate::new(
-            "{{app_name}}: your code",
-            "Hello {{name}}, your code is {{code}}.",
-            "<p>Hello <b>{{name}}</b>, your code is {{code}}.</p>",
-        ),
-    );
-    let notifier = email_to(&sink).with_templates(templates);
+    let templates = Templates::builder()
+        .email(
+            "",
+            EmailTemplate::new(
+                "{{app_name}}: your code",
+                "Hello {{name}}, your code is {{code}}.",
+                "<p>Hello <b>{{name}}</b>, your code is {{code}}.</p>",
+            ),
+        )
+        .build()
+        .unwrap();
+    let notifier = email_builder(&sink).templates(templates).build().unwrap();
     // Non-ASCII forces a transfer encoding (quoted-printable or base64).
     let m = msg()
         .with_app_name("Zoë & Co")
@@ -120,15 +127,18 @@ async fn html_part_escapes_template_variables() {
 #[tokio::test]
 async fn locale_selects_the_email_template() {
     let sink = SmtpSink::start().await;
-    let templates = Templates::default().with_email(
-        "de",
-        EmailTemplate::new(
-            "Ihr {{app_name}}-Code",
-            "Ihr Code: {{code}}",
-            "<p>Ihr Code: {{code}}</p>",
-        ),
-    );
-    let notifier = email_to(&sink).with_templates(templates);
+    let templates = Templates::builder()
+        .email(
+            "de",
+            EmailTemplate::new(
+                "Ihr {{app_name}}-Code",
+                "Ihr Code: {{code}}",
+                "<p>Ihr Code: {{code}}</p>",
+            ),
+        )
+        .build()
+        .unwrap();
+    let notifier = email_builder(&sink).templates(templates).build().unwrap();
     bounded(notifier.send(&msg().with_locale("de-CH")))
         .await
         .unwrap();
@@ -162,7 +172,7 @@ async fn deferred_recipient_is_retryable() {
 async fn credentials_are_used_and_checked() {
     let sink = SmtpSink::with_credentials("mailer", "s3cret").await;
     let good = SmtpConfig::parse_url(&sink.url(Some(("mailer", "s3cret")))).unwrap();
-    bounded(SmtpEmail::new(good, FROM).unwrap().send(&msg()))
+    bounded(SmtpEmail::builder(good, FROM).build().unwrap().send(&msg()))
         .await
         .unwrap();
     assert_eq!(
@@ -171,7 +181,7 @@ async fn credentials_are_used_and_checked() {
     );
 
     let bad = SmtpConfig::parse_url(&sink.url(Some(("mailer", "wrong")))).unwrap();
-    let err = bounded(SmtpEmail::new(bad, FROM).unwrap().send(&msg()))
+    let err = bounded(SmtpEmail::builder(bad, FROM).build().unwrap().send(&msg()))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::Permanent);
@@ -184,9 +194,14 @@ async fn credentials_are_used_and_checked() {
 async fn unreachable_relay_is_retryable() {
     let port = support::unused_port();
     let config = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
-    let err = bounded(SmtpEmail::new(config, FROM).unwrap().send(&msg()))
-        .await
-        .unwrap_err();
+    let err = bounded(
+        SmtpEmail::builder(config, FROM)
+            .build()
+            .unwrap()
+            .send(&msg()),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::Retryable);
 }
 
@@ -216,11 +231,13 @@ async fn invalid_recipient_and_wrong_channel_fail_without_a_connection() {
 async fn from_vars_sends_through_the_configured_relay() {
     let sink = SmtpSink::start().await;
     let url = sink.url(None);
-    let notifier = SmtpEmail::from_vars(|name| match name {
+    let notifier = SmtpEmail::builder_from_vars(|name| match name {
         "SMTP_URL" => Some(url.clone()),
         "SMTP_FROM" => Some(FROM.into()),
         _ => None,
     })
+    .unwrap()
+    .build()
     .unwrap();
     bounded(notifier.send(&msg())).await.unwrap();
     assert_eq!(sink.mails().len(), 1);
@@ -230,11 +247,11 @@ async fn from_vars_sends_through_the_configured_relay() {
 async fn ready_probes_the_relay_without_sending() {
     let sink = SmtpSink::with_credentials("mailer", "s3cret").await;
     let good = SmtpConfig::parse_url(&sink.url(Some(("mailer", "s3cret")))).unwrap();
-    let ready = bounded(SmtpEmail::new(good, FROM).unwrap().ready()).await;
+    let ready = bounded(SmtpEmail::builder(good, FROM).build().unwrap().ready()).await;
     assert!(matches!(ready, Some(Ok(()))), "{ready:?}");
 
     let bad = SmtpConfig::parse_url(&sink.url(Some(("mailer", "wrong")))).unwrap();
-    let err = bounded(SmtpEmail::new(bad, FROM).unwrap().ready())
+    let err = bounded(SmtpEmail::builder(bad, FROM).build().unwrap().ready())
         .await
         .unwrap()
         .unwrap_err();
@@ -244,7 +261,7 @@ async fn ready_probes_the_relay_without_sending() {
 
     let port = support::unused_port();
     let gone = SmtpConfig::parse_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
-    let err = bounded(SmtpEmail::new(gone, FROM).unwrap().ready())
+    let err = bounded(SmtpEmail::builder(gone, FROM).build().unwrap().ready())
         .await
         .unwrap()
         .unwrap_err();
@@ -309,11 +326,14 @@ async fn long_app_name_in_the_subject_is_folded_and_decodes_back() {
 #[tokio::test]
 async fn subjects_over_998_octets_of_every_shape_decode_back() {
     let sink = SmtpSink::start().await;
-    let templates = Templates::default().with_email(
-        "",
-        EmailTemplate::new("{{app_name}} {{word}}", "{{code}}", "<p>{{code}}</p>"),
-    );
-    let notifier = email_to(&sink).with_templates(templates);
+    let templates = Templates::builder()
+        .email(
+            "",
+            EmailTemplate::new("{{app_name}} {{word}}", "{{code}}", "<p>{{code}}</p>"),
+        )
+        .build()
+        .unwrap();
+    let notifier = email_builder(&sink).templates(templates).build().unwrap();
     let cases = [
         // ASCII words with spaces between: folded at the spaces.
         (
@@ -353,11 +373,11 @@ async fn subjects_over_998_octets_of_every_shape_decode_back() {
 fn tls_email(sink: &SmtpSink, tls: SmtpTls, host: &str, ca: Option<&str>) -> SmtpEmail {
     let mut config = SmtpConfig::new(host, tls)
         .with_port(sink.addr.port())
-        .with_timeout(Duration::from_secs(5));
+        .with_command_timeout(Duration::from_secs(5));
     if let Some(ca) = ca {
         config = config.with_root_certificate(ca);
     }
-    SmtpEmail::new(config, FROM).unwrap()
+    SmtpEmail::builder(config, FROM).build().unwrap()
 }
 
 /// The error and its causes, as one text.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::fake_twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Reply};
 use tower_otp::notify::{
     Channel, Message, Notifier, NotifierExt, NotifyErrorKind, RetryPolicy, TwilioAuth,
-    TwilioSender, TwilioSms,
+    TwilioSender, TwilioSms, TwilioSmsBuilder,
 };
 
 const FROM: &str = "+15005550006";
@@ -21,15 +21,17 @@ fn sms_to(fake: &FakeTwilio) -> TwilioSms {
 }
 
 fn sms_at(base_url: &str) -> TwilioSms {
-    TwilioSms::new(
+    builder_at(base_url).build().unwrap()
+}
+
+fn builder_at(base_url: &str) -> TwilioSmsBuilder {
+    TwilioSms::builder(
         ACCOUNT_SID,
         TwilioAuth::AuthToken(AUTH_TOKEN.into()),
         TwilioSender::From(FROM.into()),
     )
-    .unwrap()
-    .with_base_url(base_url)
-    .unwrap()
-    .with_timeout(Duration::from_secs(5))
+    .base_url(base_url)
+    .request_timeout(Duration::from_secs(5))
 }
 
 fn msg(channel: Channel) -> Message {
@@ -75,7 +77,7 @@ async fn api_key_auth_and_messaging_service() {
     let key_sid = "SK00000000000000000000000000000002";
     let service = "MG00000000000000000000000000000003";
     let fake = FakeTwilio::with_credentials(key_sid, "key-secret").await;
-    let sms = TwilioSms::new(
+    let sms = TwilioSms::builder(
         ACCOUNT_SID,
         TwilioAuth::ApiKey {
             sid: key_sid.into(),
@@ -83,8 +85,8 @@ async fn api_key_auth_and_messaging_service() {
         },
         TwilioSender::MessagingService(service.into()),
     )
-    .unwrap()
-    .with_base_url(&fake.base_url())
+    .base_url(fake.base_url())
+    .build()
     .unwrap();
     bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
     let r = &fake.received()[0];
@@ -203,8 +205,10 @@ async fn stalled_response_times_out_as_maybe_delivered_and_is_not_retried() {
     // the SMS: under Retry, still exactly one request.
     let fake = FakeTwilio::start().await;
     fake.script([Reply::Stall, Reply::Created]);
-    let sms = sms_to(&fake)
-        .with_timeout(Duration::from_millis(300))
+    let sms = builder_at(&fake.base_url())
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
         .retry(RetryPolicy::immediate(3));
     let err = bounded(sms.send(&msg(Channel::Sms))).await.unwrap_err();
     assert_eq!(err.kind(), NotifyErrorKind::MaybeDelivered);
@@ -375,7 +379,10 @@ async fn whatsapp_addressing() {
     let fake = FakeTwilio::start().await;
     let sms = sms_to(&fake);
     bounded(sms.send(&msg(Channel::Whatsapp))).await.unwrap();
-    let wa = sms.with_whatsapp_from("+14155238886").unwrap();
+    let wa = builder_at(&fake.base_url())
+        .whatsapp_from("+14155238886")
+        .build()
+        .unwrap();
     bounded(wa.send(&msg(Channel::Whatsapp))).await.unwrap();
     let received = fake.received();
     assert_eq!(received[0].form["To"], format!("whatsapp:{TO}"));
@@ -399,13 +406,15 @@ async fn email_and_voice_are_refused_without_a_request() {
 async fn from_vars_talks_to_the_configured_base_url() {
     let fake = FakeTwilio::start().await;
     let base = fake.base_url();
-    let sms = TwilioSms::from_vars(|name| match name {
+    let sms = TwilioSms::builder_from_vars(|name| match name {
         "TWILIO_ACCOUNT_SID" => Some(ACCOUNT_SID.into()),
         "TWILIO_AUTH_TOKEN" => Some(AUTH_TOKEN.into()),
         "TWILIO_FROM" => Some(FROM.into()),
         "TWILIO_BASE_URL" => Some(base.clone()),
         _ => None,
     })
+    .unwrap()
+    .build()
     .unwrap();
     bounded(sms.send(&msg(Channel::Sms))).await.unwrap();
     assert!(fake.received()[0].authorized);

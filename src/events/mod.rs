@@ -22,10 +22,10 @@ mod context;
 pub(crate) use self::context::RequestContext;
 
 #[cfg(feature = "http-notifier")]
-mod webhook;
+mod webhook_sink;
 
 #[cfg(feature = "http-notifier")]
-pub use self::webhook::{WebhookSink, WebhookSinkBuilder};
+pub use self::webhook_sink::{WebhookSink, WebhookSinkBuilder};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,22 +3,18 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, USER_AGENT};
-use http::{Method, Request};
-use http_body_util::Full;
 use serde::Serialize;
 
-use super::http_client::{self, HttpClient};
+use super::builder::{request_timeout_option, templates_option};
+use super::http_client::{self, Endpoint, HttpOptions};
 use super::template::Templates;
 use super::{Channel, Delivery, Message, Notifier, NotifyError};
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::ConfigError;
-use crate::webhook::{self, WebhookSecret};
+use crate::webhook::WebhookSecret;
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const PROVIDER: &str = "http notifier";
 
 /// Hands delivery to the app itself: POSTs each message as JSON to a URL
@@ -41,7 +37,7 @@ const PROVIDER: &str = "http notifier";
 /// `webhook-id` (derived from the message under the secret, so a retried
 /// message keeps its id and the receiver can drop duplicates),
 /// `webhook-timestamp`, `webhook-signature`. The receiver checks them with
-/// [`webhook::verify_webhook`].
+/// [`verify_webhook`](crate::webhook::verify_webhook).
 ///
 /// Answers: `2xx` → delivered (whatever its body: it is not read past
 /// 64 KiB, and a body cut short or late changes nothing); `408`, `429`
@@ -61,20 +57,36 @@ const PROVIDER: &str = "http notifier";
 /// same host. The secret is redacted from `Debug`.
 #[derive(Clone)]
 pub struct HttpNotifier {
-    url: String,
     secret: WebhookSecret,
-    timeout: Duration,
     templates: Arc<Templates>,
     clock: Arc<dyn Clock>,
-    client: HttpClient,
+    endpoint: Endpoint,
 }
 
 impl fmt::Debug for HttpNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpNotifier")
-            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
             .field("secret", &self.secret)
-            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`HttpNotifier`]; from [`HttpNotifier::builder`]. The URL is
+/// checked by [`build`](Self::build).
+#[derive(Clone)]
+pub struct HttpNotifierBuilder {
+    secret: WebhookSecret,
+    http: HttpOptions,
+    templates: Arc<Templates>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for HttpNotifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpNotifierBuilder")
+            .field("http", &self.http)
+            .field("secret", &self.secret)
             .finish_non_exhaustive()
     }
 }
@@ -105,38 +117,15 @@ impl HttpNotifier {
     /// The `type` of every message this notifier posts.
     pub const MESSAGE_TYPE: &'static str = "otp.message";
 
-    /// Posts to `url` (`https://…`, or `http://` for a local endpoint),
-    /// signing with `secret`.
-    pub fn new(url: &str, secret: WebhookSecret) -> Result<Self, ConfigError> {
-        Ok(Self {
-            url: http_client::base_url(url, "http notifier url")?,
+    /// A builder posting to `url` (`https://…`, or `http://` for a local
+    /// endpoint), signing with `secret`.
+    pub fn builder(url: impl Into<String>, secret: WebhookSecret) -> HttpNotifierBuilder {
+        HttpNotifierBuilder {
             secret,
-            timeout: DEFAULT_TIMEOUT,
+            http: HttpOptions::new(url),
             templates: Arc::new(Templates::default()),
             clock: Arc::new(SystemClock),
-            client: HttpClient::shared()?,
-        })
-    }
-
-    /// Time for one request, connection included (default 10 s).
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The templates for the `text`/`subject`/`html` members.
-    #[must_use]
-    pub fn with_templates(mut self, templates: impl Into<Arc<Templates>>) -> Self {
-        self.templates = templates.into();
-        self
-    }
-
-    /// The clock for `webhook-timestamp` (default: the system clock).
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
+        }
     }
 
     /// The JSON body for `msg`.
@@ -188,23 +177,37 @@ impl HttpNotifier {
     }
 }
 
+impl HttpNotifierBuilder {
+    request_timeout_option!();
+    templates_option!();
+
+    /// The clock for `webhook-timestamp` (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks the URL and builds the notifier.
+    pub fn build(self) -> Result<HttpNotifier, ConfigError> {
+        Ok(HttpNotifier {
+            endpoint: self.http.build("http notifier url", PROVIDER)?,
+            secret: self.secret,
+            templates: self.templates,
+            clock: self.clock,
+        })
+    }
+}
+
 impl Notifier for HttpNotifier {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
         let body = self.body(msg)?;
         let id = self.message_id(msg);
         let timestamp = unix_secs(self.clock.now());
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(&self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("tower-otp/", env!("CARGO_PKG_VERSION")));
-        if let Some(headers) = req.headers_mut() {
-            headers.extend(webhook::signed_headers(&self.secret, &id, timestamp, &body));
-        }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| {
-            NotifyError::permanent("http notifier: cannot build the request").with_source(e)
-        })?;
-        let reply = self.client.send(req, self.timeout, PROVIDER).await?;
+        let reply = self
+            .endpoint
+            .post_signed(&self.secret, &id, timestamp, Bytes::from(body))
+            .await?;
         let status = reply.status.as_u16();
         if reply.status.is_success() {
             return Ok(Delivery::with_id(id));
@@ -221,10 +224,14 @@ impl Notifier for HttpNotifier {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn notifier() -> HttpNotifier {
-        HttpNotifier::new("http://127.0.0.1:9/hook", WebhookSecret::generate()).unwrap()
+        HttpNotifier::builder("http://127.0.0.1:9/hook", WebhookSecret::generate())
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -267,7 +274,10 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused() {
-        assert!(HttpNotifier::new("ftp://x", WebhookSecret::generate()).is_err());
+        let err = HttpNotifier::builder("ftp://x", WebhookSecret::generate())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting, "http notifier url");
         assert!(!format!("{:?}", notifier()).contains("whsec_"));
     }
 }

@@ -1,6 +1,8 @@
-//! The one outbound HTTP client shared by `TwilioSms` and `HttpNotifier`,
-//! and the helpers both use (status mapping, `Retry-After`, form encoding,
-//! basic auth, base URLs).
+//! The one outbound HTTP client shared by `TwilioSms`, `HttpNotifier` and
+//! `events::WebhookSink`, the settings their builders share
+//! ([`HttpOptions`] → [`Endpoint`]), the one signed POST
+//! ([`Endpoint::post_signed`]), and the helpers they use (status mapping,
+//! `Retry-After`, form encoding, basic auth, base URLs).
 //!
 //! hyper-util's pooled client over hyper-rustls: HTTPS with the webpki
 //! (Mozilla) roots and rustls' ring provider, HTTP/1.1, keep-alive
@@ -23,6 +25,10 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+#[cfg(feature = "http-notifier")]
+use http::Method;
+#[cfg(feature = "http-notifier")]
+use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -35,6 +41,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::NotifyError;
 use crate::error::ConfigError;
 
+/// The `User-Agent` of every request.
+pub(crate) const USER_AGENT_VALUE: &str = concat!("tower-otp/", env!("CARGO_PKG_VERSION"));
+/// Time for one request, connection included, unless a builder says otherwise.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response body read from a provider.
 const MAX_RESPONSE: usize = 64 * 1024;
 /// Longest wait honoured from a `Retry-After` header.
@@ -232,6 +242,103 @@ impl HttpClient {
     }
 }
 
+/// The outbound-HTTP settings a provider's builder holds until `build`:
+/// the endpoint URL as given (checked by [`build`](Self::build)) and the
+/// time for one request. `TwilioSms`, `HttpNotifier` and `WebhookSink`
+/// builders each hold one in a field `http`, whose public setter the
+/// `request_timeout_option!` macro writes.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpOptions {
+    pub(crate) url: String,
+    pub(crate) request_timeout: Duration,
+}
+
+impl HttpOptions {
+    /// `url`, with the default request timeout (10 s).
+    pub(crate) fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Checks the URL ([`base_url`]; `setting` names it in the error) and
+    /// takes the shared client. `provider` starts every error text.
+    pub(crate) fn build(
+        self,
+        setting: &'static str,
+        provider: &'static str,
+    ) -> Result<Endpoint, ConfigError> {
+        Ok(Endpoint {
+            url: base_url(&self.url, setting)?,
+            timeout: self.request_timeout,
+            provider,
+            client: HttpClient::shared()?,
+        })
+    }
+}
+
+/// A checked endpoint on the shared client: what a built provider sends with.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    /// Checked, without a trailing `/`.
+    url: String,
+    timeout: Duration,
+    provider: &'static str,
+    client: HttpClient,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("request_timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// The checked URL, without a trailing `/`.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends `req` within the request timeout ([`HttpClient::send`]); a
+    /// request that could not be built is a permanent error.
+    pub(crate) async fn send(
+        &self,
+        req: http::Result<Request<Full<Bytes>>>,
+    ) -> Result<Reply, NotifyError> {
+        let req = req.map_err(|e| {
+            NotifyError::permanent(format!("{}: cannot build the request", self.provider))
+                .with_source(e)
+        })?;
+        self.client.send(req, self.timeout, self.provider).await
+    }
+
+    /// POSTs the JSON `body` to the endpoint, signed per Standard Webhooks
+    /// (`webhook-id` = `id`, `webhook-timestamp` = `timestamp`): the one
+    /// signed POST of `HttpNotifier` and `WebhookSink`.
+    #[cfg(feature = "http-notifier")]
+    pub(crate) async fn post_signed(
+        &self,
+        secret: &crate::webhook::WebhookSecret,
+        id: &str,
+        timestamp: u64,
+        body: Bytes,
+    ) -> Result<Reply, NotifyError> {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(&self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, USER_AGENT_VALUE);
+        if let Some(headers) = req.headers_mut() {
+            headers.extend(crate::webhook::signed_headers(secret, id, timestamp, &body));
+        }
+        self.send(req.body(Full::new(body))).await
+    }
+}
+
 /// The error for a non-2xx status: 408, 429 and 5xx are retryable (with
 /// `Retry-After` when given in seconds), every other status is permanent.
 pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, what: &str) -> NotifyError {
@@ -382,21 +489,14 @@ mod tests {
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:27:15 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(45)));
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:29:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(
-            DATE,
-            HeaderValue::from_static("Tue, 20 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        for (date, wait) in [
+            ("Wed, 21 Oct 2015 07:27:15 GMT", Duration::from_secs(45)),
+            ("Wed, 21 Oct 2015 07:29:00 GMT", Duration::ZERO),
+            ("Tue, 20 Oct 2015 07:28:00 GMT", MAX_RETRY_AFTER),
+        ] {
+            h.insert(DATE, HeaderValue::from_static(date));
+            assert_eq!(retry_after(&h), Some(wait), "{date}");
+        }
         h.insert(DATE, HeaderValue::from_static("yesterday"));
         assert_eq!(retry_after(&h), None);
     }

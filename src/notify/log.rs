@@ -28,7 +28,7 @@ struct Line<'a> {
 
 impl LogNotifier {
     /// The JSON line for `msg` (without the newline).
-    pub fn line(msg: &Message) -> String {
+    fn line(msg: &Message) -> String {
         let line = Line {
             channel: msg.channel,
             to: &msg.to,

@@ -16,6 +16,16 @@
 //!   the app's own endpoint, signed per Standard Webhooks
 //!   ([`crate::webhook`] verifies it on the receiving side).
 //!
+//! Every provider that can be misconfigured is built one way:
+//! `Foo::builder(required…)`, then optional settings, then `.build()`,
+//! which checks everything and answers `Result<Foo, ConfigError>` naming the
+//! setting that is wrong (`TwilioSms::builder(sid, auth, sender)`,
+//! `SmtpEmail::builder(config, from)`, `HttpNotifier::builder(url, secret)`,
+//! [`template::Templates::builder()`]). `TwilioSms::from_env()` and
+//! `SmtpEmail::from_env()` read the environment and build;
+//! `builder_from_env()` reads it and leaves the builder open for settings
+//! the environment does not give (templates, the request timeout).
+//!
 //! Combinators, generic over any notifier, built with [`NotifierExt`]:
 //!
 //! * [`Retry`] — exponential backoff with full jitter, only on retryable
@@ -97,6 +107,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 mod boxed;
+pub(crate) mod builder;
 mod by_channel;
 mod fallback;
 #[cfg(feature = "http-notifier")]
@@ -117,15 +128,15 @@ pub use self::boxed::BoxNotifier;
 pub use self::by_channel::ByChannel;
 pub use self::fallback::Fallback;
 #[cfg(feature = "http-notifier")]
-pub use self::http::HttpNotifier;
+pub use self::http::{HttpNotifier, HttpNotifierBuilder};
 pub use self::log::LogNotifier;
 pub use self::memory::MemoryNotifier;
 pub use self::retry::{Retry, RetryPolicy};
 #[cfg(feature = "smtp")]
-pub use self::smtp::{SmtpConfig, SmtpEmail, SmtpTls};
+pub use self::smtp::{SmtpConfig, SmtpEmail, SmtpEmailBuilder, SmtpTls};
 pub use self::timeout::Timeout;
 #[cfg(feature = "twilio")]
-pub use self::twilio::{TwilioAuth, TwilioSender, TwilioSms};
+pub use self::twilio::{TwilioAuth, TwilioSender, TwilioSms, TwilioSmsBuilder};
 
 /// How a code travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -425,7 +436,9 @@ pub trait NotifierExt: Notifier + Sized {
     }
 
     /// Fails with a [`NotifyErrorKind::MaybeDelivered`] error after
-    /// `after` ([`Timeout`]).
+    /// `after` ([`Timeout`]). An HTTP provider's own `request_timeout`
+    /// builder setting bounds one request instead, and knows whether it
+    /// went out.
     fn timeout(self, after: Duration) -> Timeout<Self> {
         Timeout::new(self, after)
     }

@@ -1,5 +1,6 @@
 //! `Retry`: retries retryable failures with exponential backoff and jitter.
 
+use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
@@ -24,6 +25,10 @@ use super::{Delivery, Message, Notifier, NotifyError};
 ///
 /// For tests, [`RetryPolicy::immediate`] retries without waiting; with
 /// `#[tokio::test(start_paused = true)]` real backoffs take no wall time.
+///
+/// The same type sets how `events::WebhookSink` retries an event
+/// (`WebhookSinkBuilder::retry`, feature `http-notifier`; with other
+/// defaults there: nobody waits for an event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,
@@ -73,7 +78,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Total time for all attempts and waits.
+    /// Total time for all attempts and waits. `Duration::MAX` (or any
+    /// budget too long to count from now) means no bound.
     #[must_use]
     pub fn max_elapsed(mut self, total: Duration) -> Self {
         self.max_elapsed = total;
@@ -87,9 +93,15 @@ impl RetryPolicy {
         self
     }
 
+    /// The longest computed wait between attempts.
+    #[cfg_attr(not(feature = "http-notifier"), allow(dead_code))]
+    pub(crate) fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
     /// The wait before retry number `retry` (1-based) when the error gave no
     /// `retry_after`.
-    pub fn backoff_for(&self, retry: u32) -> Duration {
+    fn backoff_for(&self, retry: u32) -> Duration {
         let shift = retry.saturating_sub(1).min(31);
         let bound = self
             .initial_backoff
@@ -100,6 +112,63 @@ impl RetryPolicy {
             Duration::from_nanos(rand::rng().random_range(0..=nanos))
         } else {
             bound
+        }
+    }
+
+    /// The retry loop of [`Retry`] and of the event webhook sink: runs
+    /// `attempt` until it succeeds, fails in a way `retry_after` answers
+    /// `None` for (not worth retrying), the attempts are used up, or the
+    /// next wait would end past the budget; answers the last error and the
+    /// number of attempts made.
+    ///
+    /// `retry_after` answers `Some(wait)` for a failure worth retrying —
+    /// `Some(Some(d))` waits exactly `d`, `Some(None)` the backoff. An
+    /// attempt still running when the budget ends is dropped and counts as
+    /// the error `cut(attempt)`. `on_retry(attempt, wait, &error)` runs
+    /// before each wait (logs, metrics).
+    pub(crate) async fn run<T, E, Fut>(
+        &self,
+        mut attempt: impl FnMut() -> Fut,
+        retry_after: impl Fn(&E) -> Option<Option<Duration>>,
+        cut: impl Fn(u32) -> E,
+        mut on_retry: impl FnMut(u32, Duration, &E),
+    ) -> Result<T, (E, u32)>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now().checked_add(self.max_elapsed);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let result = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, attempt())
+                    .await
+                    .unwrap_or_else(|_| Err(cut(attempts))),
+                None => attempt().await,
+            };
+            let err = match result {
+                Ok(done) => return Ok(done),
+                Err(err) => err,
+            };
+            let Some(after) = retry_after(&err) else {
+                return Err((err, attempts));
+            };
+            if attempts >= self.max_attempts {
+                return Err((err, attempts));
+            }
+            let wait = after.unwrap_or_else(|| self.backoff_for(attempts));
+            if deadline.is_some_and(|deadline| Instant::now() + wait >= deadline) {
+                tracing::debug!(
+                    attempt = attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    "no time left to retry"
+                );
+                return Err((err, attempts));
+            }
+            on_retry(attempts, wait, &err);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 }
@@ -141,42 +210,26 @@ impl<N> Retry<N> {
 
 impl<N: Notifier> Notifier for Retry<N> {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
-        let deadline = Instant::now() + self.policy.max_elapsed;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let err = match tokio::time::timeout_at(deadline, self.inner.send(msg)).await {
-                Ok(Ok(delivery)) => return Ok(delivery),
-                Ok(Err(err)) => err,
-                Err(_) => {
-                    return Err(NotifyError::retryable(format!(
+        let budget = self.policy.max_elapsed;
+        self.policy
+            .run(
+                || self.inner.send(msg),
+                |err: &NotifyError| err.is_retryable().then(|| err.retry_after()),
+                |attempt| {
+                    NotifyError::retryable(format!(
                         "retry budget of {} ms used up during attempt {attempt}",
-                        self.policy.max_elapsed.as_millis()
+                        budget.as_millis()
                     ))
-                    .with_provider_code("retry_budget"));
-                }
-            };
-            if !err.is_retryable() || attempt >= self.policy.max_attempts {
-                return Err(err);
-            }
-            let wait = err
-                .retry_after()
-                .unwrap_or_else(|| self.policy.backoff_for(attempt));
-            if Instant::now() + wait >= deadline {
-                tracing::debug!(
-                    attempt,
-                    wait_ms = wait.as_millis() as u64,
-                    "notify: no time left to retry"
-                );
-                return Err(err);
-            }
-            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "notify: retrying");
-            metrics::counter!("tower_otp_notify_retries_total", "channel" => msg.channel.as_str())
-                .increment(1);
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-        }
+                    .with_provider_code("retry_budget")
+                },
+                |attempt, wait, err| {
+                    tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "notify: retrying");
+                    metrics::counter!("tower_otp_notify_retries_total", "channel" => msg.channel.as_str())
+                        .increment(1);
+                },
+            )
+            .await
+            .map_err(|(err, _)| err)
     }
 
     fn ready(&self) -> impl Future<Output = Option<Result<(), NotifyError>>> + Send {
@@ -363,6 +416,20 @@ mod tests {
         assert_eq!(err.provider_code(), Some("retry_budget"));
         assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 3);
         assert_eq!(Instant::now() - started, Duration::from_secs(10));
+    }
+
+    /// `Instant::now() + Duration::MAX` used to panic at send time.
+    #[tokio::test(start_paused = true)]
+    async fn an_unbounded_budget_neither_panics_nor_cuts() {
+        let flaky = Flaky {
+            failures: 2,
+            attempt_takes: Duration::from_secs(3600),
+            ..Flaky::default()
+        };
+        let r = Retry::new(flaky, RetryPolicy::immediate(3).max_elapsed(Duration::MAX));
+        let d = r.send(&msg()).await.unwrap();
+        assert_eq!(d.provider_id.as_deref(), Some("ok-3"));
+        assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,6 +13,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::builder::templates_option;
 use super::template::Templates;
 use super::{Channel, Delivery, Message, Notifier, NotifyError};
 use crate::error::ConfigError;
@@ -58,9 +59,10 @@ pub enum SmtpTls {
 ///
 /// User and password are optional and percent-decoded (`%40` for `@`).
 /// An IPv6 host is written in brackets (`smtp://[::1]:25?tls=none`).
-/// Credentials over `tls=none` are refused unless the host is loopback
-/// (`localhost`, `127.0.0.0/8`, `::1`): they would cross the network in
-/// clear text.
+/// Credentials over `tls=none` are refused (by `parse_url`, and by
+/// [`SmtpEmailBuilder::build`] for a config written in code) unless the
+/// host is loopback (`localhost`, `127.0.0.0/8`, `::1`): they would cross
+/// the network in clear text.
 ///
 /// The relay's certificate is checked against the Mozilla roots (webpki)
 /// and the host name. A relay behind a private CA:
@@ -233,7 +235,8 @@ impl SmtpConfig {
             if user.is_empty() {
                 return Err(url_error("has credentials with an empty user"));
             }
-            config = config.with_credentials(user, percent_decode(password)?)?;
+            config = config.with_credentials(user, percent_decode(password)?);
+            config.check_credentials()?;
         }
         Ok(config)
     }
@@ -246,24 +249,34 @@ impl SmtpConfig {
     }
 
     /// Authenticates with `user` and `password` (AUTH PLAIN or LOGIN).
-    /// Refused over [`SmtpTls::None`] to a host that is not loopback.
+    /// Over [`SmtpTls::None`] to a host that is not loopback this is a
+    /// [`ConfigError`] when the [`SmtpEmail`] is built.
+    #[must_use]
     pub fn with_credentials(
         mut self,
         user: impl Into<String>,
         password: impl Into<String>,
-    ) -> Result<Self, ConfigError> {
-        if self.tls == SmtpTls::None && !is_loopback(&self.host) {
+    ) -> Self {
+        self.credentials = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Refuses credentials that would cross the network in clear text.
+    fn check_credentials(&self) -> Result<(), ConfigError> {
+        if self.credentials.is_some() && self.tls == SmtpTls::None && !is_loopback(&self.host) {
             return Err(url_error(
                 "credentials need TLS unless the relay is on loopback (drop tls=none)",
             ));
         }
-        self.credentials = Some((user.into(), password.into()));
-        Ok(self)
+        Ok(())
     }
 
-    /// Time for each step of the SMTP conversation (default 10 s).
+    /// Time for each command of the SMTP conversation and its reply
+    /// (default 10 s). Not to be confused with
+    /// [`NotifierExt::timeout`](super::NotifierExt::timeout), which bounds
+    /// a whole send.
     #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
@@ -320,6 +333,7 @@ impl SmtpConfig {
     }
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+        self.check_credentials()?;
         let roots = self.root_certificates()?;
         let params = || {
             roots
@@ -356,9 +370,12 @@ impl SmtpConfig {
 /// ```
 /// use tower_otp::notify::{SmtpConfig, SmtpEmail};
 ///
-/// let config = SmtpConfig::parse_url("smtp://apikey:secret@smtp.example.com:587").unwrap();
-/// let email = SmtpEmail::new(config, "Acme <no-reply@acme.example>").unwrap();
+/// # fn main() -> Result<(), tower_otp::error::ConfigError> {
+/// let config = SmtpConfig::parse_url("smtp://apikey:secret@smtp.example.com:587")?;
+/// let email = SmtpEmail::builder(config, "Acme <no-reply@acme.example>").build()?;
 /// # let _ = email;
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// Only [`Channel::Email`] is delivered (others fail permanently). SMTP
@@ -391,32 +408,78 @@ impl fmt::Debug for SmtpEmail {
     }
 }
 
-impl SmtpEmail {
-    /// Sends through `config` as `from` (`"Name <addr>"` or `addr`).
-    pub fn new(config: SmtpConfig, from: &str) -> Result<Self, ConfigError> {
-        let from: Mailbox = from
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::new("SMTP_FROM", "must be an address or `Name <address>`"))?;
-        Ok(Self {
-            transport: config.transport()?,
-            config,
+/// Builds an [`SmtpEmail`]; from [`SmtpEmail::builder`] or
+/// [`SmtpEmail::builder_from_env`]. The sender, the credentials and the
+/// extra roots are checked by [`build`](Self::build).
+#[derive(Clone)]
+pub struct SmtpEmailBuilder {
+    config: SmtpConfig,
+    from: String,
+    templates: Arc<Templates>,
+}
+
+impl fmt::Debug for SmtpEmailBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpEmailBuilder")
+            .field("config", &self.config)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpEmailBuilder {
+    templates_option!();
+
+    /// Checks the sender (`"Name <addr>"` or `addr`), the credentials
+    /// (not over [`SmtpTls::None`] off loopback) and the extra roots, and
+    /// builds the notifier. The error names the setting that is wrong.
+    pub fn build(self) -> Result<SmtpEmail, ConfigError> {
+        let from: Mailbox =
+            self.from.trim().parse().map_err(|_| {
+                ConfigError::new("SMTP_FROM", "must be an address or `Name <address>`")
+            })?;
+        Ok(SmtpEmail {
+            transport: self.config.transport()?,
+            config: self.config,
             from,
-            templates: Arc::new(Templates::default()),
+            templates: self.templates,
         })
     }
+}
 
-    /// Reads `SMTP_URL` ([forms](SmtpConfig)), `SMTP_FROM`
-    /// (`"Name <addr>"`) and, optionally, `SMTP_CA_FILE` (a PEM file of CA
-    /// certificates to trust besides the Mozilla roots,
-    /// [`SmtpConfig::with_root_certificate`]) from the environment; the
-    /// error names what is missing or wrong.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok())
+impl SmtpEmail {
+    /// A builder sending through `config` as `from` (`"Name <addr>"` or
+    /// `addr`).
+    pub fn builder(config: SmtpConfig, from: impl Into<String>) -> SmtpEmailBuilder {
+        SmtpEmailBuilder {
+            config,
+            from: from.into(),
+            templates: Arc::new(Templates::default()),
+        }
     }
 
-    /// [`from_env`](Self::from_env) with variables from `lookup`.
-    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// A notifier configured from the environment
+    /// ([`builder_from_env`](Self::builder_from_env), then
+    /// [`build`](SmtpEmailBuilder::build)).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// A builder configured from the environment, for settings the
+    /// environment does not give (templates): reads `SMTP_URL`
+    /// ([forms](SmtpConfig)), `SMTP_FROM` (`"Name <addr>"`) and,
+    /// optionally, `SMTP_CA_FILE` (a PEM file of CA certificates to trust
+    /// besides the Mozilla roots, [`SmtpConfig::with_root_certificate`]).
+    /// The error names what is missing or wrong.
+    pub fn builder_from_env() -> Result<SmtpEmailBuilder, ConfigError> {
+        Self::builder_from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`builder_from_env`](Self::builder_from_env) with variables from
+    /// `lookup`.
+    pub fn builder_from_vars(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<SmtpEmailBuilder, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let url = var("SMTP_URL").ok_or_else(|| {
             ConfigError::new(
@@ -436,14 +499,7 @@ impl SmtpEmail {
                 .map_err(|_| ConfigError::new("SMTP_CA_FILE", "cannot be read"))?;
             config = config.with_root_certificate(pem);
         }
-        Self::new(config, &from)
-    }
-
-    /// The message templates (default: English).
-    #[must_use]
-    pub fn with_templates(mut self, templates: impl Into<Arc<Templates>>) -> Self {
-        self.templates = templates.into();
-        self
+        Ok(Self::builder(config, from))
     }
 
     /// The connection settings.
@@ -451,7 +507,8 @@ impl SmtpEmail {
         &self.config
     }
 
-    fn build(&self, msg: &Message) -> Result<(lettre::Message, String), NotifyError> {
+    /// The email for `msg` and its `Message-ID`.
+    fn compose(&self, msg: &Message) -> Result<(lettre::Message, String), NotifyError> {
         if msg.channel != Channel::Email {
             return Err(NotifyError::permanent(format!(
                 "smtp: SmtpEmail does not deliver the {} channel",
@@ -587,7 +644,7 @@ fn smtp_error(e: lettre::transport::smtp::Error) -> NotifyError {
 
 impl Notifier for SmtpEmail {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
-        let (email, id) = self.build(msg)?;
+        let (email, id) = self.compose(msg)?;
         let raw = email.formatted();
         // Headers are folded and bodies transfer-encoded, so this holds; the
         // check keeps it so for anything lettre writes in future (a From
@@ -628,6 +685,14 @@ impl Notifier for SmtpEmail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn build(config: SmtpConfig, from: &str) -> Result<SmtpEmail, ConfigError> {
+        SmtpEmail::builder(config, from).build()
+    }
+
+    fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<SmtpEmail, ConfigError> {
+        SmtpEmail::builder_from_vars(lookup)?.build()
+    }
 
     #[test]
     fn url_forms() {
@@ -682,6 +747,20 @@ mod tests {
     }
 
     #[test]
+    fn clear_text_credentials_off_loopback_are_refused_at_build() {
+        let config = SmtpConfig::new("relay.example.com", SmtpTls::None).with_credentials("u", "p");
+        assert_eq!(
+            build(config, "a@b.example").unwrap_err().setting,
+            "SMTP_URL"
+        );
+        let local = SmtpConfig::new("127.0.0.1", SmtpTls::None).with_credentials("u", "p");
+        assert!(build(local, "a@b.example").is_ok());
+        let tls =
+            SmtpConfig::new("relay.example.com", SmtpTls::StartTls).with_credentials("u", "p");
+        assert!(build(tls, "a@b.example").is_ok());
+    }
+
+    #[test]
     fn root_certificates_are_checked_at_build() {
         let config = SmtpConfig::new("relay.example.com", SmtpTls::StartTls);
         for bad in [
@@ -689,16 +768,15 @@ mod tests {
             b"not a certificate",
             b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         ] {
-            let err = SmtpEmail::new(config.clone().with_root_certificate(bad), "a@b.example")
-                .unwrap_err();
+            let err = build(config.clone().with_root_certificate(bad), "a@b.example").unwrap_err();
             assert_eq!(err.setting, "SMTP_CA_FILE");
         }
         let broken = b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
-        let err = SmtpEmail::new(config.with_root_certificate(broken), "a@b.example").unwrap_err();
+        let err = build(config.with_root_certificate(broken), "a@b.example").unwrap_err();
         assert_eq!(err.setting, "SMTP_CA_FILE");
         let plain = SmtpConfig::new("localhost", SmtpTls::None)
             .with_root_certificate(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
-        let err = SmtpEmail::new(plain, "a@b.example").unwrap_err();
+        let err = build(plain, "a@b.example").unwrap_err();
         assert_eq!(err.setting, "SMTP_CA_FILE");
         let lookup = |k: &str| match k {
             "SMTP_URL" => Some("smtps://relay.example.com".to_owned()),
@@ -706,10 +784,7 @@ mod tests {
             "SMTP_CA_FILE" => Some("/nonexistent/ca.pem".to_owned()),
             _ => None,
         };
-        assert_eq!(
-            SmtpEmail::from_vars(lookup).unwrap_err().setting,
-            "SMTP_CA_FILE"
-        );
+        assert_eq!(from_vars(lookup).unwrap_err().setting, "SMTP_CA_FILE");
     }
 
     #[test]
@@ -756,26 +831,22 @@ mod tests {
 
     #[test]
     fn from_vars_and_redaction() {
-        let err = SmtpEmail::from_vars(|_| None).unwrap_err();
+        let err = from_vars(|_| None).unwrap_err();
         assert_eq!(err.setting, "SMTP_URL");
-        let err =
-            SmtpEmail::from_vars(|k| (k == "SMTP_URL").then(|| "smtp://h".to_owned())).unwrap_err();
+        let err = from_vars(|k| (k == "SMTP_URL").then(|| "smtp://h".to_owned())).unwrap_err();
         assert_eq!(err.setting, "SMTP_FROM");
         let lookup = |k: &str| match k {
             "SMTP_URL" => Some("smtps://me:hunter2@smtp.example.com".to_owned()),
             "SMTP_FROM" => Some("not an address".to_owned()),
             _ => None,
         };
-        assert_eq!(
-            SmtpEmail::from_vars(lookup).unwrap_err().setting,
-            "SMTP_FROM"
-        );
+        assert_eq!(from_vars(lookup).unwrap_err().setting, "SMTP_FROM");
         let lookup = |k: &str| match k {
             "SMTP_URL" => Some("smtps://me:hunter2@smtp.example.com".to_owned()),
             "SMTP_FROM" => Some("Acme Login <no-reply@acme.example>".to_owned()),
             _ => None,
         };
-        let email = SmtpEmail::from_vars(lookup).unwrap();
+        let email = from_vars(lookup).unwrap();
         let debug = format!("{email:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("Acme Login"), "{debug}");

@@ -41,8 +41,10 @@
 //! use tower_otp::notify::{Channel, Message};
 //! use tower_otp::notify::template::{Template, Templates};
 //!
-//! let templates = Templates::default()
-//!     .with_text(Channel::Sms, "de", Template::new("{{code}} ist Ihr {{app_name}}-Code."));
+//! # fn main() -> Result<(), tower_otp::error::ConfigError> {
+//! let templates = Templates::builder()
+//!     .text(Channel::Sms, "de", "{{code}} ist Ihr {{app_name}}-Code.")
+//!     .build()?;
 //! let msg = Message::new(Channel::Sms, "+41445550100", "123456", Duration::from_secs(600))
 //!     .with_app_name("Acme")
 //!     .with_locale("de-CH");
@@ -51,13 +53,15 @@
 //! let en = Message::new(Channel::Sms, "+14155550100", "123456", Duration::from_secs(600))
 //!     .with_app_name("Acme");
 //! assert_eq!(templates.render_text(&en), "123456 is your Acme code. It expires in 10 minutes.");
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # SMS length and WebOTP
 //!
 //! The default SMS fits one GSM-7 segment (160 characters) for codes up to
 //! 10 digits and app names up to 40 characters, also with the WebOTP line
-//! `@example.com #123456` appended by [`Templates::with_webotp_domain`] (for
+//! `@example.com #123456` appended by [`TemplatesBuilder::webotp_domain`] (for
 //! domains up to 40 characters), which lets browsers fill the code in
 //! (`navigator.credentials.get({otp})`). [`gsm7_units`] measures a text.
 
@@ -237,7 +241,7 @@ fn message_var<'a>(msg: &'a Message, name: &str) -> Option<Cow<'a, str>> {
 }
 
 /// Appends `value` to `out` with `& < > " '` escaped.
-pub fn escape_html_into(value: &str, out: &mut String) {
+fn escape_html_into(value: &str, out: &mut String) {
     for c in value.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -330,7 +334,8 @@ pub const DEFAULT_EMAIL_HTML: &str = "<!DOCTYPE html>\n<html><body style=\"font-
 /// Templates per channel and locale, with fallback `de-CH` → `de` → default.
 ///
 /// `Templates::default()` holds the English defaults ([`DEFAULT_SMS`], …)
-/// for every channel.
+/// for every channel; [`Templates::builder`] starts from them and replaces
+/// or adds what it is given.
 #[derive(Clone, Debug)]
 pub struct Templates {
     /// `(channel, normalised locale)`; the locale `""` is the default.
@@ -368,62 +373,84 @@ impl Default for Templates {
     }
 }
 
-impl Templates {
-    /// The English defaults (same as `default()`).
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// Builds [`Templates`]; from [`Templates::builder`]. The WebOTP domain is
+/// checked by [`build`](Self::build).
+#[derive(Clone, Debug, Default)]
+pub struct TemplatesBuilder {
+    templates: Templates,
+    webotp_domain: Option<String>,
+}
 
+impl TemplatesBuilder {
     /// Sets the text template of a phone channel (SMS, WhatsApp, voice) for
     /// `locale`; `""` replaces the default. For [`Channel::Email`] it sets
-    /// the plain-text body of that locale's email (which must exist).
+    /// the plain-text body of that locale's email (starting from the email
+    /// template that locale falls back to).
     #[must_use]
-    pub fn with_text(mut self, channel: Channel, locale: &str, template: Template) -> Self {
+    pub fn text(mut self, channel: Channel, locale: &str, template: impl Into<Template>) -> Self {
+        let t = &mut self.templates;
         let locale = normalise_locale(locale).unwrap_or_default();
         if channel == Channel::Email {
-            let base = self.email_for(Some(&locale)).clone();
-            self.email.insert(
+            let base = t.email_for(Some(&locale)).clone();
+            t.email.insert(
                 locale,
                 EmailTemplate {
-                    text: template,
+                    text: template.into(),
                     ..base
                 },
             );
         } else {
-            self.text.insert((channel, locale), template);
+            t.text.insert((channel, locale), template.into());
         }
         self
     }
 
     /// Sets the email template for `locale`; `""` replaces the default.
     #[must_use]
-    pub fn with_email(mut self, locale: &str, template: EmailTemplate) -> Self {
-        self.email
+    pub fn email(mut self, locale: &str, template: EmailTemplate) -> Self {
+        self.templates
+            .email
             .insert(normalise_locale(locale).unwrap_or_default(), template);
         self
     }
 
     /// Appends the WebOTP line `@domain #code` to every SMS, after a blank
     /// line, so browsers can offer the code to the page on `domain`.
-    ///
-    /// Refuses a domain that is not a plain host name (letters, digits, `-`,
-    /// `.`; at most 253 characters).
-    pub fn with_webotp_domain(mut self, domain: &str) -> Result<Self, ConfigError> {
-        let ok = !domain.is_empty()
-            && domain.len() <= 253
-            && domain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            && !domain.starts_with(['.', '-'])
-            && !domain.ends_with(['.', '-']);
-        if !ok {
-            return Err(ConfigError::new(
-                "webotp domain",
-                "must be a plain host name such as `example.com`",
-            ));
+    /// [`build`](Self::build) refuses a domain that is not a plain host
+    /// name (letters, digits, `-`, `.`; at most 253 characters).
+    #[must_use]
+    pub fn webotp_domain(mut self, domain: impl Into<String>) -> Self {
+        self.webotp_domain = Some(domain.into());
+        self
+    }
+
+    /// Checks the WebOTP domain and builds the registry.
+    pub fn build(self) -> Result<Templates, ConfigError> {
+        let mut templates = self.templates;
+        if let Some(domain) = self.webotp_domain {
+            let ok = !domain.is_empty()
+                && domain.len() <= 253
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && !domain.starts_with(['.', '-'])
+                && !domain.ends_with(['.', '-']);
+            if !ok {
+                return Err(ConfigError::new(
+                    "webotp domain",
+                    "must be a plain host name such as `example.com`",
+                ));
+            }
+            templates.webotp_domain = Some(domain.to_ascii_lowercase());
         }
-        self.webotp_domain = Some(domain.to_ascii_lowercase());
-        Ok(self)
+        Ok(templates)
+    }
+}
+
+impl Templates {
+    /// A builder starting from the English defaults.
+    pub fn builder() -> TemplatesBuilder {
+        TemplatesBuilder::default()
     }
 
     /// The text template for `channel` and `locale`, after fallback. For
@@ -638,10 +665,12 @@ mod tests {
 
     #[test]
     fn locale_fallback_chain() {
-        let t = Templates::default()
-            .with_text(Channel::Sms, "de", Template::new("de {{code}}"))
-            .with_text(Channel::Sms, "de-AT", Template::new("at {{code}}"))
-            .with_text(Channel::Sms, "", Template::new("default {{code}}"));
+        let t = Templates::builder()
+            .text(Channel::Sms, "de", "de {{code}}")
+            .text(Channel::Sms, "de-AT", Template::new("at {{code}}"))
+            .text(Channel::Sms, "", "default {{code}}")
+            .build()
+            .unwrap();
         let render = |loc: Option<&str>| {
             let mut m = msg(Channel::Sms);
             m.locale = loc.map(str::to_owned);
@@ -661,12 +690,14 @@ mod tests {
 
     #[test]
     fn email_locale_fallback() {
-        let t = Templates::default()
-            .with_email(
+        let t = Templates::builder()
+            .email(
                 "fr",
                 EmailTemplate::new("Code {{app_name}}", "fr {{code}}", "<p>fr {{code}}</p>"),
             )
-            .with_text(Channel::Email, "fr-CA", Template::new("ca {{code}}"));
+            .text(Channel::Email, "fr-CA", "ca {{code}}")
+            .build()
+            .unwrap();
         let mut m = msg(Channel::Email).with_locale("fr-BE");
         assert_eq!(t.render_email(&m).text, "fr 123456");
         m.locale = Some("fr-CA".into());
@@ -683,7 +714,7 @@ mod tests {
     fn default_sms_fits_one_gsm7_segment_with_webotp() {
         let domain = "login.a-rather-long-company-name.example"; // 40 characters
         assert_eq!(domain.len(), 40);
-        let t = Templates::default().with_webotp_domain(domain).unwrap();
+        let t = Templates::builder().webotp_domain(domain).build().unwrap();
         let m = Message::new(Channel::Sms, "+1", "1234567890", Duration::from_secs(6000))
             .with_app_name("An Application Name Of Forty Characters!");
         assert_eq!(m.app_name.len(), 40);
@@ -702,10 +733,8 @@ mod tests {
     #[test]
     fn webotp_domain_is_validated() {
         for bad in ["", "a b.com", "x.com #1", "-x.com", "x.com.", "ex/ample"] {
-            assert!(
-                Templates::default().with_webotp_domain(bad).is_err(),
-                "{bad}"
-            );
+            let err = Templates::builder().webotp_domain(bad).build().unwrap_err();
+            assert_eq!(err.setting, "webotp domain", "{bad}");
         }
     }
 

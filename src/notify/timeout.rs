@@ -14,8 +14,9 @@ use super::{Delivery, Message, Notifier, NotifyError};
 /// [the rule](super#which-failures-are-retried)). Failures the inner
 /// notifier reports before the limit keep their own kind: put `Timeout`
 /// inside `Retry` to bound each attempt, outside to bound the whole. The
-/// HTTP providers' own `with_timeout` knows whether the request went out
-/// and answers `Retryable` when it did not.
+/// HTTP providers' own `request_timeout` (a builder setting of `TwilioSms`
+/// and `HttpNotifier`) knows whether the request went out and answers
+/// `Retryable` when it did not.
 #[derive(Clone, Debug)]
 pub struct Timeout<N> {
     inner: N,

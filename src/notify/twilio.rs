@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -10,13 +9,13 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::Full;
 use serde::Deserialize;
 
-use super::http_client::{self, HttpClient};
+use super::builder::{request_timeout_option, templates_option};
+use super::http_client::{self, Endpoint, HttpOptions};
 use super::template::Templates;
 use super::{Channel, Delivery, Message, Notifier, NotifyError};
 use crate::error::ConfigError;
 
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const PROVIDER: &str = "twilio";
 
 /// How `TwilioSms` authenticates (HTTP basic auth). Redacted from `Debug`.
@@ -64,11 +63,12 @@ pub enum TwilioSender {
 /// * [`Channel::Sms`]: `To` = the number, `From` = the sender (or
 ///   `MessagingServiceSid`), `Body` = the SMS template.
 /// * [`Channel::Whatsapp`]: `To` and `From` prefixed `whatsapp:`; the
-///   WhatsApp sender is [`with_whatsapp_from`](Self::with_whatsapp_from) or
-///   else the SMS one. Outside a 24-hour customer window WhatsApp accepts
-///   only pre-approved templates: set
-///   [`with_whatsapp_content_sid`](Self::with_whatsapp_content_sid) to send
-///   `ContentSid` with the code as variable `1` instead of a `Body`.
+///   WhatsApp sender is
+///   [`whatsapp_from`](TwilioSmsBuilder::whatsapp_from) or else the SMS
+///   one. Outside a 24-hour customer window WhatsApp accepts only
+///   pre-approved templates: set
+///   [`whatsapp_content_sid`](TwilioSmsBuilder::whatsapp_content_sid) to
+///   send `ContentSid` with the code as variable `1` instead of a `Body`.
 /// * Email and voice are refused (permanent error): route them elsewhere
 ///   with [`ByChannel`](super::ByChannel).
 ///
@@ -86,11 +86,22 @@ pub enum TwilioSender {
 /// error's [`provider_code`](NotifyError::provider_code).
 ///
 /// ```no_run
-/// use tower_otp::notify::{NotifierExt, RetryPolicy, TwilioSms};
+/// use std::time::Duration;
+/// use tower_otp::notify::{NotifierExt, RetryPolicy, TwilioAuth, TwilioSender, TwilioSms};
 ///
 /// # fn main() -> Result<(), tower_otp::error::ConfigError> {
 /// // TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM from the environment.
 /// let sms = TwilioSms::from_env()?.retry(RetryPolicy::default());
+///
+/// // The same, spelled out, with a shorter request timeout.
+/// let sms = TwilioSms::builder(
+///     "AC0123456789abcdef0123456789abcdef",
+///     TwilioAuth::AuthToken(std::env::var("TWILIO_AUTH_TOKEN").unwrap_or_default()),
+///     TwilioSender::From("+15005550006".into()),
+/// )
+/// .request_timeout(Duration::from_secs(5))
+/// .build()?
+/// .retry(RetryPolicy::default());
 /// # let _ = sms;
 /// # Ok(())
 /// # }
@@ -110,12 +121,12 @@ pub struct TwilioSms {
     sender: TwilioSender,
     whatsapp_from: Option<String>,
     whatsapp_content_sid: Option<String>,
+    /// The base URL (`https://api.twilio.com`), its timeout and the client.
+    endpoint: Endpoint,
     messages_url: String,
     /// `GET` here checks reachability and credentials without sending.
     account_url: String,
-    timeout: Duration,
     templates: Arc<Templates>,
-    client: HttpClient,
 }
 
 impl fmt::Debug for TwilioSms {
@@ -125,8 +136,33 @@ impl fmt::Debug for TwilioSms {
             .field("auth", &self.auth)
             .field("sender", &self.sender)
             .field("whatsapp_from", &self.whatsapp_from)
-            .field("messages_url", &self.messages_url)
-            .field("timeout", &self.timeout)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TwilioSms`]; from [`TwilioSms::builder`] or
+/// [`TwilioSms::builder_from_env`]. Every setting is checked by
+/// [`build`](Self::build).
+#[derive(Clone)]
+pub struct TwilioSmsBuilder {
+    account_sid: String,
+    auth: TwilioAuth,
+    sender: TwilioSender,
+    whatsapp_from: Option<String>,
+    whatsapp_content_sid: Option<String>,
+    http: HttpOptions,
+    templates: Arc<Templates>,
+}
+
+impl fmt::Debug for TwilioSmsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioSmsBuilder")
+            .field("account_sid", &self.account_sid)
+            .field("auth", &self.auth)
+            .field("sender", &self.sender)
+            .field("whatsapp_from", &self.whatsapp_from)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -157,53 +193,33 @@ fn check_sender(value: &str, setting: &'static str) -> Result<(), ConfigError> {
 }
 
 impl TwilioSms {
-    /// A notifier for `account_sid` (`AC` + 32 hex digits).
-    pub fn new(
+    /// A builder for `account_sid` (`AC` + 32 hex digits), authenticating
+    /// with `auth` and sending as `sender`.
+    pub fn builder(
         account_sid: impl Into<String>,
         auth: TwilioAuth,
         sender: TwilioSender,
-    ) -> Result<Self, ConfigError> {
-        let account_sid = account_sid.into();
-        check_sid(&account_sid, "AC", "twilio account sid")?;
-        let authorization = match &auth {
-            TwilioAuth::AuthToken(token) => {
-                if token.is_empty() {
-                    return Err(ConfigError::new("twilio auth token", "is empty"));
-                }
-                http_client::basic_auth(&account_sid, token)
-            }
-            TwilioAuth::ApiKey { sid, secret } => {
-                check_sid(sid, "SK", "twilio api key sid")?;
-                if secret.is_empty() {
-                    return Err(ConfigError::new("twilio api key secret", "is empty"));
-                }
-                http_client::basic_auth(sid, secret)
-            }
-        };
-        match &sender {
-            TwilioSender::From(from) => check_sender(from, "twilio from")?,
-            TwilioSender::MessagingService(sid) => {
-                check_sid(sid, "MG", "twilio messaging service sid")?;
-            }
-        }
-        let mut this = Self {
-            account_sid,
+    ) -> TwilioSmsBuilder {
+        TwilioSmsBuilder {
+            account_sid: account_sid.into(),
             auth,
-            authorization,
             sender,
             whatsapp_from: None,
             whatsapp_content_sid: None,
-            messages_url: String::new(),
-            account_url: String::new(),
-            timeout: DEFAULT_TIMEOUT,
+            http: HttpOptions::new(DEFAULT_BASE_URL),
             templates: Arc::new(Templates::default()),
-            client: HttpClient::shared()?,
-        };
-        this.set_base_url(DEFAULT_BASE_URL)?;
-        Ok(this)
+        }
     }
 
-    /// Reads the configuration from the environment:
+    /// A notifier configured from the environment
+    /// ([`builder_from_env`](Self::builder_from_env), then
+    /// [`build`](TwilioSmsBuilder::build)).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// A builder configured from the environment, for settings the
+    /// environment does not give (templates, the request timeout):
     ///
     /// | variable | |
     /// |---|---|
@@ -215,13 +231,18 @@ impl TwilioSms {
     /// | `TWILIO_WHATSAPP_FROM` | optional WhatsApp sender (default: `TWILIO_FROM`) |
     /// | `TWILIO_BASE_URL` | optional, default `https://api.twilio.com` |
     ///
-    /// Empty variables count as unset. The error names what is missing or wrong.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok())
+    /// Empty variables count as unset. The error names what is missing;
+    /// what is set but wrong is reported by
+    /// [`build`](TwilioSmsBuilder::build).
+    pub fn builder_from_env() -> Result<TwilioSmsBuilder, ConfigError> {
+        Self::builder_from_vars(|name| std::env::var(name).ok())
     }
 
-    /// [`from_env`](Self::from_env) with variables from `lookup`.
-    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// [`builder_from_env`](Self::builder_from_env) with variables from
+    /// `lookup`.
+    pub fn builder_from_vars(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<TwilioSmsBuilder, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let account_sid = var("TWILIO_ACCOUNT_SID").ok_or_else(|| {
             ConfigError::new("TWILIO_ACCOUNT_SID", "is not set (the account SID, AC…)")
@@ -268,66 +289,14 @@ impl TwilioSms {
                 ));
             }
         };
-        let mut sms = Self::new(account_sid.trim(), auth, sender)?;
+        let mut builder = Self::builder(account_sid.trim(), auth, sender);
         if let Some(from) = var("TWILIO_WHATSAPP_FROM") {
-            sms = sms.with_whatsapp_from(from)?;
+            builder = builder.whatsapp_from(from);
         }
         if let Some(url) = var("TWILIO_BASE_URL") {
-            sms = sms.with_base_url(&url)?;
+            builder = builder.base_url(url);
         }
-        Ok(sms)
-    }
-
-    fn set_base_url(&mut self, base: &str) -> Result<(), ConfigError> {
-        let base = http_client::base_url(base, "twilio base url")?;
-        self.messages_url = format!(
-            "{base}/2010-04-01/Accounts/{}/Messages.json",
-            self.account_sid
-        );
-        self.account_url = format!("{base}/2010-04-01/Accounts/{}.json", self.account_sid);
-        Ok(())
-    }
-
-    /// Talks to `base` instead of `https://api.twilio.com` (a regional
-    /// edge, a proxy, or a test server on loopback).
-    pub fn with_base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        self.set_base_url(base)?;
-        Ok(self)
-    }
-
-    /// The WhatsApp sender number (without `whatsapp:`).
-    pub fn with_whatsapp_from(mut self, from: impl Into<String>) -> Result<Self, ConfigError> {
-        let from = from.into();
-        let from = from.strip_prefix("whatsapp:").unwrap_or(&from).to_owned();
-        check_sender(&from, "twilio whatsapp from")?;
-        self.whatsapp_from = Some(from);
-        Ok(self)
-    }
-
-    /// Sends WhatsApp messages as the approved content template `sid`
-    /// (`HX…`) with the code as variable `"1"`, instead of a free-form body.
-    pub fn with_whatsapp_content_sid(
-        mut self,
-        sid: impl Into<String>,
-    ) -> Result<Self, ConfigError> {
-        let sid = sid.into();
-        check_sid(&sid, "HX", "twilio whatsapp content sid")?;
-        self.whatsapp_content_sid = Some(sid);
-        Ok(self)
-    }
-
-    /// Time for one request, connection included (default 10 s).
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The message templates (default: English).
-    #[must_use]
-    pub fn with_templates(mut self, templates: impl Into<Arc<Templates>>) -> Self {
-        self.templates = templates.into();
-        self
+        Ok(builder)
     }
 
     /// The form fields for `msg`.
@@ -375,6 +344,88 @@ impl TwilioSms {
         }
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Ok(http_client::form_encode(&pairs))
+    }
+}
+
+impl TwilioSmsBuilder {
+    /// Talks to `base` instead of `https://api.twilio.com` (a regional
+    /// edge, a proxy, or a test server on loopback).
+    #[must_use]
+    pub fn base_url(mut self, base: impl Into<String>) -> Self {
+        self.http.url = base.into();
+        self
+    }
+
+    /// The WhatsApp sender number (with or without `whatsapp:`).
+    #[must_use]
+    pub fn whatsapp_from(mut self, from: impl Into<String>) -> Self {
+        self.whatsapp_from = Some(from.into());
+        self
+    }
+
+    /// Sends WhatsApp messages as the approved content template `sid`
+    /// (`HX…`) with the code as variable `"1"`, instead of a free-form body.
+    #[must_use]
+    pub fn whatsapp_content_sid(mut self, sid: impl Into<String>) -> Self {
+        self.whatsapp_content_sid = Some(sid.into());
+        self
+    }
+
+    request_timeout_option!();
+    templates_option!();
+
+    /// Checks every setting — the SIDs' forms, non-empty credentials, the
+    /// senders, the base URL — and builds the notifier. The error names
+    /// the setting that is wrong.
+    pub fn build(self) -> Result<TwilioSms, ConfigError> {
+        let account_sid = self.account_sid;
+        check_sid(&account_sid, "AC", "twilio account sid")?;
+        let authorization = match &self.auth {
+            TwilioAuth::AuthToken(token) => {
+                if token.is_empty() {
+                    return Err(ConfigError::new("twilio auth token", "is empty"));
+                }
+                http_client::basic_auth(&account_sid, token)
+            }
+            TwilioAuth::ApiKey { sid, secret } => {
+                check_sid(sid, "SK", "twilio api key sid")?;
+                if secret.is_empty() {
+                    return Err(ConfigError::new("twilio api key secret", "is empty"));
+                }
+                http_client::basic_auth(sid, secret)
+            }
+        };
+        match &self.sender {
+            TwilioSender::From(from) => check_sender(from, "twilio from")?,
+            TwilioSender::MessagingService(sid) => {
+                check_sid(sid, "MG", "twilio messaging service sid")?;
+            }
+        }
+        let whatsapp_from = match self.whatsapp_from {
+            Some(from) => {
+                let from = from.strip_prefix("whatsapp:").unwrap_or(&from).to_owned();
+                check_sender(&from, "twilio whatsapp from")?;
+                Some(from)
+            }
+            None => None,
+        };
+        if let Some(sid) = &self.whatsapp_content_sid {
+            check_sid(sid, "HX", "twilio whatsapp content sid")?;
+        }
+        let endpoint = self.http.build("twilio base url", PROVIDER)?;
+        let base = endpoint.url();
+        Ok(TwilioSms {
+            messages_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
+            account_url: format!("{base}/2010-04-01/Accounts/{account_sid}.json"),
+            account_sid,
+            auth: self.auth,
+            authorization,
+            sender: self.sender,
+            whatsapp_from,
+            whatsapp_content_sid: self.whatsapp_content_sid,
+            endpoint,
+            templates: self.templates,
+        })
     }
 }
 
@@ -435,12 +486,9 @@ impl Notifier for TwilioSms {
             .header(AUTHORIZATION, self.authorization.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("tower-otp/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(Bytes::from(form)))
-            .map_err(|e| {
-                NotifyError::permanent("twilio: cannot build the request").with_source(e)
-            })?;
-        let reply = self.client.send(req, self.timeout, PROVIDER).await?;
+            .header(USER_AGENT, http_client::USER_AGENT_VALUE)
+            .body(Full::new(Bytes::from(form)));
+        let reply = self.endpoint.send(req).await?;
         if reply.status.is_success() {
             // A 2xx is Twilio's answer: it took the message. A body we cannot
             // read changes nothing about that, and sending again would
@@ -484,18 +532,9 @@ impl Notifier for TwilioSms {
             .uri(&self.account_url)
             .header(AUTHORIZATION, self.authorization.clone())
             .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("tower-otp/", env!("CARGO_PKG_VERSION")))
+            .header(USER_AGENT, http_client::USER_AGENT_VALUE)
             .body(Full::new(Bytes::new()));
-        let req = match req {
-            Ok(req) => req,
-            Err(e) => {
-                return Some(Err(NotifyError::permanent(
-                    "twilio: cannot build the request",
-                )
-                .with_source(e)));
-            }
-        };
-        Some(match self.client.send(req, self.timeout, PROVIDER).await {
+        Some(match self.endpoint.send(req).await {
             Ok(reply) if reply.status.is_success() => Ok(()),
             Ok(reply) => Err(refusal(&reply)),
             Err(err) => Err(err),
@@ -505,6 +544,8 @@ impl Notifier for TwilioSms {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -518,32 +559,36 @@ mod tests {
         }
     }
 
+    fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<TwilioSms, ConfigError> {
+        TwilioSms::builder_from_vars(lookup)?.build()
+    }
+
     #[test]
     fn from_vars_reports_what_is_missing() {
-        let err = TwilioSms::from_vars(vars(&[])).unwrap_err();
+        let err = from_vars(vars(&[])).unwrap_err();
         assert_eq!(err.setting, "TWILIO_ACCOUNT_SID");
-        let err = TwilioSms::from_vars(vars(&[("TWILIO_ACCOUNT_SID", SID)])).unwrap_err();
+        let err = from_vars(vars(&[("TWILIO_ACCOUNT_SID", SID)])).unwrap_err();
         assert_eq!(err.setting, "TWILIO_AUTH_TOKEN");
-        let err = TwilioSms::from_vars(vars(&[
+        let err = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", SID),
             ("TWILIO_API_KEY_SID", "SK0123456789abcdef0123456789abcdef"),
         ]))
         .unwrap_err();
         assert_eq!(err.setting, "TWILIO_API_KEY_SECRET");
-        let err = TwilioSms::from_vars(vars(&[
+        let err = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", SID),
             ("TWILIO_AUTH_TOKEN", "t"),
         ]))
         .unwrap_err();
         assert_eq!(err.setting, "TWILIO_FROM");
-        let err = TwilioSms::from_vars(vars(&[
+        let err = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", "ACnope"),
             ("TWILIO_AUTH_TOKEN", "t"),
             ("TWILIO_FROM", "+15005550006"),
         ]))
         .unwrap_err();
         assert_eq!(err.setting, "twilio account sid");
-        let err = TwilioSms::from_vars(vars(&[
+        let err = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", SID),
             ("TWILIO_AUTH_TOKEN", "t"),
             ("TWILIO_FROM", "+15005550006"),
@@ -555,7 +600,7 @@ mod tests {
 
     #[test]
     fn from_vars_builds_and_redacts() {
-        let sms = TwilioSms::from_vars(vars(&[
+        let sms = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", SID),
             ("TWILIO_AUTH_TOKEN", "super-secret-token"),
             (
@@ -573,7 +618,7 @@ mod tests {
         assert!(!debug.contains("super-secret-token"), "{debug}");
         assert!(debug.contains("<redacted>"));
 
-        let key = TwilioSms::from_vars(vars(&[
+        let key = from_vars(vars(&[
             ("TWILIO_ACCOUNT_SID", SID),
             ("TWILIO_API_KEY_SID", "SK0123456789abcdef0123456789abcdef"),
             ("TWILIO_API_KEY_SECRET", "key-secret"),
@@ -584,13 +629,56 @@ mod tests {
     }
 
     #[test]
+    fn build_checks_every_setting() {
+        let builder = || {
+            TwilioSms::builder(
+                SID,
+                TwilioAuth::AuthToken("super-secret-token".into()),
+                TwilioSender::From("+15005550006".into()),
+            )
+        };
+        assert!(!format!("{:?}", builder()).contains("super-secret-token"));
+        for (builder, setting) in [
+            (builder().base_url("ftp://x"), "twilio base url"),
+            (builder().whatsapp_from("whatsapp:"), "twilio whatsapp from"),
+            (
+                builder().whatsapp_content_sid("HXnope"),
+                "twilio whatsapp content sid",
+            ),
+            (
+                TwilioSms::builder(
+                    SID,
+                    TwilioAuth::AuthToken(String::new()),
+                    TwilioSender::From("+15005550006".into()),
+                ),
+                "twilio auth token",
+            ),
+            (
+                TwilioSms::builder(
+                    SID,
+                    TwilioAuth::AuthToken("t".into()),
+                    TwilioSender::MessagingService("MGnope".into()),
+                ),
+                "twilio messaging service sid",
+            ),
+        ] {
+            assert_eq!(builder.build().unwrap_err().setting, setting);
+        }
+        let sms = builder()
+            .request_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        assert!(format!("{sms:?}").contains("3s"), "{sms:?}");
+    }
+
+    #[test]
     fn form_fields() {
-        let sms = TwilioSms::new(
+        let builder = TwilioSms::builder(
             SID,
             TwilioAuth::AuthToken("t".into()),
             TwilioSender::From("+15005550006".into()),
-        )
-        .unwrap();
+        );
+        let sms = builder.clone().build().unwrap();
         let msg = Message::new(
             Channel::Sms,
             "+14155550100",
@@ -604,10 +692,10 @@ mod tests {
         );
         let mut wa = msg.clone();
         wa.channel = Channel::Whatsapp;
-        let sms = sms
-            .with_whatsapp_from("whatsapp:+14155238886")
-            .unwrap()
-            .with_whatsapp_content_sid("HX0123456789abcdef0123456789abcdef")
+        let sms = builder
+            .whatsapp_from("whatsapp:+14155238886")
+            .whatsapp_content_sid("HX0123456789abcdef0123456789abcdef")
+            .build()
             .unwrap();
         let form = sms.form(&wa).unwrap();
         assert!(

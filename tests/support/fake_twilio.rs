@@ -221,7 +221,7 @@ impl FakeTwilio {
         Self { addr, state, task }
     }
 
-    /// The base URL to give `TwilioSms::with_base_url`.
+    /// The base URL to give `TwilioSmsBuilder::base_url`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -10,24 +10,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, USER_AGENT};
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 use super::{Event, EventSink};
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::ConfigError;
-use crate::notify::http_client::{self, HttpClient};
-use crate::webhook::{self, WebhookSecret};
+use crate::notify::builder::request_timeout_option;
+use crate::notify::http_client::{self, Endpoint, HttpOptions};
+use crate::notify::{NotifyError, RetryPolicy};
+use crate::webhook::WebhookSecret;
 
 const PROVIDER: &str = "event webhook";
 const DEFAULT_CAPACITY: usize = 1024;
-const DEFAULT_ATTEMPTS: u32 = 5;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
-const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// At most one "queue full" warning per this many seconds.
 const DROP_WARN_EVERY_SECS: u64 = 10;
 
@@ -48,13 +44,14 @@ const DROP_WARN_EVERY_SECS: u64 = 10;
 /// `content-type: application/json`, `webhook-id` (`msg_` + random, unique
 /// per event and the same on every retry of it), `webhook-timestamp` (of
 /// the attempt) and `webhook-signature`; the receiver checks them with
-/// [`webhook::verify_webhook`].
+/// [`verify_webhook`](crate::webhook::verify_webhook).
 ///
 /// Answers: `2xx` → delivered; `5xx`, `429`, timeouts and connection
-/// errors → retried with exponential backoff (100 ms doubling up to 10 s by
-/// default; a `Retry-After` in seconds is honoured up to that cap), at most
-/// [`max_attempts`](WebhookSinkBuilder::max_attempts) attempts; any other
-/// status → given up at once. Give-ups count in
+/// errors → retried per the [`RetryPolicy`] of
+/// [`retry`](WebhookSinkBuilder::retry) (by default
+/// [`WebhookSink::default_retry`]: 5 attempts, 100 ms doubling up to 10 s,
+/// no jitter, no total bound); a `Retry-After` is honoured up to the
+/// policy's longest backoff; any other status → given up at once. Give-ups count in
 /// `tower_otp_events_failed_total{event}` and are logged with the
 /// `webhook-id`, never the body.
 ///
@@ -74,6 +71,7 @@ const DROP_WARN_EVERY_SECS: u64 = 10;
 /// let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
 /// let sink = WebhookSink::builder("https://siem.example/hooks/otp", secret)
 ///     .queue_capacity(4096)
+///     .retry(WebhookSink::default_retry().max_attempts(8))
 ///     .build()?; // inside a tokio runtime
 /// # let _ = sink; Ok(()) }
 /// ```
@@ -91,13 +89,10 @@ pub struct WebhookSink {
 
 /// Builds a [`WebhookSink`]; from [`WebhookSink::builder`].
 pub struct WebhookSinkBuilder {
-    url: String,
     secret: WebhookSecret,
+    http: HttpOptions,
     queue_capacity: usize,
-    max_attempts: u32,
-    timeout: Duration,
-    retry_backoff: Duration,
-    max_backoff: Duration,
+    retry: RetryPolicy,
     clock: Arc<dyn Clock>,
 }
 
@@ -125,13 +120,9 @@ struct Shared {
 
 /// What the background task needs to deliver.
 struct Deliverer {
-    url: String,
     secret: WebhookSecret,
-    max_attempts: u32,
-    timeout: Duration,
-    retry_backoff: Duration,
-    max_backoff: Duration,
-    client: HttpClient,
+    endpoint: Endpoint,
+    retry: RetryPolicy,
     shared: Arc<Shared>,
 }
 
@@ -148,13 +139,10 @@ impl fmt::Debug for WebhookSink {
 impl fmt::Debug for WebhookSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookSinkBuilder")
-            .field("url", &self.url)
+            .field("http", &self.http)
             .field("secret", &self.secret)
             .field("queue_capacity", &self.queue_capacity)
-            .field("max_attempts", &self.max_attempts)
-            .field("timeout", &self.timeout)
-            .field("retry_backoff", &self.retry_backoff)
-            .field("max_backoff", &self.max_backoff)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -162,17 +150,26 @@ impl fmt::Debug for WebhookSinkBuilder {
 impl WebhookSink {
     /// A builder posting to `url` (`https://…`, or `http://` for a local
     /// endpoint), signing with `secret`.
-    pub fn builder(url: &str, secret: WebhookSecret) -> WebhookSinkBuilder {
+    pub fn builder(url: impl Into<String>, secret: WebhookSecret) -> WebhookSinkBuilder {
         WebhookSinkBuilder {
-            url: url.to_owned(),
             secret,
+            http: HttpOptions::new(url),
             queue_capacity: DEFAULT_CAPACITY,
-            max_attempts: DEFAULT_ATTEMPTS,
-            timeout: DEFAULT_TIMEOUT,
-            retry_backoff: DEFAULT_BACKOFF,
-            max_backoff: DEFAULT_MAX_BACKOFF,
+            retry: Self::default_retry(),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// How events are retried unless [`retry`](WebhookSinkBuilder::retry)
+    /// says otherwise: at most 5 attempts, waits of 100 ms doubling up to
+    /// 10 s without jitter, no bound on the total time (nobody waits for
+    /// an event; the queue absorbs the delay).
+    pub fn default_retry() -> RetryPolicy {
+        RetryPolicy::new()
+            .max_attempts(5)
+            .backoff(Duration::from_millis(100), Duration::from_secs(10))
+            .jitter(false)
+            .max_elapsed(Duration::MAX)
     }
 
     /// Waits until every event accepted so far has been delivered or given
@@ -261,35 +258,18 @@ impl WebhookSinkBuilder {
         self
     }
 
-    /// Attempts per event, the first included (default 5, at least 1).
+    /// How an event that failed is retried (default
+    /// [`WebhookSink::default_retry`]). Unlike a notifier, the sink also
+    /// retries a request that may have arrived (the receiver drops
+    /// duplicates by `webhook-id`), and a `Retry-After` longer than the
+    /// policy's longest backoff waits only that long.
     #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
-    /// Time for one attempt, connection included (default 10 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The wait before the first retry; it doubles for each further one
-    /// (default 100 ms).
-    #[must_use]
-    pub fn retry_backoff(mut self, initial: Duration) -> Self {
-        self.retry_backoff = initial;
-        self
-    }
-
-    /// The longest wait between attempts, `Retry-After` included (default
-    /// 10 s).
-    #[must_use]
-    pub fn max_backoff(mut self, max: Duration) -> Self {
-        self.max_backoff = max;
-        self
-    }
+    request_timeout_option!();
 
     /// The clock for `webhook-timestamp` (default: the system clock).
     #[must_use]
@@ -301,44 +281,29 @@ impl WebhookSinkBuilder {
     /// Checks the URL and starts the delivery task. Call it inside a tokio
     /// runtime (outside one it returns an error).
     pub fn build(self) -> Result<WebhookSink, ConfigError> {
-        let url = http_client::base_url(&self.url, "event webhook url")?;
+        let endpoint = self.http.build("event webhook url", PROVIDER)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             ConfigError::new("event webhook", "must be built inside a tokio runtime")
         })?;
-        let client = HttpClient::shared()?;
         let shared = Arc::new(Shared {
             clock: self.clock,
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
             dropped: AtomicU64::new(0),
             last_warn: AtomicU64::new(0),
-            url: url.clone(),
+            url: endpoint.url().to_owned(),
             capacity: self.queue_capacity,
         });
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let deliverer = Deliverer {
-            url,
             secret: self.secret,
-            max_attempts: self.max_attempts,
-            timeout: self.timeout,
-            retry_backoff: self.retry_backoff,
-            max_backoff: self.max_backoff.max(self.retry_backoff),
-            client,
+            endpoint,
+            retry: self.retry,
             shared: Arc::clone(&shared),
         };
         runtime.spawn(deliverer.run(rx));
         Ok(WebhookSink { tx, shared })
     }
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Delivered,
-    Retry {
-        why: String,
-        after: Option<Duration>,
-    },
-    GiveUp(String),
 }
 
 impl Deliverer {
@@ -352,88 +317,68 @@ impl Deliverer {
     }
 
     async fn deliver(&self, job: &Job) {
-        let mut attempt = 0u32;
-        let why = loop {
-            attempt += 1;
-            match self.attempt(job).await {
-                Attempt::Delivered => return,
-                Attempt::GiveUp(why) => break why,
-                Attempt::Retry { why, .. } if attempt >= self.max_attempts => break why,
-                Attempt::Retry { why, after } => {
-                    let wait = after
-                        .unwrap_or_else(|| self.backoff_for(attempt))
-                        .min(self.max_backoff);
+        let cap = self.retry.max_backoff();
+        let outcome = self
+            .retry
+            .run(
+                || self.attempt(job),
+                // Standard Webhooks: the receiver drops duplicates by
+                // `webhook-id`, so a send that may have arrived is retried too.
+                |err: &NotifyError| {
+                    (err.is_retryable() || err.may_have_been_delivered())
+                        .then(|| err.retry_after().map(|after| after.min(cap)))
+                },
+                |attempt| {
+                    NotifyError::retryable(format!(
+                        "{PROVIDER}: retry budget used up during attempt {attempt}"
+                    ))
+                },
+                |attempt, wait, err| {
                     tracing::debug!(
                         target: "tower_otp::events",
                         webhook_id = %job.id,
                         attempt,
                         wait_ms = wait.as_millis() as u64,
-                        error = %why,
+                        error = %err,
                         "event webhook: retrying"
                     );
-                    tokio::time::sleep(wait).await;
-                }
-            }
+                },
+            )
+            .await;
+        let Err((err, attempts)) = outcome else {
+            return;
         };
         metrics::counter!("tower_otp_events_failed_total", "event" => job.kind).increment(1);
         tracing::warn!(
             target: "tower_otp::events",
             webhook_id = %job.id,
             event = job.kind,
-            attempts = attempt,
-            error = %why,
+            attempts,
+            error = %err,
             "event webhook: giving up on an event"
         );
     }
 
-    /// The wait before retry number `retry` (1-based).
-    fn backoff_for(&self, retry: u32) -> Duration {
-        let shift = retry.saturating_sub(1).min(31);
-        self.retry_backoff
-            .saturating_mul(1u32 << shift)
-            .min(self.max_backoff)
-    }
-
-    async fn attempt(&self, job: &Job) -> Attempt {
+    /// One signed POST of `job`: `5xx` and `429` are retryable (with
+    /// `Retry-After`), every other non-`2xx` status permanent.
+    async fn attempt(&self, job: &Job) -> Result<(), NotifyError> {
         let timestamp = unix_secs(self.shared.clock.now());
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(&self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("tower-otp/", env!("CARGO_PKG_VERSION")));
-        if let Some(headers) = req.headers_mut() {
-            headers.extend(webhook::signed_headers(
-                &self.secret,
-                &job.id,
-                timestamp,
-                &job.body,
-            ));
-        }
-        let req = match req.body(Full::new(job.body.clone())) {
-            Ok(req) => req,
-            Err(_) => return Attempt::GiveUp("cannot build the request".to_owned()),
-        };
-        match self.client.send(req, self.timeout, PROVIDER).await {
-            Ok(reply) if reply.status.is_success() => Attempt::Delivered,
-            Ok(reply)
-                if reply.status.is_server_error()
-                    || reply.status == StatusCode::TOO_MANY_REQUESTS =>
-            {
-                Attempt::Retry {
-                    why: format!("endpoint answered HTTP {}", reply.status.as_u16()),
-                    after: http_client::retry_after(&reply.headers),
-                }
-            }
-            Ok(reply) => {
-                Attempt::GiveUp(format!("endpoint answered HTTP {}", reply.status.as_u16()))
-            }
-            // Standard Webhooks: the receiver drops duplicates by
-            // `webhook-id`, so a send that may have arrived is retried too.
-            Err(err) if err.is_retryable() || err.may_have_been_delivered() => Attempt::Retry {
-                why: err.to_string(),
-                after: None,
-            },
-            Err(err) => Attempt::GiveUp(err.to_string()),
+        let reply = self
+            .endpoint
+            .post_signed(&self.secret, &job.id, timestamp, job.body.clone())
+            .await?;
+        let status = reply.status;
+        let what = || format!("{PROVIDER}: endpoint answered HTTP {}", status.as_u16());
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            let err = NotifyError::retryable(what());
+            Err(match http_client::retry_after(&reply.headers) {
+                Some(after) => err.with_retry_after(after),
+                None => err,
+            })
+        } else {
+            Err(NotifyError::permanent(what()))
         }
     }
 }
