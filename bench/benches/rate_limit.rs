@@ -1,11 +1,12 @@
-//! In-memory rate-limit decision: `MemoryStore` (directly and through the
-//! `Store` trait) side by side with `governor`'s keyed limiter, same quota,
-//! same keys, same run.
+//! In-memory rate-limit decision: `MemoryStore` through the public `Store`
+//! trait side by side with `governor`'s keyed limiter, same quota, same keys,
+//! same run. The store's future is polled once (it never waits), so no
+//! runtime is in the figure.
 //!
 //! Per key count:
 //! * `*_real_clock`: each side reads its own clock per decision —
-//!   `SystemClock` for `MemoryStore` (`SystemTime::now()` in µs), quanta's
-//!   TSC clock for governor (its default).
+//!   `SystemClock` for `MemoryStore` (`SystemTime::now()`), quanta's TSC clock
+//!   for governor (its default).
 //! * `*_coarse_clock`: `MemoryStore` reading `CoarseClock`, which
 //!   `RateLimitLayer` uses when its policies' bursts allow (this quota's does).
 //! * `governor_with_state_info_*`: governor with `StateInformationMiddleware`
@@ -19,7 +20,7 @@
 //! alternates `MemoryStore` (real clock) and governor in short batches and
 //! prints the median per-round ratio, the robust figure on a busy machine.
 //!
-//! Run: `cargo bench --bench rate_limit`
+//! Run: `cargo bench --manifest-path bench/Cargo.toml --bench rate_limit`
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
@@ -36,7 +37,7 @@ use governor::clock::FakeRelativeClock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota as GovQuota, RateLimiter};
 use tower_otp::clock::{Clock, CoarseClock, SystemClock};
-use tower_otp::quota::Quota;
+use tower_otp::quota::{Quota, RateDecision};
 use tower_otp::store::{MemoryStore, Store};
 
 /// Generous enough that every decision in the run is "allowed" for both.
@@ -64,6 +65,11 @@ fn now_or_never<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// One decision through the public `Store::hit`.
+fn hit(store: &MemoryStore, key: &str, quota: &Quota, now: SystemTime) -> Option<RateDecision> {
+    now_or_never(Store::hit(store, key, quota, now)).ok()
+}
+
 fn bench(c: &mut Criterion) {
     let quota = Quota::per_second(PER_SECOND);
     let gov_quota = GovQuota::per_second(NonZeroU32::new(PER_SECOND).expect("non-zero"));
@@ -80,28 +86,24 @@ fn bench(c: &mut Criterion) {
         let gov_fake = RateLimiter::dashmap_with_clock(gov_quota, fake);
         // Warm the tables so every measured call finds its key.
         for k in &keys {
-            assert!(
-                store
-                    .hit_now(k, &quota, SystemClock.now_us())
-                    .is_some_and(|d| d.allowed)
-            );
+            assert!(hit(&store, k, &quota, SystemClock.now()).is_some_and(|d| d.allowed));
             assert!(gov.check_key(k).is_ok());
             assert!(gov_info.check_key(k).is_ok());
             assert!(gov_fake.check_key(k).is_ok());
         }
 
         let mut i = 0;
-        group.bench_function("memory_store_hit_now_real_clock", |b| {
+        group.bench_function("memory_store_hit_real_clock", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, SystemClock.now_us()))
+                black_box(hit(&store, black_box(&keys[i]), &quota, SystemClock.now()))
             })
         });
         let mut i = 0;
-        group.bench_function("memory_store_hit_now_coarse_clock", |b| {
+        group.bench_function("memory_store_hit_coarse_clock", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, CoarseClock.now_us()))
+                black_box(hit(&store, black_box(&keys[i]), &quota, CoarseClock.now()))
             })
         });
         let mut i = 0;
@@ -122,24 +124,12 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        let now = SystemClock.now();
         let mut i = 0;
-        group.bench_function("memory_store_store_hit_real_clock", |b| {
+        group.bench_function("memory_store_hit_given_time", |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(now_or_never(Store::hit(
-                    &store,
-                    black_box(&keys[i]),
-                    &quota,
-                    SystemTime::now(),
-                )))
-            })
-        });
-        let now_us = SystemClock.now_us();
-        let mut i = 0;
-        group.bench_function("memory_store_hit_now_given_time", |b| {
-            b.iter(|| {
-                i = (i + 1) % n;
-                black_box(store.hit_now(black_box(&keys[i]), &quota, black_box(now_us)))
+                black_box(hit(&store, black_box(&keys[i]), &quota, black_box(now)))
             })
         });
         let mut i = 0;
@@ -184,15 +174,25 @@ fn interleaved() {
         let gov_info =
             RateLimiter::keyed(gov_quota).with_middleware::<StateInformationMiddleware>();
         for k in &keys {
-            store.hit_now(k, &quota, SystemClock.now_us());
+            hit(&store, k, &quota, SystemClock.now());
             let _ = gov.check_key(k);
             let _ = gov_info.check_key(k);
         }
         let mut ours = |j: usize| {
-            black_box(store.hit_now(black_box(&keys[j % n]), &quota, SystemClock.now_us()));
+            black_box(hit(
+                &store,
+                black_box(&keys[j % n]),
+                &quota,
+                SystemClock.now(),
+            ));
         };
         let mut coarse = |j: usize| {
-            black_box(store.hit_now(black_box(&keys[j % n]), &quota, CoarseClock.now_us()));
+            black_box(hit(
+                &store,
+                black_box(&keys[j % n]),
+                &quota,
+                CoarseClock.now(),
+            ));
         };
         let mut plain = |j: usize| {
             black_box(gov.check_key(black_box(&keys[j % n])).is_ok());
@@ -220,7 +220,7 @@ fn interleaved() {
         }
         let ratio = |x: &[f64], y: &[f64]| median(x.iter().zip(y).map(|(x, y)| x / y).collect());
         println!(
-            "{n:>6} keys: memory_store_hit_now {:.1} ns (SystemClock) / {:.1} ns (CoarseClock), \
+            "{n:>6} keys: memory_store_hit {:.1} ns (SystemClock) / {:.1} ns (CoarseClock), \
              governor {:.1} ns, governor+state_info {:.1} ns; ratio vs governor {:.3} / {:.3}, \
              vs governor+state_info {:.3} / {:.3}",
             median(a.clone()),
