@@ -58,6 +58,9 @@
 
 mod code;
 mod config;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod input;
 mod router;
@@ -65,7 +68,6 @@ mod subject;
 
 pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig, OtpRouterBuilder};
-pub(crate) use handlers::fuzz_request_body;
 pub(crate) use router::RequestContext;
 pub use router::{OtpRouter, ResponseFuture};
 pub use subject::{HashedSubject, ResolveError, Subject, SubjectResolver};
