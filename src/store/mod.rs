@@ -21,6 +21,7 @@
 //! Keys passed in are already hashed or random (no phone, email, code or
 //! token ever reaches a store in plain text). Backends: `MemoryStore`
 //! (feature `moka`) and `RedisStore` (feature `redis`).
+#![cfg_attr(feature = "redis", doc = include_str!("../../docs/redis.md"))]
 
 use std::error::Error as StdError;
 use std::fmt;
