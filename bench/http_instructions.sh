@@ -14,15 +14,15 @@
 # KEEP=1 keeps the callgrind files (for callgrind_annotate) and prints where.
 # Needs: valgrind, wrk (apt-get install -y valgrind wrk).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")" # the bench crate
 
 DURATION=${1:-5s}
 PORT=${PORT:-38090}
 TARGET=${CARGO_TARGET_DIR:-target}
 read -r -a MODES <<<"${MODES:-bare bare-same-headers stack peer}"
 
-cargo build --release --features axum --example bench_server >&2
-BIN="$(realpath "$TARGET/release/examples/bench_server")"
+cargo build --release --bin bench_server >&2
+BIN="$(realpath "$TARGET/release/bench_server")"
 AUTH="Authorization: Bearer $("$BIN" token)"
 OUT=$(mktemp -d)
 if [ -n "${KEEP:-}" ]; then echo "callgrind files: $OUT" >&2; else trap 'rm -rf "$OUT"' EXIT; fi

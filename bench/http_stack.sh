@@ -15,7 +15,7 @@
 # Usage: bash bench/http_stack.sh [rounds] [duration]   (defaults: 5 rounds, 10s)
 # Needs: wrk (apt-get install -y wrk), taskset, python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")" # the bench crate
 
 ROUNDS=${1:-5}
 DURATION=${2:-10s}
@@ -24,8 +24,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 TARGET=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --features axum --example bench_server >&2
-BIN="$TARGET/release/examples/bench_server"
+cargo build --release --bin bench_server >&2
+BIN="$TARGET/release/bench_server"
 AUTH="Authorization: Bearer $("$BIN" token)"
 
 cpu_ns() { # pid -> on-CPU nanoseconds of all its threads

@@ -7,7 +7,7 @@
 # Needs redis-server, redis-cli and redis-benchmark (apt-get install
 # redis-server redis-tools). Only talks to 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")" # the bench crate
 
 CONCURRENCY=${1:-50}
 SECONDS_RUN=${2:-10}
@@ -17,7 +17,7 @@ for tool in redis-server redis-cli redis-benchmark; do
 done
 
 # Build first so compilation does not share the CPU with the measurement.
-cargo bench --features redis --bench redis_throughput --no-run >&2
+cargo bench --bench redis_throughput --no-run >&2
 
 port=""
 for _ in $(seq 1 50); do
@@ -39,11 +39,11 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(
 echo
 echo "== 1. tower-otp: POST /otp/request + POST /otp/verify (in-process router, RedisStore) =="
 REDIS_URL="redis://127.0.0.1:$port" CONCURRENCY="$CONCURRENCY" BENCH_SECONDS="$SECONDS_RUN" \
-    cargo bench --features redis --bench redis_throughput 2>/dev/null | grep '^tower-otp'
+    cargo bench --bench redis_throughput 2>/dev/null | grep '^tower-otp'
 
 echo
 echo "== 2. redis-benchmark: EVALSHA hit_all.lua with one key (the rate script), same server, -c $CONCURRENCY =="
-sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat src/store/redis/lua/hit_all.lua)")
+sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat ../src/store/redis/lua/hit_all.lua)")
 # About the same wall time as run 1 at ~100k/s; random keys like real limits.
 requests=$((SECONDS_RUN * 100000))
 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONCURRENCY" -n "$requests" -r 1000000 -q \

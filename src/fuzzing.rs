@@ -1,8 +1,10 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/`, also replayed over the
-//! seed corpus by `tests/fuzz_corpus.rs` on every `cargo test`. One function
-//! per parser; each must never panic, whatever the bytes.
+//! seed corpus (`fuzz/seeds/<target>/`) by this module's tests on every
+//! `cargo test`. One function per parser; each must never panic, whatever
+//! the bytes. The OTP request bodies have theirs in `otp::fuzzing`.
 //!
-//! Not part of the public API.
+//! Not part of the public API: the module exists only when cargo-fuzz builds
+//! the crate (`--cfg fuzzing`) and in the crate's own tests.
 
 use std::net::IpAddr;
 
@@ -225,11 +227,6 @@ pub fn webhook_verify(data: &[u8]) {
     assert!(verify_webhook(&secret, &headers, body, now, DEFAULT_TOLERANCE).is_err());
 }
 
-/// The OTP request bodies: JSON parsing into each body type, then identifier
-/// parsing, exactly as the router does it.
-pub fn request_body(data: &[u8]) {
-    crate::otp::fuzz_request_body(data);
-}
 /// `api_key::format::parse` on arbitrary input; keys assembled from the input
 /// round-trip, and any one-byte change to them is refused.
 pub fn api_key(data: &[u8]) {
@@ -291,5 +288,112 @@ pub fn http_date(data: &[u8]) {
         assert_eq!(crate::http_date::parse(text), Some(secs));
         // Within what four-digit years can reach.
         assert!(secs <= 253_402_300_800);
+    }
+}
+
+/// Runs `entry` over every seed of fuzz target `target`
+/// (`fuzz/seeds/<target>/`); an empty seed directory fails.
+///
+/// The published crate has no `fuzz/` directory (Cargo.toml excludes it):
+/// there the replay is skipped, loudly. In the repository the directory must
+/// be there, and with `CI=true` its absence fails.
+#[cfg(test)]
+pub(crate) fn replay_seeds(target: &str, entry: fn(&[u8])) {
+    use std::io::Write as _;
+    use std::path::Path;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("fuzz/seeds").join(target);
+    if !dir.is_dir() {
+        // `cargo package` writes Cargo.toml.orig: this is the packaged crate.
+        let packaged = root.join("Cargo.toml.orig").is_file();
+        if !packaged && std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "{} is missing but CI=true: the seed corpus is tracked in the repository",
+                dir.display()
+            );
+        }
+        // Straight to the stderr handle: `eprintln!` would be captured by
+        // the test harness and hidden for a passing (skipped) test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPING FUZZ SEED REPLAY for {target}: {} not found{} ***\n",
+            dir.display(),
+            if packaged {
+                " (the published crate has no fuzz/)"
+            } else {
+                ""
+            },
+        );
+        return;
+    }
+    let mut n = 0;
+    for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = file.expect("readable corpus directory").path();
+        entry(&std::fs::read(&path).expect("readable corpus file"));
+        n += 1;
+    }
+    assert!(n > 0, "empty seed corpus for {target}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replay_seeds;
+
+    macro_rules! seed_replays {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    replay_seeds(stringify!($name), super::$name);
+                }
+            )*
+            /// The targets replayed here.
+            const REPLAYED: &[&str] = &[$(stringify!($name)),*];
+        };
+    }
+
+    seed_replays!(
+        phone,
+        email,
+        jwt_decode,
+        forwarded,
+        x_forwarded_for,
+        render_template,
+        api_key,
+        webhook_verify,
+        http_date
+    );
+
+    /// Replayed next to its entry point, in `otp::fuzzing`.
+    const REPLAYED_ELSEWHERE: &[&str] = &["request_body"];
+
+    /// Every fuzz target has a seed directory and a replay test: a new
+    /// target (or seed directory) without one fails here.
+    #[test]
+    fn every_fuzz_target_is_replayed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let names = |dir: &str, strip: &str| -> Option<Vec<String>> {
+            let entries = std::fs::read_dir(root.join(dir)).ok()?;
+            let mut names: Vec<String> = entries
+                .map(|e| e.expect("readable directory").file_name())
+                .filter_map(|n| n.to_str()?.strip_suffix(strip).map(str::to_owned))
+                .collect();
+            names.sort();
+            Some(names)
+        };
+        let (Some(targets), Some(seeds)) = (names("fuzz_targets", ".rs"), names("seeds", "")) else {
+            // No fuzz/ at all: `replay_seeds` says so, or fails under CI.
+            replay_seeds("phone", super::phone);
+            return;
+        };
+        let mut replayed: Vec<String> = REPLAYED
+            .iter()
+            .chain(REPLAYED_ELSEWHERE)
+            .map(|s| (*s).to_owned())
+            .collect();
+        replayed.sort();
+        assert_eq!(targets, replayed, "fuzz targets vs replay tests");
+        assert_eq!(seeds, replayed, "seed directories vs replay tests");
     }
 }

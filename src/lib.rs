@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(all(feature = "axum", feature = "moka"), doc = include_str!("../docs/layers.md"))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -12,6 +13,9 @@ pub mod error;
 pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
+// The fuzz targets' entry points: only for cargo-fuzz (`--cfg fuzzing`) and
+// the seed replay tests, never public API.
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_date;

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tower_otp::fuzzing::request_body(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tower_otp::otp::fuzzing::request_body(data));

@@ -56,6 +56,7 @@
 //! * The store is authoritative: when it fails, requests are refused with
 //!   `503 store_unavailable` (fail closed), except keys still in this
 //!   instance's cache, which keep working for at most the cache TTL.
+#![cfg_attr(all(feature = "axum", feature = "moka"), doc = include_str!("../../docs/api-keys.md"))]
 
 mod cache;
 mod error;

@@ -10,6 +10,7 @@
 //! With the `http-notifier` feature, `WebhookSink` delivers events to an
 //! HTTP endpoint as signed [Standard Webhooks](crate::webhook) from a bounded
 //! queue with retries.
+#![cfg_attr(all(feature = "http-notifier", feature = "moka"), doc = include_str!("../../docs/events.md"))]
 
 use std::fmt;
 use std::net::IpAddr;

@@ -97,6 +97,7 @@
 //! texts carry provider error codes and HTTP/SMTP statuses, never the
 //! recipient, the code or the provider's free-text message (which often
 //! repeats the recipient).
+#![cfg_attr(all(feature = "twilio", feature = "smtp"), doc = include_str!("../../docs/delivery.md"))]
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -98,7 +98,8 @@ struct SessionData {
 }
 
 /// Parses `data` as each request body the router accepts (fuzzing entry).
-pub(crate) fn fuzz_request_body(data: &[u8]) {
+#[cfg(any(test, fuzzing))]
+pub(super) fn fuzz_request_body(data: &[u8]) {
     use super::input::parse_json;
     if let Ok(req) = parse_json::<CodeRequest>(data) {
         let _ = req.id.parse();

@@ -59,6 +59,9 @@
 mod builder;
 mod code;
 mod config;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod input;
 mod router;
@@ -68,6 +71,5 @@ mod subject;
 pub use builder::OtpRouterBuilder;
 pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig};
-pub(crate) use handlers::fuzz_request_body;
 pub use router::{OtpRouter, ResponseFuture};
 pub use subject::{HashedSubject, ResolveError, Subject, SubjectResolver};

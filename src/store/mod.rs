@@ -59,6 +59,7 @@
 //! # });
 //! # }
 //! ```
+#![cfg_attr(feature = "redis", doc = include_str!("../../docs/redis.md"))]
 
 mod all;
 mod api_key;

@@ -23,7 +23,7 @@
 //! alternates `MemoryStore` (real clock) and governor in short batches and
 //! prints the median per-round ratio, the robust figure on a busy machine.
 //!
-//! Run: `cargo bench --bench rate_limit`
+//! Run: `cargo bench --manifest-path bench/Cargo.toml --bench rate_limit`
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]

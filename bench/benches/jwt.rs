@@ -2,7 +2,7 @@
 //! HS256 verify: tower-otp's hand-written decoder next to `jsonwebtoken`, on
 //! the same token and the same typed claims, in one run.
 //!
-//! Run: `cargo bench --bench jwt`
+//! Run: `cargo bench --manifest-path bench/Cargo.toml --bench jwt`
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,7 +3,7 @@
 //! `redis-benchmark` next to it).
 //!
 //! Run: `REDIS_URL=redis://127.0.0.1:6379 CONCURRENCY=50 BENCH_SECONDS=10 \
-//!       cargo bench --features redis --bench redis_throughput`
+//!       cargo bench --manifest-path bench/Cargo.toml --bench redis_throughput`
 //!
 //! `CONCURRENCY` tasks each loop: `POST /otp/request` for a fresh phone
 //! number, read the code from an in-memory notifier, `POST /otp/verify`. The

@@ -1,6 +1,6 @@
 //! API-key verification next to its natural peer, measured in the same run.
 //!
-//! cargo bench --bench api_key
+//! cargo bench --manifest-path bench/Cargo.toml --bench api_key
 //!
 //! * `verify_cached` — `ApiKeys::verify` of a hot key (SHA-256 of the key +
 //!   moka get + the last-used throttle);

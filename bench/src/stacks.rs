@@ -1,5 +1,5 @@
 //! The layer stacks the benchmarks compare, shared by `benches/layers.rs`
-//! (in process) and `examples/bench_server.rs` (over HTTP), so both measure
+//! (in process) and `src/bin/bench_server.rs` (over HTTP), so both measure
 //! the same thing.
 
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -11,14 +11,15 @@ use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::MemoryStore;
 
 /// The HS256 secret both our `JwtLayer` and the `jsonwebtoken` peer check.
-pub(crate) const SECRET: &[u8] = b"bN7qK2xV9mR4tW8zL3cH6pJ1fD5sG0yEaU7iO2eQ4wZk";
+pub const SECRET: &[u8] = b"bN7qK2xV9mR4tW8zL3cH6pJ1fD5sG0yEaU7iO2eQ4wZk";
 
-pub(crate) fn keys() -> JwtKeys {
+/// The keys [`token`] is signed with.
+pub fn keys() -> JwtKeys {
     JwtKeys::new("bench", SECRET).expect("a 44-byte secret is long enough")
 }
 
 /// A token like the OtpRouter issues, valid for a day.
-pub(crate) fn token() -> String {
+pub fn token() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
@@ -32,7 +33,7 @@ pub(crate) fn token() -> String {
 
 /// A per-IP limit of `per_second` (burst as large), more than the benchmark
 /// ever sends, so it counts every request and refuses none.
-pub(crate) fn per_ip_limit(per_second: u32) -> RateLimitLayer<MemoryStore> {
+pub fn per_ip_limit(per_second: u32) -> RateLimitLayer<MemoryStore> {
     RateLimitLayer::builder(MemoryStore::new())
         .limit("ip", Quota::per_second(per_second), ByClientIp)
         .build()
@@ -40,14 +41,15 @@ pub(crate) fn per_ip_limit(per_second: u32) -> RateLimitLayer<MemoryStore> {
 }
 
 /// Our hardening stack, outermost first (a tuple of layers is a layer).
-pub(crate) type Stack = (
+pub type Stack = (
     SecurityHeadersLayer,
     ClientIpLayer,
     RateLimitLayer<MemoryStore>,
     JwtLayer<serde_json::Value>,
 );
 
-pub(crate) fn stack(per_second: u32) -> Stack {
+/// [`Stack`], with a per-IP limit of `per_second`.
+pub fn stack(per_second: u32) -> Stack {
     (
         SecurityHeadersLayer::new(),
         ClientIpLayer::new(),
@@ -56,10 +58,11 @@ pub(crate) fn stack(per_second: u32) -> Stack {
     )
 }
 
-type SetHeader = SetResponseHeaderLayer<http::HeaderValue>;
+/// One tower-http header layer.
+pub type SetHeader = SetResponseHeaderLayer<http::HeaderValue>;
 
 /// The peers' security headers: six tower-http `SetResponseHeader` layers.
-pub(crate) type PeerHeaders = (
+pub type PeerHeaders = (
     SetHeader,
     SetHeader,
     SetHeader,
@@ -68,7 +71,8 @@ pub(crate) type PeerHeaders = (
     SetHeader,
 );
 
-pub(crate) fn peer_headers() -> PeerHeaders {
+/// [`PeerHeaders`]: the same six values as our stack's first six headers.
+pub fn peer_headers() -> PeerHeaders {
     use http::header::{self, HeaderName, HeaderValue};
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))

@@ -12,13 +12,10 @@
 //! The figures to read are the differences from `bare`: what each layer adds
 //! to a request. `bench/http_stack.sh` measures the same over real sockets.
 //!
-//! Run: `cargo bench --features axum --bench layers`
+//! Run: `cargo bench --manifest-path bench/Cargo.toml --bench layers`
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
-
-#[path = "support/stacks.rs"]
-mod stacks;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -38,6 +35,7 @@ use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_otp::client_ip::ClientIpLayer;
 use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
+use tower_otp_bench::stacks;
 
 /// Polls a future that must be ready at once (every layer here is).
 fn now_or_never<F: Future>(f: F) -> F::Output {

@@ -1,6 +1,6 @@
 //! Hello-world axum server for the HTTP stack benchmark (`bench/http_stack.sh`).
 //!
-//! Run: `cargo run --release --features axum --example bench_server -- stack 3000`
+//! Run: `cargo run --release --manifest-path bench/Cargo.toml --bin bench_server -- stack 3000`
 //!
 //! `bare` serves `GET /` with no layers; `stack` adds the hardening layers the
 //! way an app would: security headers, client IP, a per-IP rate limit with a
@@ -27,9 +27,7 @@ use tower::{Service, ServiceBuilder};
 use tower_otp::client_ip::ClientIpLayer;
 use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
-
-#[path = "../benches/support/stacks.rs"]
-mod stacks;
+use tower_otp_bench::stacks;
 
 /// Well above what one core serves: every request is counted, none refused.
 const PER_SECOND: u32 = 1_000_000;
