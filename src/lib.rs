@@ -10,8 +10,6 @@ pub mod clock;
 mod credentials;
 pub mod error;
 pub mod events;
-#[cfg(feature = "axum")]
-pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_date;
