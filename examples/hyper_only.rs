@@ -6,7 +6,7 @@
 //! IP) → a small router that sends `/auth/*` to the `OtpRouter` and guards
 //! `/api/me` with the `JwtLayer`. Each connection's peer address goes into the
 //! request as `PeerAddr` (tower-otp's way for servers without axum), which
-//! `ClientIpLayer` reads.
+//! `SetClientIpLayer` reads.
 //!
 //! Optional settings, from the environment:
 //!
@@ -32,7 +32,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
-use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
+use tower_otp::client_ip::{PeerAddr, SetClientIpLayer};
 use tower_otp::jwt::Claims;
 use tower_otp::notify::LogNotifier;
 use tower_otp::otp::OtpRouter;
@@ -114,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = ServiceBuilder::new()
         .layer(SecurityHeadersLayer::new())
-        .layer(ClientIpLayer::new())
+        .layer(SetClientIpLayer::new())
         .layer(
             RateLimitLayer::builder(store)
                 .limit("ip", Quota::per_second(50).with_burst(100), ByClientIp)

@@ -41,7 +41,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::{Claims, MIN_SECRET_LEN};
 use tower_otp::notify::{ByChannel, Channel, LogNotifier, Notifier};
 use tower_otp::otp::OtpRouter;
@@ -147,7 +147,7 @@ async fn main() -> Result<(), BoxError> {
     let api = Router::new()
         .route("/api/me", get(me))
         .route_layer(auth.jwt_layer::<Value>());
-    let mut client_ip = ClientIpLayer::builder();
+    let mut client_ip = SetClientIpLayer::builder();
     for cidr in env_or("TRUSTED_PROXIES", "")
         .split(',')
         .map(str::trim)

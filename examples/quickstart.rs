@@ -27,7 +27,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::Claims;
 use tower_otp::notify::LogNotifier;
 use tower_otp::otp::OtpRouter;
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // No trusted proxies: the client is the TCP peer (axum's
             // `ConnectInfo`, read under tower-otp's `axum` feature), and forwarding
             // headers are ignored. Behind a proxy, trust its address here.
-            .layer(ClientIpLayer::new()),
+            .layer(SetClientIpLayer::new()),
     );
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

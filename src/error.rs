@@ -319,6 +319,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A handler (or an extractor's rejection) can answer with a [`Problem`].
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for Problem {
+    fn into_response(self) -> axum::response::Response {
+        Problem::into_response(self).map(axum::body::Body::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::client_ip::{self, ClientIpLayer, ForwardingHeader};
+use crate::client_ip::{self, ForwardingHeader, SetClientIpLayer};
 use std::borrow::Cow;
 
 use crate::identifier::{Email, Phone};
@@ -140,7 +140,7 @@ fn forwarding_header(
     };
     let mut headers = HeaderMap::new();
     headers.insert(name.clone(), value);
-    let layer = ClientIpLayer::builder()
+    let layer = SetClientIpLayer::builder()
         .trust_proxy("10.0.0.0/8")
         .trust_proxy("fd00::/8")
         .headers([kind])

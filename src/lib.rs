@@ -11,8 +11,6 @@ pub mod clock;
 mod credentials;
 pub mod error;
 pub mod events;
-#[cfg(feature = "axum")]
-pub mod extract;
 // The fuzz targets' entry points: only for cargo-fuzz (`--cfg fuzzing`) and
 // the seed replay tests, never public API.
 #[cfg(any(test, fuzzing))]

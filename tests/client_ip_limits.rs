@@ -2,7 +2,7 @@
 //! /64, and requests with no client address refused (or, opted in, sharing
 //! one bucket) — for the `OtpRouter` and `RateLimitLayer` alike.
 //!
-//! The client connects from 127.0.0.1, which `ClientIpLayer` trusts as a
+//! The client connects from 127.0.0.1, which `SetClientIpLayer` trusts as a
 //! proxy, so `X-Forwarded-For` picks the IPv6 address each request comes from.
 #![cfg(all(feature = "moka", feature = "axum"))]
 #![allow(clippy::unwrap_used)]
@@ -20,7 +20,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use support::http::{Http, Reply, serve};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::{ClientIpKey, ClientIpLayer};
+use tower_otp::client_ip::{ClientIpKey, SetClientIpLayer};
 use tower_otp::clock::ManualClock;
 use tower_otp::notify::MemoryNotifier;
 use tower_otp::otp::{OtpRouter, OtpRouterBuilder};
@@ -43,11 +43,14 @@ fn router_builder() -> (OtpRouterBuilder<MemoryStore, MemoryNotifier>, ManualClo
     (b, clock)
 }
 
-/// The router at /auth behind `ClientIpLayer` trusting loopback.
+/// The router at /auth behind `SetClientIpLayer` trusting loopback.
 async fn router_behind_proxy(router: OtpRouter<MemoryStore, MemoryNotifier>) -> Http {
-    let app = Router::new()
-        .nest_service("/auth", router)
-        .layer(ClientIpLayer::builder().trust_loopback().build().unwrap());
+    let app = Router::new().nest_service("/auth", router).layer(
+        SetClientIpLayer::builder()
+            .trust_loopback()
+            .build()
+            .unwrap(),
+    );
     Http::new(serve(app).await)
 }
 
@@ -158,7 +161,7 @@ fn assert_unavailable(reply: &Reply) {
         detail.contains("into_make_service_with_connect_info::<SocketAddr>()"),
         "{detail}"
     );
-    assert!(detail.contains("ClientIpLayer"), "{detail}");
+    assert!(detail.contains("SetClientIpLayer"), "{detail}");
 }
 
 #[tokio::test]
@@ -297,7 +300,12 @@ async fn get_from(http: &Http, client: &str) -> Reply {
 #[tokio::test]
 async fn layer_counts_one_ipv6_slash_64_as_one_client() {
     let app = limited_routes(ByClientIp).layer(
-        ServiceBuilder::new().layer(ClientIpLayer::builder().trust_loopback().build().unwrap()),
+        ServiceBuilder::new().layer(
+            SetClientIpLayer::builder()
+                .trust_loopback()
+                .build()
+                .unwrap(),
+        ),
     );
     let http = Http::new(serve(app).await);
     let mut replies = Vec::new();
@@ -321,7 +329,12 @@ async fn layer_counts_one_ipv6_slash_64_as_one_client() {
 #[tokio::test]
 async fn layer_prefix_is_configurable() {
     let key = ClientIpKey::builder().ipv6_prefix(56).build().unwrap();
-    let app = limited_routes(key).layer(ClientIpLayer::builder().trust_loopback().build().unwrap());
+    let app = limited_routes(key).layer(
+        SetClientIpLayer::builder()
+            .trust_loopback()
+            .build()
+            .unwrap(),
+    );
     let http = Http::new(serve(app).await);
     let mut replies = Vec::new();
     for i in 0..6u32 {

@@ -13,7 +13,7 @@ use axum::routing::get;
 use http::header::{CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
 use http::{HeaderValue, StatusCode};
 use tower::ServiceBuilder;
-use tower_otp::client_ip::{ClientIp, ClientIpLayer, ForwardingHeader};
+use tower_otp::client_ip::{ClientIp, ForwardingHeader, SetClientIpLayer};
 use tower_otp::clock::ManualClock;
 use tower_otp::quota::{Quota, RateDecision};
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
@@ -47,7 +47,7 @@ fn routes() -> Router {
 }
 
 /// The full stack over `store`: security headers, client IP, rate limit.
-fn app<S: RateStore>(client_ip: ClientIpLayer, store: S, quota: Quota, fail_open: bool) -> Router {
+fn app<S: RateStore>(client_ip: SetClientIpLayer, store: S, quota: Quota, fail_open: bool) -> Router {
     let limit = RateLimitLayer::builder(store)
         .limit("ip", quota, ByClientIp)
         .fail_open(fail_open)
@@ -62,14 +62,14 @@ fn app<S: RateStore>(client_ip: ClientIpLayer, store: S, quota: Quota, fail_open
     )
 }
 
-async fn start(client_ip: ClientIpLayer, quota: Quota) -> Http {
+async fn start(client_ip: SetClientIpLayer, quota: Quota) -> Http {
     Http::new(serve(app(client_ip, MemoryStore::new(), quota, false)).await)
 }
 
 /// Trusts 10.0.0.0/8 only; the test client connects from 127.0.0.1 and so
 /// is an untrusted peer. Every forwarding header is enabled.
-fn untrusted_loopback() -> ClientIpLayer {
-    ClientIpLayer::builder()
+fn untrusted_loopback() -> SetClientIpLayer {
+    SetClientIpLayer::builder()
         .trust_proxy("10.0.0.0/8")
         .headers([
             ForwardingHeader::XForwardedFor,
@@ -81,8 +81,8 @@ fn untrusted_loopback() -> ClientIpLayer {
 }
 
 /// Trusts loopback: the test client plays a reverse proxy.
-fn trusted_loopback(headers: &[ForwardingHeader]) -> ClientIpLayer {
-    ClientIpLayer::builder()
+fn trusted_loopback(headers: &[ForwardingHeader]) -> SetClientIpLayer {
+    SetClientIpLayer::builder()
         .trust_loopback()
         .headers(headers.iter().copied())
         .build()
@@ -109,7 +109,7 @@ fn assert_security_headers(reply: &Reply) {
 
 #[tokio::test]
 async fn headers_on_every_response_including_404_and_429() {
-    let client = start(ClientIpLayer::new(), Quota::per_hour(2)).await;
+    let client = start(SetClientIpLayer::new(), Quota::per_hour(2)).await;
 
     let ok = client.get("/hello", &[]).await;
     assert_eq!(ok.status, StatusCode::OK);
@@ -133,7 +133,7 @@ async fn headers_on_every_response_including_404_and_429() {
 
 #[tokio::test]
 async fn too_many_requests_has_retry_after_and_a_problem_body() {
-    let client = start(ClientIpLayer::new(), Quota::per_minute(1)).await;
+    let client = start(SetClientIpLayer::new(), Quota::per_minute(1)).await;
     assert_eq!(client.get("/hello", &[]).await.status, StatusCode::OK);
     let refused = client.get("/hello", &[]).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
@@ -148,7 +148,7 @@ async fn too_many_requests_has_retry_after_and_a_problem_body() {
 
 #[tokio::test]
 async fn a_header_the_handler_set_is_not_overwritten() {
-    let client = start(ClientIpLayer::new(), Quota::per_hour(10)).await;
+    let client = start(SetClientIpLayer::new(), Quota::per_hour(10)).await;
     let reply = client.get("/custom", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -279,7 +279,7 @@ impl RateStore for FailingStore {
 #[tokio::test]
 async fn store_failure_fails_closed_with_503() {
     let addr: SocketAddr = serve(app(
-        ClientIpLayer::new(),
+        SetClientIpLayer::new(),
         FailingStore,
         Quota::per_hour(100),
         false,
@@ -300,7 +300,7 @@ async fn store_failure_fails_closed_with_503() {
 #[tokio::test]
 async fn store_failure_with_fail_open_passes() {
     let addr = serve(app(
-        ClientIpLayer::new(),
+        SetClientIpLayer::new(),
         FailingStore,
         Quota::per_hour(1),
         true,

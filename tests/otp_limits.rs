@@ -1,5 +1,5 @@
 //! The router's limits and refusals, called in process so that every request
-//! names its own client address (a `ClientIp` extension, as `ClientIpLayer`
+//! names its own client address (a `ClientIp` extension, as `SetClientIpLayer`
 //! would put it): all-or-nothing limits, the per-IP verify limit, the
 //! `RateLimit` fields of its 429s, RFC 6750 / RFC 6749 refusals, identical
 //! answers for known and unknown identifiers, and the weak-code opt-in.

@@ -3,7 +3,7 @@
 //!
 //! * `bare`: the inner service alone (building the request is in every row);
 //! * `security_headers` (9 headers) vs six tower-http `SetResponseHeader`s;
-//! * `client_ip_rate_limit`: `ClientIpLayer` + `RateLimitLayer` on the memory
+//! * `client_ip_rate_limit`: `SetClientIpLayer` + `RateLimitLayer` on the memory
 //!   store vs `tower_governor` (peer IP key);
 //! * `jwt`: `JwtLayer` (the same token every time, as one client sends it;
 //!   cached), `JwtLayer::without_cache`, and a layer calling `jsonwebtoken`;
@@ -32,7 +32,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
-use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp_bench::stacks;
@@ -191,7 +191,7 @@ fn bench(c: &mut Criterion) {
             "client_ip_rate_limit/tower_otp",
             boxed(
                 ServiceBuilder::new()
-                    .layer(ClientIpLayer::new())
+                    .layer(SetClientIpLayer::new())
                     .layer(stacks::per_ip_limit(PER_SECOND))
                     .service(inner),
             ),

@@ -3,7 +3,7 @@
 //! the same thing.
 
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::{self, JwtKeys, JwtLayer, Validation};
 use tower_otp::quota::Quota;
 use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
@@ -43,7 +43,7 @@ pub fn per_ip_limit(per_second: u32) -> RateLimitLayer<MemoryStore> {
 /// Our hardening stack, outermost first (a tuple of layers is a layer).
 pub type Stack = (
     SecurityHeadersLayer,
-    ClientIpLayer,
+    SetClientIpLayer,
     RateLimitLayer<MemoryStore>,
     JwtLayer<serde_json::Value>,
 );
@@ -52,7 +52,7 @@ pub type Stack = (
 pub fn stack(per_second: u32) -> Stack {
     (
         SecurityHeadersLayer::new(),
-        ClientIpLayer::new(),
+        SetClientIpLayer::new(),
         per_ip_limit(per_second),
         JwtLayer::new(keys(), Validation::default()),
     )

@@ -63,9 +63,9 @@ pub(crate) struct Inner<S, N, R> {
 /// # Client addresses
 ///
 /// Per-IP limits key on the [`ClientIp`](crate::client_ip::ClientIp) request
-/// extension (set by [`ClientIpLayer`](crate::client_ip::ClientIpLayer)),
-/// else the [`PeerAddr`](crate::client_ip::PeerAddr) extension, else
-/// (feature `axum`) axum's `ConnectInfo` — IPv4 per address, IPv6 per /64 (see
+/// extension (set by [`SetClientIpLayer`](crate::client_ip::SetClientIpLayer)), else the
+/// [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
+/// axum's `ConnectInfo` — IPv4 per address, IPv6 per /64 (see
 /// [`ClientIpKey`](crate::client_ip::ClientIpKey) and
 /// [`OtpRouterBuilder::client_ip_key`](super::OtpRouterBuilder::client_ip_key)).
 /// With none of them, code requests are refused with

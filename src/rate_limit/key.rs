@@ -82,7 +82,7 @@ where
 }
 
 /// Keys on the client address: the [`ClientIp`] put in request extensions
-/// by [`ClientIpLayer`](crate::client_ip::ClientIpLayer), else the TCP peer
+/// by [`SetClientIpLayer`](crate::client_ip::SetClientIpLayer), else the TCP peer
 /// ([`PeerAddr`](crate::client_ip::PeerAddr), or axum's `ConnectInfo` with
 /// the `axum` feature) — the address every part of the app agrees on. IPv4
 /// per address, IPv6 per /64, IPv4-mapped IPv6 as IPv4; the same as the

@@ -5,7 +5,7 @@
 //! [`Quota`](crate::quota::Quota) (`n` per period, with a burst; GCRA, so
 //! there is no window edge to game) per key, the key coming from a
 //! [`KeyExtractor`]: [`ByClientIp`] (the [`ClientIp`](crate::client_ip::ClientIp)
-//! put in extensions by [`ClientIpLayer`](crate::client_ip::ClientIpLayer), else
+//! put in extensions by [`SetClientIpLayer`](crate::client_ip::SetClientIpLayer), else
 //! the peer address; IPv6 keyed per /64, see
 //! [`ClientIpKey`](crate::client_ip::ClientIpKey) for other prefixes),
 //! [`ByHeader`], or any closure `Fn(&Parts) -> Option<String>` — e.g. one that
@@ -40,7 +40,7 @@
 //! use std::net::SocketAddr;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_otp::client_ip::{ClientIpLayer, PeerAddr};
+//! use tower_otp::client_ip::{SetClientIpLayer, PeerAddr};
 //! use tower_otp::quota::Quota;
 //! use tower_otp::rate_limit::{ByClientIp, RateLimitLayer};
 //! use tower_otp::store::MemoryStore;
@@ -51,7 +51,7 @@
 //!     .build()
 //!     .unwrap();
 //! let svc = ServiceBuilder::new()
-//!     .layer(ClientIpLayer::new())
+//!     .layer(SetClientIpLayer::new())
 //!     .layer(limit)
 //!     .service(service_fn(|_req: Request<String>| async {
 //!         Ok::<_, std::convert::Infallible>(Response::new(String::from("hello")))
@@ -74,7 +74,7 @@
 //!
 //! * **Key on something the client cannot choose.** A per-IP limit is only as
 //!   good as the [`ClientIp`](crate::client_ip::ClientIp) it reads: put
-//!   [`ClientIpLayer`](crate::client_ip::ClientIpLayer) in front, and trust
+//!   [`SetClientIpLayer`](crate::client_ip::SetClientIpLayer) in front, and trust
 //!   forwarding headers only from your own proxies (see its `# Security`).
 //!   A header-keyed limit ([`ByHeader`]) is a per-client quota, not a defence:
 //!   a client sending a new value per request gets a new bucket each time;

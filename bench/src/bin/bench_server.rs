@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use tower::{Service, ServiceBuilder};
-use tower_otp::client_ip::ClientIpLayer;
+use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::{JwtLayer, Validation};
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp_bench::stacks;
@@ -65,8 +65,10 @@ fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
         "peer" => routes.layer(peer_layers!()),
         // One layer at a time, to see what each costs.
         "only-headers" => routes.layer(SecurityHeadersLayer::new()),
-        "only-client-ip" => routes.layer(ClientIpLayer::new()),
-        "only-rate-limit" => routes.layer((ClientIpLayer::new(), stacks::per_ip_limit(PER_SECOND))),
+        "only-client-ip" => routes.layer(SetClientIpLayer::new()),
+        "only-rate-limit" => {
+            routes.layer((SetClientIpLayer::new(), stacks::per_ip_limit(PER_SECOND)))
+        }
         "only-jwt-ignored" => routes.layer(JwtLayer::<serde::de::IgnoredAny>::new(
             stacks::keys(),
             Validation::default(),
