@@ -111,5 +111,6 @@ pub use layer::{SetClientIpBuilder, SetClientIpLayer};
 pub use limit_key::{ClientIpKey, ClientIpKeyBuilder, DEFAULT_IPV6_PREFIX, IPV6_PREFIX_RANGE};
 pub use service::SetClientIp;
 
+#[cfg(any(test, fuzzing))]
 pub(crate) use forwarded::{Hop, parse_forwarded, parse_x_forwarded_for};
 pub(crate) use limit_key::{push_limit_key, unavailable};
