@@ -157,7 +157,12 @@ impl RetryPolicy {
                 return Err((err, attempts));
             }
             let wait = after.unwrap_or_else(|| self.backoff_for(attempts));
-            if deadline.is_some_and(|deadline| Instant::now() + wait >= deadline) {
+            let past_deadline = |deadline| {
+                Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|end| end >= deadline)
+            };
+            if deadline.is_some_and(past_deadline) {
                 tracing::debug!(
                     attempt = attempts,
                     wait_ms = wait.as_millis() as u64,
@@ -430,6 +435,23 @@ mod tests {
         let d = r.send(&msg()).await.unwrap();
         assert_eq!(d.provider_id.as_deref(), Some("ok-3"));
         assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// A backoff too long to count from now is past any budget: given up,
+    /// where `Instant::now() + wait` used to panic.
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_backoff_gives_up_within_the_budget() {
+        let flaky = Flaky {
+            failures: 1,
+            ..Flaky::default()
+        };
+        let policy = RetryPolicy::new()
+            .backoff(Duration::MAX, Duration::MAX)
+            .jitter(false);
+        let r = Retry::new(flaky, policy);
+        let err = r.send(&msg()).await.unwrap_err();
+        assert_eq!(err.to_string(), "retryable delivery failure: failure 1");
+        assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
