@@ -112,4 +112,7 @@ pub use limit_key::{ClientIpKey, ClientIpKeyBuilder, DEFAULT_IPV6_PREFIX, IPV6_P
 pub use service::SetClientIp;
 
 pub(crate) use forwarded::{Hop, parse_forwarded, parse_x_forwarded_for};
-pub(crate) use limit_key::{push_limit_key, unavailable};
+pub(crate) use limit_key::push_limit_key;
+// For the axum extractor and the error module's tests.
+#[cfg(any(test, feature = "axum"))]
+pub(crate) use limit_key::unavailable;
