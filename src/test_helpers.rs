@@ -13,3 +13,8 @@ pub(crate) fn sms() -> Message {
         Duration::from_secs(600),
     )
 }
+
+/// An IP address from its text form (panics on a typo in the test).
+pub(crate) fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}

@@ -84,10 +84,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::test_helpers::ip;
 
     #[test]
     fn from_extensions_falls_back_to_peer() {

@@ -137,10 +137,7 @@ impl fmt::Display for Cidr {
 mod tests {
     use super::*;
     use crate::client_ip::SetClientIpLayer;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::test_helpers::ip;
 
     #[test]
     fn cidr_parsing() {

@@ -248,10 +248,7 @@ mod tests {
 
     use super::*;
     use crate::client_ip::SetClientIpLayer;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::test_helpers::ip;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -267,10 +267,7 @@ impl LogThrottle {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::test_helpers::ip;
 
     fn limit_key(ip_str: &str, prefix: u8) -> String {
         let mut out = String::new();

@@ -108,17 +108,13 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::convert::Infallible;
-    use std::net::IpAddr;
 
     use http::{HeaderValue, Response};
     use tower::{ServiceExt, service_fn};
 
     use super::*;
     use crate::client_ip::PeerAddr;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::test_helpers::ip;
 
     async fn through(layer: SetClientIpLayer, req: Request<()>) -> Option<ClientIp> {
         let svc = layer.layer(service_fn(|req: Request<()>| async move {
