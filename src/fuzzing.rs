@@ -186,7 +186,7 @@ pub fn jwt_decode(data: &[u8]) {
         }
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, value);
-        if let Some(token) = crate::jwt::layer::cookie_token(&headers, "access_token") {
+        if let Some(token) = crate::jwt::service::cookie_token(&headers, "access_token") {
             assert!(!token.is_empty() && token.len() <= crate::jwt::MAX_TOKEN_LEN);
         }
     }

@@ -3,6 +3,10 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+// First: the layers' shared macros, in scope for every module below.
+#[macro_use]
+mod macros;
+
 pub mod api_key;
 pub mod body;
 pub mod client_ip;
@@ -12,6 +16,7 @@ pub mod error;
 pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
+mod future;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http_date;

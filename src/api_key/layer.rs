@@ -3,21 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use http::request::Parts;
-use http::{Request, Response, StatusCode};
-use tower::Layer;
+use http::header::{HeaderName, HeaderValue};
 
-use super::error::{Rejection, invalid_api_key};
-use super::format::FormatError;
-use super::identity::ApiKeyIdentity;
 use super::manage::{ApiKeys, valid_scope};
-use super::service::ApiKeyAuth;
-use crate::body::{ResponseBody, problem_response};
-use crate::credentials;
-use crate::error::{ConfigError, Problem};
-use crate::events::RequestContext;
-use crate::events::{self, EventKind, EventSink};
+use crate::body::Refusal;
+use crate::error::{ConfigError, MakeRejection};
+use crate::events::EventSink;
 use crate::store::Store;
 
 /// The `X-API-Key` header.
@@ -43,27 +34,23 @@ impl Default for KeySource {
 }
 
 impl KeySource {
-    fn header(&self) -> Option<&HeaderName> {
+    /// The header the key may come in.
+    pub(super) fn header(&self) -> Option<&HeaderName> {
         match self {
             Self::Header(h) | Self::HeaderOrBearer(h) => Some(h),
             Self::Bearer => None,
         }
     }
 
-    fn bearer(&self) -> bool {
+    /// Whether the key may come as `Authorization: Bearer`.
+    pub(super) fn bearer(&self) -> bool {
         matches!(self, Self::Bearer | Self::HeaderOrBearer(_))
-    }
-
-    /// The presented key, `None` when none is presented; malformed when a
-    /// header is repeated or not text, or a Bearer credential is not a token.
-    fn presented<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, FormatError> {
-        credentials::presented_key(headers, self.header(), self.bearer())
-            .map_err(|_| FormatError::Shape)
     }
 }
 
 /// Refuses requests without a valid API key and puts the
-/// [`ApiKeyIdentity`] of valid ones into request extensions.
+/// [`ApiKeyIdentity`](super::ApiKeyIdentity) of valid ones into request
+/// extensions.
 ///
 /// * no key, a malformed, unknown, expired or revoked key → `401
 ///   invalid_api_key` (problem+json, with `WWW-Authenticate`);
@@ -72,17 +59,19 @@ impl KeySource {
 /// * the store fails → `503 store_unavailable` (fail closed).
 ///
 /// Each refusal emits an `api_key.rejected` event (a store failure:
-/// `store.unavailable`) to the configured [`EventSink`].
+/// `store.unavailable`) to the configured [`EventSink`], and carries its
+/// [`Problem`](crate::error::Problem) in the response extensions;
+/// [`ApiKeyLayerBuilder::rejection`] shapes it.
 ///
 /// `WWW-Authenticate` carries `Bearer` challenges (RFC 6750) when the key
 /// may come as a Bearer token, and an informal `ApiKey header="…"`
 /// challenge when it may come in a header.
 #[must_use]
-pub struct ApiKeyLayer<S> {
-    shared: Arc<Shared<S>>,
+pub struct ApiKeyLayer<St> {
+    pub(super) shared: Arc<Shared<St>>,
 }
 
-impl<S> Clone for ApiKeyLayer<S> {
+impl<St> Clone for ApiKeyLayer<St> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -90,61 +79,54 @@ impl<S> Clone for ApiKeyLayer<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for ApiKeyLayer<S> {
+impl<St: fmt::Debug> fmt::Debug for ApiKeyLayer<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.shared.fmt(f)
     }
 }
 
-impl<S: Store> ApiKeyLayer<S> {
+impl<St: Store> ApiKeyLayer<St> {
     /// A layer with the defaults: key from `X-API-Key` or
     /// `Authorization: Bearer`, no required scopes, no event sink.
-    pub fn new(keys: ApiKeys<S>) -> Self {
-        Self {
-            shared: Arc::new(Shared::new(keys, KeySource::default(), Vec::new(), None)),
-        }
+    pub fn new(keys: ApiKeys<St>) -> Self {
+        Self::builder(keys).config()
     }
 
     /// Starts configuring a layer.
-    pub fn builder(keys: ApiKeys<S>) -> ApiKeyLayerBuilder<S> {
+    pub fn builder(keys: ApiKeys<St>) -> ApiKeyLayerBuilder<St> {
         ApiKeyLayerBuilder {
             keys,
             source: KeySource::default(),
             required: Vec::new(),
             events: None,
+            refusal: Refusal::default(),
         }
-    }
-}
-
-impl<S: Store, I> Layer<I> for ApiKeyLayer<S> {
-    type Service = ApiKeyAuth<S, I>;
-
-    fn layer(&self, inner: I) -> Self::Service {
-        ApiKeyAuth::from_shared(inner, Arc::clone(&self.shared))
     }
 }
 
 /// Builder for [`ApiKeyLayer`].
 #[must_use]
-pub struct ApiKeyLayerBuilder<S> {
-    keys: ApiKeys<S>,
+pub struct ApiKeyLayerBuilder<St> {
+    keys: ApiKeys<St>,
     source: KeySource,
     required: Vec<String>,
     events: Option<Arc<dyn EventSink>>,
+    refusal: Refusal,
 }
 
-impl<S: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<S> {
+impl<St: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyLayerBuilder")
             .field("keys", &self.keys)
             .field("source", &self.source)
             .field("required", &self.required)
             .field("events", &self.events)
+            .field("rejection", &self.refusal)
             .finish()
     }
 }
 
-impl<S: Store> ApiKeyLayerBuilder<S> {
+impl<St: Store> ApiKeyLayerBuilder<St> {
     /// Where the key is read from (default: `X-API-Key`, else Bearer).
     pub fn source(mut self, source: KeySource) -> Self {
         self.source = source;
@@ -169,8 +151,19 @@ impl<S: Store> ApiKeyLayerBuilder<S> {
         self
     }
 
+    /// Builds refusals (`401 invalid_api_key`, `403 insufficient_scope`,
+    /// `503 store_unavailable`) with `rejection` instead of the problem+json
+    /// default. The `WWW-Authenticate` challenges and the
+    /// [`Problem`](crate::error::Problem) in the extensions are added
+    /// whatever it returns (see
+    /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
+    pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
+        self.refusal = Refusal::custom(rejection);
+        self
+    }
+
     /// Checks the settings and builds.
-    pub fn build(self) -> Result<ApiKeyLayer<S>, ConfigError> {
+    pub fn build(self) -> Result<ApiKeyLayer<St>, ConfigError> {
         if let Some(bad) = self.required.iter().find(|s| !valid_scope(s)) {
             return Err(ConfigError::new(
                 "api key required scope",
@@ -179,47 +172,12 @@ impl<S: Store> ApiKeyLayerBuilder<S> {
                 ),
             ));
         }
-        Ok(ApiKeyLayer {
-            shared: Arc::new(Shared::new(
-                self.keys,
-                self.source,
-                self.required,
-                self.events,
-            )),
-        })
+        Ok(self.config())
     }
-}
 
-/// What the layer and every service it builds share.
-pub(crate) struct Shared<S> {
-    pub(crate) keys: ApiKeys<S>,
-    source: KeySource,
-    required: Vec<String>,
-    events: Option<Arc<dyn EventSink>>,
-    /// `WWW-Authenticate` values: no key presented / invalid key / missing scope.
-    missing: Vec<HeaderValue>,
-    invalid: Vec<HeaderValue>,
-    forbidden: Vec<HeaderValue>,
-}
-
-impl<S: fmt::Debug> fmt::Debug for Shared<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyLayer")
-            .field("keys", &self.keys)
-            .field("source", &self.source)
-            .field("required", &self.required)
-            .field("events", &self.events)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: Store> Shared<S> {
-    fn new(
-        keys: ApiKeys<S>,
-        source: KeySource,
-        required: Vec<String>,
-        events: Option<Arc<dyn EventSink>>,
-    ) -> Self {
+    /// The layer of these (checked) settings.
+    fn config(self) -> ApiKeyLayer<St> {
+        let source = self.source;
         let header = source
             .header()
             .and_then(|h| HeaderValue::try_from(format!("ApiKey header=\"{h}\"")).ok());
@@ -234,103 +192,49 @@ impl<S: Store> Shared<S> {
             .then(|| {
                 HeaderValue::try_from(format!(
                     "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                    required.join(" ")
+                    self.required.join(" ")
                 ))
                 .ok()
             })
             .flatten()
             .into_iter()
             .collect();
-        Self {
-            keys,
-            source,
-            required,
-            events,
-            missing,
-            invalid,
-            forbidden,
+        ApiKeyLayer {
+            shared: Arc::new(Shared {
+                keys: self.keys,
+                source,
+                required: self.required,
+                events: self.events,
+                refusal: self.refusal,
+                missing,
+                invalid,
+                forbidden,
+            }),
         }
     }
+}
 
-    /// The check before any I/O: the presented key, format, checksum, cache.
-    pub(crate) fn precheck(&self, headers: &HeaderMap) -> super::manage::Precheck {
-        use super::manage::Precheck;
-        match self.source.presented(headers) {
-            Ok(Some(key)) => self.keys.precheck(key),
-            Ok(None) => Precheck::Refused(Rejection::Missing),
-            Err(e) => Precheck::Refused(Rejection::Malformed(e)),
-        }
-    }
+/// What the layer and every service it builds share.
+pub(crate) struct Shared<St> {
+    pub(crate) keys: ApiKeys<St>,
+    pub(super) source: KeySource,
+    pub(super) required: Vec<String>,
+    pub(super) events: Option<Arc<dyn EventSink>>,
+    pub(super) refusal: Refusal,
+    /// `WWW-Authenticate` values: no key presented / invalid key / missing scope.
+    pub(super) missing: Vec<HeaderValue>,
+    pub(super) invalid: Vec<HeaderValue>,
+    pub(super) forbidden: Vec<HeaderValue>,
+}
 
-    /// Lets a verified request through (`Ok`, identity inserted) or refuses
-    /// it for a missing scope.
-    #[allow(clippy::result_large_err)] // both variants are large; moved once
-    pub(crate) fn admit<B, RB>(
-        &self,
-        mut req: Request<B>,
-        identity: ApiKeyIdentity,
-    ) -> Result<Request<B>, Response<ResponseBody<RB>>> {
-        if identity.has_scopes(self.required.iter().map(String::as_str)) {
-            req.extensions_mut().insert(identity);
-            return Ok(req);
-        }
-        let (parts, _) = req.into_parts();
-        self.emit(
-            &parts,
-            EventKind::ApiKeyRejected,
-            "insufficient_scope",
-            Some(identity.key_id()),
-        );
-        let mut problem = Problem::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "The API key lacks a scope this endpoint requires.",
-        );
-        for v in &self.forbidden {
-            problem = problem.with_header(WWW_AUTHENTICATE, v.clone());
-        }
-        Err(problem_response(problem))
-    }
-
-    /// The response to a refused request.
-    pub(crate) fn refuse<B, RB>(
-        &self,
-        req: Request<B>,
-        rejection: &Rejection,
-        key_id: Option<&str>,
-    ) -> Response<ResponseBody<RB>> {
-        let (parts, _) = req.into_parts();
-        if let Rejection::Store(err) = rejection {
-            tracing::error!(target: "tower_otp", error = %err, "API key check failed in the store; refusing request");
-            self.emit(&parts, EventKind::StoreUnavailable, "api_key", key_id);
-            return problem_response(Problem::store_unavailable());
-        }
-        tracing::debug!(target: "tower_otp", reason = rejection.reason(), key_id, "API key refused");
-        self.emit(
-            &parts,
-            EventKind::ApiKeyRejected,
-            rejection.reason(),
-            key_id,
-        );
-        let challenges = if matches!(rejection, Rejection::Missing) {
-            &self.missing
-        } else {
-            &self.invalid
-        };
-        let mut problem = invalid_api_key();
-        for v in challenges {
-            problem = problem.with_header(WWW_AUTHENTICATE, v.clone());
-        }
-        problem_response(problem)
-    }
-
-    fn emit(&self, parts: &Parts, kind: EventKind, reason: &'static str, key_id: Option<&str>) {
-        let Some(sink) = &self.events else {
-            return;
-        };
-        let mut event = RequestContext::from_parts(parts).event(kind, self.keys.now());
-        event.subject = key_id.map(|id| format!("api_key:{id}"));
-        event.reason = Some(reason);
-        events::emit(sink.as_ref(), &event);
+impl<St: fmt::Debug> fmt::Debug for Shared<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyLayer")
+            .field("keys", &self.keys)
+            .field("source", &self.source)
+            .field("required", &self.required)
+            .field("events", &self.events)
+            .field("rejection", &self.refusal)
+            .finish_non_exhaustive()
     }
 }

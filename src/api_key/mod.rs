@@ -79,4 +79,4 @@ pub use manage::{
     ApiKeys, ApiKeysBuilder, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_LAST_USED_INTERVAL,
     DEFAULT_PREFIX, IssuedKey, KeyInfo, LAST_USED_RETENTION, MAX_CACHE_TTL,
 };
-pub use service::ApiKeyAuth;
+pub use service::ApiKey;

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::identifier::HashedId;
@@ -106,6 +107,11 @@ pub struct Event {
     pub subject: Option<String>,
     /// A short machine-readable reason (e.g. the limit that refused).
     pub reason: Option<&'static str>,
+    /// The rate-limit policy that refused: the name of a
+    /// [`Policy`](crate::rate_limit::Policy) of a
+    /// [`RateLimitLayer`](crate::rate_limit::RateLimitLayer), on its
+    /// `rate_limit.exceeded` events.
+    pub policy: Option<Arc<str>>,
 }
 
 impl Event {
@@ -120,6 +126,7 @@ impl Event {
             identifier: None,
             subject: None,
             reason: None,
+            policy: None,
         }
     }
 }
@@ -149,6 +156,7 @@ impl EventSink for TracingSink {
                     identifier = identifier.as_deref(),
                     subject = e.subject.as_deref(),
                     reason = e.reason,
+                    policy = e.policy.as_deref(),
                 )
             };
         }

@@ -24,20 +24,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod claims;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
 mod keys;
-pub(crate) mod layer;
+mod layer;
 mod refresh;
+mod revocation;
+pub(crate) mod service;
 mod token;
 
+pub use claims::Claims;
 #[cfg(feature = "axum")]
 pub use extract::MissingClaims;
 pub use future::ResponseFuture;
-pub use layer::{
-    Claims, DEFAULT_CACHE_CAPACITY, JwtAuth, JwtLayer, NoRevocation, Revocation, StoreRevocation,
-};
+pub use layer::{DEFAULT_CACHE_CAPACITY, JwtLayer};
+pub use revocation::{NoRevocation, Revocation, StoreRevocation};
+pub use service::Jwt;
 
 pub use keys::{JwtKeys, MIN_SECRET_LEN};
 pub use refresh::RefreshToken;

@@ -1,17 +1,17 @@
-//! [`RateLimitLayer`], its builder and its policies.
+//! [`RateLimitLayer`], its builder and its policies: configuration only.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use tower::Layer;
 
 use super::fields::push_policy_item;
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
-use super::service::RateLimit;
+use crate::body::Refusal;
 use crate::clock::{Clock, CoarseClock, SystemClock};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, MakeRejection};
+use crate::events::EventSink;
 use crate::quota::Quota;
 use crate::store::Store;
 
@@ -57,7 +57,7 @@ impl Policy {
             key_prefix: format!("rl:{name}:").into(),
             item_prefix: format!("\"{name}\";r=").into(),
             quota,
-            extractor: Arc::new(DynExtractor(Box::new(extractor))),
+            extractor: Arc::new(DynExtractor::new(extractor)),
             missing: MissingKey::default(),
         }
     }
@@ -89,6 +89,11 @@ impl Policy {
 
 /// Limits requests per key under one or more named [`Policy`]s, counted in a
 /// [`Store`]. See the [module docs](super).
+///
+/// A refusal carries its [`Problem`](crate::error::Problem) in the response
+/// extensions; [`RateLimitBuilder::rejection`] shapes it, and
+/// [`RateLimitBuilder::events`] reports each `429` as a
+/// `rate_limit.exceeded` event.
 #[must_use]
 pub struct RateLimitLayer<St> {
     pub(crate) shared: Arc<Shared<St>>,
@@ -109,6 +114,8 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitLayer<St> {
             .field("policies", &self.shared.policies)
             .field("fail_open", &self.shared.fail_open)
             .field("clock", &self.shared.clock)
+            .field("events", &self.shared.events)
+            .field("rejection", &self.shared.refusal)
             .finish()
     }
 }
@@ -121,6 +128,8 @@ pub(crate) struct Shared<St> {
     pub(crate) policy_header: HeaderValue,
     pub(crate) fail_open: bool,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+    pub(crate) refusal: Refusal,
 }
 
 impl<St: Store> RateLimitLayer<St> {
@@ -131,20 +140,14 @@ impl<St: Store> RateLimitLayer<St> {
             policies: Vec::new(),
             fail_open: false,
             clock: None,
+            events: None,
+            refusal: Refusal::default(),
         }
     }
 
     /// The policies, in the order they are checked.
     pub fn policies(&self) -> &[Policy] {
         &self.shared.policies
-    }
-}
-
-impl<S, St> Layer<S> for RateLimitLayer<St> {
-    type Service = RateLimit<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::from_shared(inner, self.shared.clone())
     }
 }
 
@@ -170,6 +173,8 @@ pub struct RateLimitBuilder<St> {
     policies: Vec<Policy>,
     fail_open: bool,
     clock: Option<Arc<dyn Clock>>,
+    events: Option<Arc<dyn EventSink>>,
+    refusal: Refusal,
 }
 
 impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
@@ -178,7 +183,9 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
             .field("store", &self.store)
             .field("policies", &self.policies)
             .field("fail_open", &self.fail_open)
-            .finish()
+            .field("events", &self.events)
+            .field("rejection", &self.refusal)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,6 +216,33 @@ impl<St: Store> RateLimitBuilder<St> {
     /// tick late never lowers the sustained rate), else [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Reports every refused request to `sink`: one `rate_limit.exceeded`
+    /// event ([`EventKind::RateLimitExceeded`](crate::events::EventKind))
+    /// per refusing policy, whose name is the event's
+    /// [`policy`](crate::events::Event::policy), with the request's id,
+    /// client address and user agent. Default: no events.
+    pub fn events(self, sink: impl EventSink) -> Self {
+        self.events_arc(Arc::new(sink))
+    }
+
+    /// Reports refused requests to a shared `sink` (see
+    /// [`events`](Self::events)).
+    pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    /// Builds refusals (`429`, `503`, and the `400`/`500` of a missing key)
+    /// with `rejection` instead of the problem+json default. `Retry-After`,
+    /// `RateLimit-Policy`, `RateLimit` and the
+    /// [`Problem`](crate::error::Problem) in the extensions are added
+    /// whatever it returns (see
+    /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
+    pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
+        self.refusal = Refusal::custom(rejection);
         self
     }
 
@@ -248,6 +282,8 @@ impl<St: Store> RateLimitBuilder<St> {
                 policy_header,
                 fail_open: self.fail_open,
                 clock,
+                events: self.events,
+                refusal: self.refusal,
             }),
         })
     }

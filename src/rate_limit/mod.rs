@@ -104,7 +104,8 @@ mod layer;
 mod service;
 
 pub(crate) use fields::refused;
+pub use fields::{RATELIMIT, RATELIMIT_POLICY};
 pub use future::ResponseFuture;
 pub use key::{ByClientIp, ByHeader, KeyExtractor};
 pub use layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer};
-pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit};
+pub use service::RateLimit;

@@ -1,28 +1,36 @@
-//! The [`RateLimit`] service.
+//! The [`RateLimit`] service: counts each request under the layer's
+//! policies and refuses, or passes it on with the `RateLimit` headers.
 
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::HeaderName;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::fields::{push_limit_item, retry_after_secs};
-use super::future::{RateLimitHeaders, ResponseFuture};
+use super::fields::{RateLimitHeaders, push_limit_item, retry_after_secs};
+use super::future::ResponseFuture;
 use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
-use crate::body::{ResponseBody, problem_response};
+use crate::body::ResponseBody;
 use crate::error::Problem;
+use crate::events::{self, EventKind, RequestContext};
+use crate::future::{Checked, Finish, LayerFuture};
 use crate::quota::RateDecision;
 use crate::store::{Limit, Store};
 
-/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+impl<S, St> Layer<S> for RateLimitLayer<St> {
+    type Service = RateLimit<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
 
 /// The service built by [`RateLimitLayer`].
 pub struct RateLimit<S, St> {
@@ -50,29 +58,12 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for RateLimit<S, St> {
 }
 
 impl<S, St> RateLimit<S, St> {
-    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
-        Self { inner, shared }
-    }
-
     /// Wraps `inner` with the policies of `layer`.
     pub fn new(inner: S, layer: &RateLimitLayer<St>) -> Self {
         layer.layer(inner)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, St: Store> RateLimit<S, St> {
@@ -87,14 +78,13 @@ impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
     St: Store,
     ReqBody: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -103,30 +93,28 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let (parts, body) = req.into_parts();
-        let keys = plan(&shared.policies, &parts);
-        let req = Request::from_parts(parts, body);
-        let keys = match keys {
+        let keys = match plan(&shared.policies, &parts) {
             Ok(keys) => keys,
-            Err(problem) => {
-                return ResponseFuture::refused(refusal(shared, problem, String::new()));
-            }
+            Err(problem) => return decided(refusal(shared, problem, String::new(), &parts)),
         };
         let now_us = shared.clock.now_us();
-        let mut ratelimit = String::new();
         // One policy: count without waiting while the store can (the
         // in-memory store always can), and call the inner service right here.
         if let [(index, key)] = keys.as_slice() {
             let policy = &shared.policies[*index];
             if let Some(decision) = shared.store.hit_now(key, &policy.quota, now_us) {
-                if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
-                    return ResponseFuture::refused(refused);
+                if !decision.allowed {
+                    return decided(refuse_all(shared, &[(policy, &decision)], &parts, now_us));
                 }
+                let mut ratelimit = String::new();
+                push_item(&mut ratelimit, policy, &decision);
                 let headers = headers(shared, ratelimit);
-                return ResponseFuture::inner(self.inner.call(req), headers);
+                return pass(self.inner.call(Request::from_parts(parts, body)), headers);
             }
         }
         if keys.is_empty() {
-            return ResponseFuture::inner(self.inner.call(req), headers(shared, ratelimit));
+            let headers = headers(shared, String::new());
+            return pass(self.inner.call(Request::from_parts(parts, body)), headers);
         }
         // Several policies, decided together: a request one of them refuses
         // spends none of the others. Without waiting while the store can.
@@ -136,42 +124,54 @@ where
             return match settle(shared, &keys, &decisions) {
                 Ok(ratelimit) => {
                     let headers = headers(shared, ratelimit);
-                    ResponseFuture::inner(self.inner.call(req), headers)
+                    pass(self.inner.call(Request::from_parts(parts, body)), headers)
                 }
-                Err(refused) => ResponseFuture::refused(refuse_all(shared, &refused)),
+                Err(refused) => decided(refuse_all(shared, &refused, &parts, now_us)),
             };
         }
         // The store needs I/O: take the ready inner service, leave a clone.
+        let req = Request::from_parts(parts, body);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(shared);
         let now = UNIX_EPOCH + Duration::from_micros(now_us);
-        ResponseFuture::boxed(async move {
-            match shared.store.hit_all(&limits(&shared, &keys), now).await {
+        ResponseFuture::new(LayerFuture::checking(async move {
+            let ratelimit = match shared.store.hit_all(&limits(&shared, &keys), now).await {
                 Ok(decisions) => match settle(&shared, &keys, &decisions) {
-                    Ok(items) => ratelimit = items,
-                    Err(refused) => return Ok(refuse_all(&shared, &refused)),
+                    Ok(ratelimit) => ratelimit,
+                    Err(refused) => {
+                        let (parts, _) = req.into_parts();
+                        return Checked::Decided(refuse_all(&shared, &refused, &parts, now_us));
+                    }
                 },
                 Err(error) if shared.fail_open => {
                     tracing::warn!(
                         %error,
                         "rate limit store failed; letting the request through (fail open)"
                     );
+                    String::new()
                 }
                 Err(error) => {
                     tracing::error!(
                         %error,
                         "rate limit store failed; refusing the request (fail closed)"
                     );
-                    return Ok(refusal(&shared, Problem::store_unavailable(), ratelimit));
+                    let (parts, _) = req.into_parts();
+                    let problem = Problem::store_unavailable();
+                    return Checked::Decided(refusal(&shared, problem, String::new(), &parts));
                 }
-            }
-            let res = inner.call(req).await?;
-            let mut res = res.map(ResponseBody::inner);
-            headers(&shared, ratelimit).add_to(res.headers_mut());
-            Ok(res)
-        })
+            };
+            Checked::Pass(inner.call(req), headers(&shared, ratelimit))
+        }))
     }
+}
+
+fn decided<F, B>(response: Response<ResponseBody<B>>) -> ResponseFuture<F, B> {
+    ResponseFuture::new(LayerFuture::decided(response))
+}
+
+fn pass<F, B>(future: F, headers: RateLimitHeaders) -> ResponseFuture<F, B> {
+    ResponseFuture::new(LayerFuture::inner(future, headers))
 }
 
 /// The store limits of `keys`, in policy order.
@@ -207,13 +207,20 @@ fn settle<'a, St>(
     Ok(ratelimit)
 }
 
-/// The 429 for a request the `refused` policies refused: every one of them
-/// named and counted, `Retry-After` the longest wait among them.
+/// The 429 for the request with `parts` the `refused` policies refused at
+/// `now_us`: every one of them named, counted and reported to the event
+/// sink, `Retry-After` the longest wait among them.
 fn refuse_all<St, B>(
     shared: &Shared<St>,
     refused: &[(&Policy, &RateDecision)],
+    parts: &Parts,
+    now_us: u64,
 ) -> Response<ResponseBody<B>> {
     let mut ratelimit = String::new();
+    let context = shared
+        .events
+        .as_ref()
+        .map(|sink| (sink, RequestContext::from_parts(parts)));
     for (policy, decision) in refused {
         push_item(&mut ratelimit, policy, decision);
         tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
@@ -222,25 +229,17 @@ fn refuse_all<St, B>(
             "policy" => policy.name.to_string()
         )
         .increment(1);
+        if let Some((sink, context)) = &context {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_micros(now_us);
+            let mut event = context.event(EventKind::RateLimitExceeded, at);
+            event.policy = Some(Arc::clone(&policy.name));
+            events::emit(sink.as_ref(), &event);
+        }
     }
     let retry_after = retry_after_secs(refused.iter().map(|(p, d)| (&p.quota, *d)));
     let problem = Problem::rate_limited(Duration::from_secs(retry_after))
         .with_violated_policies(refused.iter().map(|(p, _)| &*p.name));
-    refusal(shared, problem, ratelimit)
-}
-
-/// Adds `decision` to the `RateLimit` value; the refusal if it refused.
-fn record<St, B>(
-    shared: &Shared<St>,
-    policy: &Policy,
-    decision: &RateDecision,
-    ratelimit: &mut String,
-) -> Option<Response<ResponseBody<B>>> {
-    if !decision.allowed {
-        return Some(refuse_all(shared, &[(policy, decision)]));
-    }
-    push_item(ratelimit, policy, decision);
-    None
+    refusal(shared, problem, ratelimit, parts)
 }
 
 /// The store keys to count this request under, in policy order, or the
@@ -248,13 +247,12 @@ fn record<St, B>(
 fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
-        let extractor = &*policy.extractor.0;
-        match store_key(&policy.key_prefix, extractor, parts) {
+        match store_key(&policy.key_prefix, &policy.extractor, parts) {
             Some(key) => keys.push((index, key)),
             None => match policy.missing {
                 MissingKey::Reject => {
                     tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
-                    return Err(extractor.missing());
+                    return Err(policy.extractor.missing());
                 }
                 MissingKey::Skip => {}
                 // `!` cannot occur in a policy name, so this never collides
@@ -281,13 +279,17 @@ fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
     }
 }
 
+/// The layer's answer to the request with `parts`, refused for `problem`:
+/// the app's rejection (or problem+json), then every policy in
+/// `RateLimit-Policy` and the `ratelimit` items.
 fn refusal<St, B>(
     shared: &Shared<St>,
     problem: Problem,
     ratelimit: String,
+    parts: &Parts,
 ) -> Response<ResponseBody<B>> {
-    let mut res = problem_response(problem);
-    headers(shared, ratelimit).add_to(res.headers_mut());
+    let mut res = shared.refusal.respond(problem, parts);
+    headers(shared, ratelimit).finish(&mut res);
     res
 }
 
@@ -308,7 +310,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::quota::Quota;
     use crate::rate_limit::key::push_decimal;
-    use crate::rate_limit::{ByClientIp, ByHeader};
+    use crate::rate_limit::{ByClientIp, ByHeader, RATELIMIT, RATELIMIT_POLICY};
     use crate::store::MemoryStore;
 
     type Res = Response<ResponseBody<Full<Bytes>>>;
