@@ -27,6 +27,7 @@ pub mod notify;
 pub mod otp;
 pub mod quota;
 pub mod rate_limit;
+mod refusal;
 mod secret;
 pub mod security_headers;
 mod slot_cache;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue};
 
 use super::manage::{ApiKeys, valid_scope};
-use crate::body::Refusal;
 use crate::error::{ConfigError, MakeRejection};
 use crate::events::EventSink;
+use crate::refusal::Refusal;
 use crate::store::Store;
 
 /// The `X-API-Key` header.
@@ -98,7 +98,6 @@ impl<St: Store> ApiKeyLayer<St> {
             keys,
             source: KeySource::default(),
             required: Vec::new(),
-            events: None,
             refusal: Refusal::default(),
         }
     }
@@ -110,7 +109,6 @@ pub struct ApiKeyLayerBuilder<St> {
     keys: ApiKeys<St>,
     source: KeySource,
     required: Vec<String>,
-    events: Option<Arc<dyn EventSink>>,
     refusal: Refusal,
 }
 
@@ -120,8 +118,7 @@ impl<St: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<St> {
             .field("keys", &self.keys)
             .field("source", &self.source)
             .field("required", &self.required)
-            .field("events", &self.events)
-            .field("rejection", &self.refusal)
+            .field("refusal", &self.refusal)
             .finish()
     }
 }
@@ -140,14 +137,13 @@ impl<St: Store> ApiKeyLayerBuilder<St> {
     }
 
     /// Sends refusal events to `sink`.
-    pub fn events(mut self, sink: impl EventSink) -> Self {
-        self.events = Some(Arc::new(sink));
-        self
+    pub fn events(self, sink: impl EventSink) -> Self {
+        self.events_arc(Arc::new(sink))
     }
 
     /// Sends refusal events to a shared `sink`.
     pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.events = Some(sink);
+        self.refusal.set_events(sink);
         self
     }
 
@@ -158,7 +154,7 @@ impl<St: Store> ApiKeyLayerBuilder<St> {
     /// whatever it returns (see
     /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
     pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
-        self.refusal = Refusal::custom(rejection);
+        self.refusal.set_rejection(rejection);
         self
     }
 
@@ -204,7 +200,6 @@ impl<St: Store> ApiKeyLayerBuilder<St> {
                 keys: self.keys,
                 source,
                 required: self.required,
-                events: self.events,
                 refusal: self.refusal,
                 missing,
                 invalid,
@@ -219,7 +214,6 @@ pub(crate) struct Shared<St> {
     pub(crate) keys: ApiKeys<St>,
     pub(super) source: KeySource,
     pub(super) required: Vec<String>,
-    pub(super) events: Option<Arc<dyn EventSink>>,
     pub(super) refusal: Refusal,
     /// `WWW-Authenticate` values: no key presented / invalid key / missing scope.
     pub(super) missing: Vec<HeaderValue>,
@@ -233,8 +227,7 @@ impl<St: fmt::Debug> fmt::Debug for Shared<St> {
             .field("keys", &self.keys)
             .field("source", &self.source)
             .field("required", &self.required)
-            .field("events", &self.events)
-            .field("rejection", &self.refusal)
+            .field("refusal", &self.refusal)
             .finish_non_exhaustive()
     }
 }

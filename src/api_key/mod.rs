@@ -8,6 +8,9 @@
 //! [`Store`](crate::store::Store); [`ApiKeyLayer`] checks `X-API-Key` or
 //! `Authorization: Bearer` and puts the verified [`ApiKeyIdentity`] into
 //! request extensions (with the `axum` feature it is also an extractor).
+//! A refusal carries its [`Problem`](crate::error::Problem) in the response
+//! extensions; [`ApiKeyLayerBuilder::rejection`] answers in the app's own
+//! format.
 //!
 //! ```
 //! use std::convert::Infallible;

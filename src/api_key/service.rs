@@ -18,7 +18,7 @@ use super::manage::{ApiKeys, Precheck};
 use crate::body::ResponseBody;
 use crate::credentials;
 use crate::error::Problem;
-use crate::events::{self, EventKind, RequestContext};
+use crate::events::EventKind;
 use crate::future::{Checked, LayerFuture};
 use crate::store::Store;
 
@@ -207,13 +207,12 @@ impl<St: Store> Shared<St> {
     }
 
     fn emit(&self, parts: &Parts, kind: EventKind, reason: &'static str, key_id: Option<&str>) {
-        let Some(sink) = &self.events else {
-            return;
-        };
-        let mut event = RequestContext::from_parts(parts).event(kind, self.keys.now());
-        event.subject = key_id.map(|id| format!("api_key:{id}"));
-        event.reason = Some(reason);
-        events::emit(sink.as_ref(), &event);
+        if let Some(reporter) = self.refusal.reporter(parts) {
+            reporter.emit(kind, self.keys.now(), |event| {
+                event.subject = key_id.map(|id| format!("api_key:{id}"));
+                event.reason = Some(reason);
+            });
+        }
     }
 }
 
@@ -452,5 +451,99 @@ mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    /// A plain-text refusal that also tries to set its own challenge.
+    fn text_refusal(
+        problem: &crate::error::Problem,
+        parts: &http::request::Parts,
+    ) -> Response<crate::error::FullBody> {
+        let body = format!("{} at {}", problem.code(), parts.uri.path());
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = problem.status();
+        res.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        res
+    }
+
+    #[tokio::test]
+    async fn a_custom_rejection_shapes_the_refusal_and_keeps_the_challenges() {
+        let (svc, issued, sink) = setup(|b| b.require_scope("write").rejection(text_refusal)).await;
+        let res = svc.clone().oneshot(request(&[])).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenges: Vec<&HeaderValue> =
+            res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(challenges, ["Bearer", "ApiKey header=\"x-api-key\""]);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "invalid_api_key at /x");
+
+        let res = svc
+            .oneshot(request(&[("x-api-key", issued.key())]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_scope\", scope=\"write\""
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "insufficient_scope at /x");
+        // The events are the same whoever shapes the response.
+        let reasons: Vec<_> = sink.events().iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, [Some("missing"), Some("insufficient_scope")]);
+    }
+
+    #[tokio::test]
+    async fn an_outer_layer_sees_why_the_request_was_refused() {
+        use crate::error::Problem;
+
+        for custom in [false, true] {
+            let (svc, issued, _) = setup(|b| {
+                let b = b.require_scope("read");
+                if custom { b.rejection(text_refusal) } else { b }
+            })
+            .await;
+            let keys = svc.shared.keys.clone();
+            let svc = ServiceBuilder::new()
+                .map_response(|res: Response<ResponseBody<Full<Bytes>>>| {
+                    let why = res.extensions().get::<Problem>().map(Problem::code);
+                    (res.status(), why)
+                })
+                .service(svc);
+            assert_eq!(
+                svc.clone()
+                    .oneshot(request(&[("x-api-key", "junk")]))
+                    .await
+                    .unwrap(),
+                (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+            );
+            // Through the store, then from the cache.
+            for _ in 0..2 {
+                assert_eq!(
+                    svc.clone()
+                        .oneshot(request(&[("x-api-key", issued.key())]))
+                        .await
+                        .unwrap(),
+                    (StatusCode::OK, None)
+                );
+            }
+            // Refused after the store lookup.
+            keys.revoke(issued.key_id()).await.unwrap();
+            assert_eq!(
+                svc.oneshot(request(&[("x-api-key", issued.key())]))
+                    .await
+                    .unwrap(),
+                (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn accessors_reach_the_inner_service() {
+        let keys = ApiKeys::builder(MemoryStore::new()).build().unwrap();
+        let mut svc = ApiKey::new(7u8, keys);
+        assert_eq!(*svc.get_ref(), 7);
+        *svc.get_mut() = 8;
+        assert_eq!(svc.into_inner(), 8);
     }
 }

@@ -7,9 +7,9 @@ use super::claims::Claims;
 use super::keys::JwtKeys;
 use super::revocation::{NoRevocation, Revocation, StoreRevocation};
 use super::token::Validation;
-use crate::body::Refusal;
 use crate::clock::{Clock, CoarseClock};
 use crate::error::MakeRejection;
+use crate::refusal::Refusal;
 use crate::slot_cache::SlotCache;
 use crate::store::Store;
 
@@ -194,9 +194,8 @@ impl<C, R: Revocation> JwtLayer<C, R> {
     /// in the extensions are added whatever it returns (see
     /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
     pub fn with_rejection(self, rejection: impl MakeRejection) -> Self {
-        let refusal = Refusal::custom(rejection);
         self.map_config(|mut c| {
-            c.refusal = refusal;
+            c.refusal.set_rejection(rejection);
             c
         })
     }

@@ -6,6 +6,9 @@
 //! can rotate, and `exp`/`nbf`/`iat`/`iss`/`aud` are checked with leeway. A
 //! configured issuer or audience must be present in the token.
 //!
+//! [`JwtLayer`] requires such a token on every request and puts its
+//! [`Claims`] into request extensions; its service is [`Jwt`].
+//!
 //! Refresh tokens are opaque 256-bit random strings, stored only as a
 //! SHA-256 hash, rotated on every use, with reuse detection (see
 //! [`crate::store::Rotation`]).

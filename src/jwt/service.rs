@@ -442,4 +442,87 @@ mod tests {
             assert_eq!(call(&layer, &forged).await.0, StatusCode::UNAUTHORIZED);
         }
     }
+
+    /// A plain-text refusal that also tries to set its own challenge.
+    fn text_refusal(
+        problem: &Problem,
+        parts: &http::request::Parts,
+    ) -> Response<crate::error::FullBody> {
+        let body = format!(
+            "{} {}: {}",
+            problem.status().as_u16(),
+            problem.code(),
+            parts.uri.path()
+        );
+        let mut res = Response::new(crate::error::FullBody::new(body.into()));
+        *res.status_mut() = problem.status();
+        res.headers_mut()
+            .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic"));
+        res
+    }
+
+    #[tokio::test]
+    async fn a_custom_rejection_shapes_the_refusal_and_keeps_the_challenge() {
+        let clock = ManualClock::default();
+        let layer = JwtLayer::new(keys(), Validation::default())
+            .with_clock(clock.clone())
+            .with_rejection(text_refusal);
+        for (req, challenge_value) in [
+            (Request::builder().uri("/me").body(()).unwrap(), "Bearer"),
+            (
+                Request::builder()
+                    .uri("/me")
+                    .header(AUTHORIZATION, "Bearer a.b.c")
+                    .body(())
+                    .unwrap(),
+                "Bearer error=\"invalid_token\"",
+            ),
+        ] {
+            let res = respond(&layer, req).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+            assert_eq!(challenges, [challenge_value]);
+            assert!(res.extensions().get::<Problem>().is_some());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "401 invalid_token: /me");
+        }
+        // A valid token still reaches the service.
+        let ok = with_authorization(&format!("Bearer {}", token(&clock, "usr_a", 60)));
+        assert_eq!(respond(&layer, ok).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_outer_layer_sees_why_the_request_was_refused() {
+        let clock = ManualClock::default();
+        for layer in [
+            JwtLayer::<serde_json::Value>::new(keys(), Validation::default())
+                .with_clock(clock.clone()),
+            JwtLayer::new(keys(), Validation::default())
+                .with_clock(clock.clone())
+                .with_rejection(text_refusal),
+        ] {
+            let svc = tower::ServiceBuilder::new()
+                .map_response(|res: Response<ResponseBody<String>>| {
+                    let why = res.extensions().get::<Problem>().map(|p| p.code());
+                    (res.status(), why)
+                })
+                .layer(layer)
+                .service(service_fn(|_: Request<()>| async {
+                    Ok::<_, Infallible>(Response::new(String::new()))
+                }));
+            let refused = svc.clone().oneshot(Request::new(())).await.unwrap();
+            assert_eq!(refused, (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+            let ok = with_authorization(&format!("Bearer {}", token(&clock, "usr_a", 60)));
+            assert_eq!(svc.oneshot(ok).await.unwrap(), (StatusCode::OK, None));
+        }
+    }
+
+    #[tokio::test]
+    async fn accessors_reach_the_inner_service() {
+        let layer = JwtLayer::<serde_json::Value>::new(keys(), Validation::default());
+        let mut svc = layer.layer(7u8);
+        assert_eq!(*svc.get_ref(), 7);
+        *svc.get_mut() = 8;
+        assert_eq!(svc.into_inner(), 8);
+    }
 }

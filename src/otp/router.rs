@@ -61,7 +61,7 @@ pub(crate) struct Inner<S, N, R> {
 ///
 /// # Client addresses
 ///
-/// Per-IP limits key on the [`ClientIp`] request extension (set by
+/// Per-IP limits key on the [`ClientIp`](crate::client_ip::ClientIp) request extension (set by
 /// [`ClientIpLayer`](crate::client_ip::ClientIpLayer)), else the
 /// [`PeerAddr`](crate::client_ip::PeerAddr) extension, else (feature `axum`)
 /// axum's `ConnectInfo` — IPv4 per address, IPv6 per /64 (see

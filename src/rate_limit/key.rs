@@ -413,6 +413,16 @@ mod tests {
             "rl:ip:2001:db8::/64"
         );
         assert_eq!(key_of("rl:ip:", ByClientIp, &parts(|_| {})), None);
+        // Only this crate's address extractors go in the clear: the same
+        // address from any other extractor is hashed.
+        let wrapped = key_of("rl:ip:", |p: &Parts| ByClientIp.extract(p), &p).unwrap();
+        assert!(wrapped.starts_with("rl:ip:#"), "{wrapped}");
+        let header = parts(|r| {
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_static("192.0.2.1"));
+        });
+        let by_header = key_of("rl:t:", ByHeader::new("x-tenant").unwrap(), &header).unwrap();
+        assert!(by_header.starts_with("rl:t:#"), "{by_header}");
     }
 
     #[test]

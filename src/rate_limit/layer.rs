@@ -8,11 +8,11 @@ use http::HeaderValue;
 
 use super::fields::push_policy_item;
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
-use crate::body::Refusal;
 use crate::clock::{Clock, CoarseClock, SystemClock};
 use crate::error::{ConfigError, MakeRejection};
 use crate::events::EventSink;
 use crate::quota::Quota;
+use crate::refusal::Refusal;
 use crate::store::Store;
 
 /// What a policy does with a request its extractor finds no key in.
@@ -114,8 +114,7 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitLayer<St> {
             .field("policies", &self.shared.policies)
             .field("fail_open", &self.shared.fail_open)
             .field("clock", &self.shared.clock)
-            .field("events", &self.shared.events)
-            .field("rejection", &self.shared.refusal)
+            .field("refusal", &self.shared.refusal)
             .finish()
     }
 }
@@ -128,7 +127,6 @@ pub(crate) struct Shared<St> {
     pub(crate) policy_header: HeaderValue,
     pub(crate) fail_open: bool,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) events: Option<Arc<dyn EventSink>>,
     pub(crate) refusal: Refusal,
 }
 
@@ -140,7 +138,6 @@ impl<St: Store> RateLimitLayer<St> {
             policies: Vec::new(),
             fail_open: false,
             clock: None,
-            events: None,
             refusal: Refusal::default(),
         }
     }
@@ -173,7 +170,6 @@ pub struct RateLimitBuilder<St> {
     policies: Vec<Policy>,
     fail_open: bool,
     clock: Option<Arc<dyn Clock>>,
-    events: Option<Arc<dyn EventSink>>,
     refusal: Refusal,
 }
 
@@ -183,8 +179,7 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
             .field("store", &self.store)
             .field("policies", &self.policies)
             .field("fail_open", &self.fail_open)
-            .field("events", &self.events)
-            .field("rejection", &self.refusal)
+            .field("refusal", &self.refusal)
             .finish_non_exhaustive()
     }
 }
@@ -231,7 +226,7 @@ impl<St: Store> RateLimitBuilder<St> {
     /// Reports refused requests to a shared `sink` (see
     /// [`events`](Self::events)).
     pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.events = Some(sink);
+        self.refusal.set_events(sink);
         self
     }
 
@@ -242,7 +237,7 @@ impl<St: Store> RateLimitBuilder<St> {
     /// whatever it returns (see
     /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
     pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
-        self.refusal = Refusal::custom(rejection);
+        self.refusal.set_rejection(rejection);
         self
     }
 
@@ -282,7 +277,6 @@ impl<St: Store> RateLimitBuilder<St> {
                 policy_header,
                 fail_open: self.fail_open,
                 clock,
-                events: self.events,
                 refusal: self.refusal,
             }),
         })

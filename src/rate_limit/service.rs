@@ -16,7 +16,7 @@ use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::ResponseBody;
 use crate::error::Problem;
-use crate::events::{self, EventKind, RequestContext};
+use crate::events::EventKind;
 use crate::future::{Checked, Finish, LayerFuture};
 use crate::quota::RateDecision;
 use crate::store::{Limit, Store};
@@ -217,10 +217,8 @@ fn refuse_all<St, B>(
     now_us: u64,
 ) -> Response<ResponseBody<B>> {
     let mut ratelimit = String::new();
-    let context = shared
-        .events
-        .as_ref()
-        .map(|sink| (sink, RequestContext::from_parts(parts)));
+    let reporter = shared.refusal.reporter(parts);
+    let at = SystemTime::UNIX_EPOCH + Duration::from_micros(now_us);
     for (policy, decision) in refused {
         push_item(&mut ratelimit, policy, decision);
         tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
@@ -229,11 +227,10 @@ fn refuse_all<St, B>(
             "policy" => policy.name.to_string()
         )
         .increment(1);
-        if let Some((sink, context)) = &context {
-            let at = SystemTime::UNIX_EPOCH + Duration::from_micros(now_us);
-            let mut event = context.event(EventKind::RateLimitExceeded, at);
-            event.policy = Some(Arc::clone(&policy.name));
-            events::emit(sink.as_ref(), &event);
+        if let Some(reporter) = &reporter {
+            reporter.emit(EventKind::RateLimitExceeded, at, |event| {
+                event.policy = Some(Arc::clone(&policy.name));
+            });
         }
     }
     let retry_after = retry_after_secs(refused.iter().map(|(p, d)| (&p.quota, *d)));
@@ -681,5 +678,138 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.reason.contains("twice"), "{err}");
+    }
+
+    /// A plain-text refusal that also tries to set its own wait.
+    fn text_refusal(problem: &Problem, _: &Parts) -> Response<crate::error::FullBody> {
+        let policies = problem
+            .member("violated-policies")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let body = format!("{} {policies}", problem.code());
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = problem.status();
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        res
+    }
+
+    #[tokio::test]
+    async fn a_custom_rejection_shapes_the_429_and_keeps_the_rate_limit_fields() {
+        let clock = ManualClock::default();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_minute(1), ByClientIp)
+            .clock(clock.clone())
+            .rejection(text_refusal)
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        assert_eq!(send(&svc, from("192.0.2.1")).await.status(), StatusCode::OK);
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "60");
+        assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=1;w=60");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        assert_eq!(
+            res.extensions().get::<Problem>().map(Problem::code),
+            Some("rate_limited")
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "rate_limited [\"ip\"]");
+        // Every refusal goes through it: a missing key too.
+        let res = send(&svc, Request::new(())).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "client_ip_unavailable ");
+    }
+
+    #[tokio::test]
+    async fn an_outer_layer_sees_why_the_request_was_refused() {
+        let clock = ManualClock::default();
+        let svc = tower::ServiceBuilder::new()
+            .map_response(|res: Res| {
+                let why = res.extensions().get::<Problem>().cloned();
+                (res.status(), why)
+            })
+            .service(service(&per_ip(1, &clock)));
+        let (status, why) = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+        assert_eq!((status, why.is_none()), (StatusCode::OK, true));
+        let (status, why) = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let why = why.unwrap();
+        assert_eq!(why.code(), "rate_limited");
+        assert_eq!(why.retry_after(), Some(60));
+        assert_eq!(
+            why.member("violated-policies"),
+            Some(&serde_json::json!(["ip"]))
+        );
+        let (status, why) = svc.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(why.unwrap().code(), "client_ip_unavailable");
+    }
+
+    #[tokio::test]
+    async fn each_refusing_policy_is_reported_as_an_event() {
+        use crate::clock::Clock;
+        use crate::events::{EventKind, MemorySink};
+
+        let clock = ManualClock::default();
+        let sink = MemorySink::new();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("burst", Quota::per_minute(1), ByClientIp)
+            .limit(
+                "tenant",
+                Quota::per_minute(1),
+                ByHeader::new("x-tenant").unwrap(),
+            )
+            .clock(clock.clone())
+            .events(sink.clone())
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        let req = || {
+            let mut r = tenant_request();
+            r.headers_mut()
+                .insert("x-request-id", HeaderValue::from_static("r-1"));
+            r
+        };
+        assert_eq!(send(&svc, req()).await.status(), StatusCode::OK);
+        assert!(sink.events().is_empty(), "an allowed request is no event");
+        assert_eq!(
+            send(&svc, req()).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let events = sink.events();
+        let policies: Vec<_> = events.iter().map(|e| e.policy.as_deref()).collect();
+        assert_eq!(policies, [Some("burst"), Some("tenant")]);
+        for e in &events {
+            assert_eq!(e.kind, EventKind::RateLimitExceeded);
+            assert_eq!(e.kind.as_str(), "rate_limit.exceeded");
+            assert_eq!(e.request_id.as_deref(), Some("r-1"));
+            assert_eq!(e.client_ip, Some("192.0.2.1".parse().unwrap()));
+            assert_eq!(e.at, clock.now());
+        }
+        // One policy, decided in place: the same event.
+        let one = RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_minute(1), ByClientIp)
+            .clock(clock.clone())
+            .events(sink.clone())
+            .build()
+            .unwrap();
+        let svc = service(&one);
+        send(&svc, from("192.0.2.9")).await;
+        send(&svc, from("192.0.2.9")).await;
+        let last = sink.events().pop().unwrap();
+        assert_eq!(last.policy.as_deref(), Some("ip"));
+        assert_eq!(last.client_ip, Some("192.0.2.9".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn accessors_reach_the_inner_service() {
+        let clock = ManualClock::default();
+        let mut svc = RateLimit::new(7u8, &per_ip(1, &clock));
+        assert_eq!(*svc.get_ref(), 7);
+        *svc.get_mut() = 8;
+        assert_eq!(svc.into_inner(), 8);
     }
 }
