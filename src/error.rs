@@ -1,7 +1,7 @@
 //! Errors: the RFC 9457 problem responses every HTTP client sees, and
 //! [`ConfigError`] for configuration refused at start-up.
 //!
-//! Every refusal in `tower-otp` — from the [`OtpRouter`](crate::otp::OtpRouter)
+//! Every refusal in `tower-otp` — from the `OtpRouter`
 //! and from every layer — is an `application/problem+json` document with a
 //! stable machine-readable `code`:
 //!
@@ -32,10 +32,8 @@
 //!
 //! # Refusals of the layers
 //!
-//! A layer that refuses a request ([`JwtLayer`](crate::jwt::JwtLayer),
-//! [`ApiKeyLayer`](crate::api_key::ApiKeyLayer),
-//! [`RateLimitLayer`](crate::rate_limit::RateLimitLayer)) puts the
-//! [`Problem`] it refused with into the response's extensions, so middleware
+//! A layer that refuses a request (`JwtLayer`, `ApiKeyLayer`,
+//! `RateLimitLayer`) puts the [`Problem`] it refused with into the response's extensions, so middleware
 //! further out can see why. An app with its own error format gives the
 //! layer a [`MakeRejection`] — any closure `Fn(&Problem, &Parts) ->
 //! Response<FullBody>` — which shapes status, headers and body; the default,

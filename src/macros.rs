@@ -24,6 +24,38 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// `events`, `events_arc` and `rejection` for the builder of a layer that
+/// refuses requests, whose refusal settings are its field `refusal` (a
+/// [`Refusal`](crate::refusal::Refusal)); expands inside the builder's
+/// `impl` block. `events:` says what is reported, `refusals:` which
+/// refusals there are and which headers the layer keeps on them.
+macro_rules! refusal_settings {
+    (events: $events:literal, refusals: $refusals:literal $(,)?) => {
+        #[doc = concat!("Reports ", $events, " to `sink` (default: no events).")]
+        pub fn events(self, sink: impl $crate::events::EventSink) -> Self {
+            self.events_arc(::std::sync::Arc::new(sink))
+        }
+
+        /// Reports to a shared `sink` (see [`events`](Self::events)).
+        pub fn events_arc(mut self, sink: ::std::sync::Arc<dyn $crate::events::EventSink>) -> Self {
+            self.refusal.set_events(sink);
+            self
+        }
+
+        #[doc = concat!(
+                            "Builds refusals (", $refusals, ") with `rejection` instead of the ",
+                            "problem+json default; those headers and the ",
+                            "[`Problem`](crate::error::Problem) in the extensions are added ",
+                            "whatever it returns (see ",
+                            "[Refusals of the layers](crate::error#refusals-of-the-layers))."
+                        )]
+        pub fn rejection(mut self, rejection: impl $crate::error::MakeRejection) -> Self {
+            self.refusal.set_rejection(rejection);
+            self
+        }
+    };
+}
+
 /// The public `ResponseFuture<F, B>` of a layer that may answer on its own:
 /// an opaque newtype over the crate's one
 /// [`LayerFuture`](crate::future::LayerFuture), whose inner-future state ends

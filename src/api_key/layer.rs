@@ -6,8 +6,7 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue};
 
 use super::manage::{ApiKeys, valid_scope};
-use crate::error::{ConfigError, MakeRejection};
-use crate::events::EventSink;
+use crate::error::ConfigError;
 use crate::refusal::Refusal;
 use crate::store::Store;
 
@@ -59,7 +58,8 @@ impl KeySource {
 /// * the store fails → `503 store_unavailable` (fail closed).
 ///
 /// Each refusal emits an `api_key.rejected` event (a store failure:
-/// `store.unavailable`) to the configured [`EventSink`], and carries its
+/// `store.unavailable`) to the configured
+/// [`EventSink`](crate::events::EventSink), and carries its
 /// [`Problem`](crate::error::Problem) in the response extensions;
 /// [`ApiKeyLayerBuilder::rejection`] shapes it.
 ///
@@ -136,26 +136,13 @@ impl<St: Store> ApiKeyLayerBuilder<St> {
         self
     }
 
-    /// Sends refusal events to `sink`.
-    pub fn events(self, sink: impl EventSink) -> Self {
-        self.events_arc(Arc::new(sink))
-    }
-
-    /// Sends refusal events to a shared `sink`.
-    pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.refusal.set_events(sink);
-        self
-    }
-
-    /// Builds refusals (`401 invalid_api_key`, `403 insufficient_scope`,
-    /// `503 store_unavailable`) with `rejection` instead of the problem+json
-    /// default. The `WWW-Authenticate` challenges and the
-    /// [`Problem`](crate::error::Problem) in the extensions are added
-    /// whatever it returns (see
-    /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
-    pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
-        self.refusal.set_rejection(rejection);
-        self
+    refusal_settings! {
+        events: "every refusal, as an `api_key.rejected` event (a store \
+                 failure: `store.unavailable`) with the request's id, client \
+                 address and user agent, the key id (`api_key:<id>`) when \
+                 known and the reason",
+        refusals: "`401 invalid_api_key` and `403 insufficient_scope`, with \
+                   their `WWW-Authenticate` challenges; `503 store_unavailable`",
     }
 
     /// Checks the settings and builds.

@@ -107,10 +107,8 @@ pub struct Event {
     pub subject: Option<String>,
     /// A short machine-readable reason (e.g. the limit that refused).
     pub reason: Option<&'static str>,
-    /// The rate-limit policy that refused: the name of a
-    /// [`Policy`](crate::rate_limit::Policy) of a
-    /// [`RateLimitLayer`](crate::rate_limit::RateLimitLayer), on its
-    /// `rate_limit.exceeded` events.
+    /// The name of the rate-limit policy that refused, on the
+    /// `rate_limit.exceeded` events of a `RateLimitLayer`.
     pub policy: Option<Arc<str>>,
 }
 

@@ -9,8 +9,7 @@ use http::HeaderValue;
 use super::fields::push_policy_item;
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
 use crate::clock::{Clock, CoarseClock, SystemClock};
-use crate::error::{ConfigError, MakeRejection};
-use crate::events::EventSink;
+use crate::error::ConfigError;
 use crate::quota::Quota;
 use crate::refusal::Refusal;
 use crate::store::Store;
@@ -214,31 +213,15 @@ impl<St: Store> RateLimitBuilder<St> {
         self
     }
 
-    /// Reports every refused request to `sink`: one `rate_limit.exceeded`
-    /// event ([`EventKind::RateLimitExceeded`](crate::events::EventKind))
-    /// per refusing policy, whose name is the event's
-    /// [`policy`](crate::events::Event::policy), with the request's id,
-    /// client address and user agent. Default: no events.
-    pub fn events(self, sink: impl EventSink) -> Self {
-        self.events_arc(Arc::new(sink))
-    }
-
-    /// Reports refused requests to a shared `sink` (see
-    /// [`events`](Self::events)).
-    pub fn events_arc(mut self, sink: Arc<dyn EventSink>) -> Self {
-        self.refusal.set_events(sink);
-        self
-    }
-
-    /// Builds refusals (`429`, `503`, and the `400`/`500` of a missing key)
-    /// with `rejection` instead of the problem+json default. `Retry-After`,
-    /// `RateLimit-Policy`, `RateLimit` and the
-    /// [`Problem`](crate::error::Problem) in the extensions are added
-    /// whatever it returns (see
-    /// [Refusals of the layers](crate::error#refusals-of-the-layers)).
-    pub fn rejection(mut self, rejection: impl MakeRejection) -> Self {
-        self.refusal.set_rejection(rejection);
-        self
+    refusal_settings! {
+        events: "every `429`, as one `rate_limit.exceeded` event \
+                 ([`EventKind::RateLimitExceeded`](crate::events::EventKind)) \
+                 per refusing policy, whose name is the event's \
+                 [`policy`](crate::events::Event::policy), with the request's \
+                 id, client address and user agent",
+        refusals: "`429 rate_limited` with `Retry-After`, `RateLimit-Policy` \
+                   and `RateLimit`; `503 store_unavailable`; the `400`/`500` \
+                   of a missing key",
     }
 
     /// The layer; refuses no policy, a bad or repeated name, or a zero quota.
