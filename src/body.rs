@@ -9,63 +9,72 @@
 //!
 //! ```
 //! use bytes::Bytes;
+//! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
-//! use tower_otp::body::{ResponseBody, problem_response};
-//! use tower_otp::error::Problem;
+//! use tower::{Layer, ServiceExt, service_fn};
+//! use tower_otp::body::ResponseBody;
+//! use tower_otp::jwt::{JwtKeys, JwtLayer, Validation};
 //!
-//! # tokio_test_block_on(async {
-//! let res = problem_response::<Full<Bytes>>(Problem::not_found());
-//! assert_eq!(res.status(), 404);
-//! let bytes = res.into_body().collect().await.unwrap().to_bytes();
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let keys = JwtKeys::new("k1", rand::random::<[u8; 32]>())?;
+//! let svc = JwtLayer::<serde_json::Value>::new(keys, Validation::default()).layer(
+//!     service_fn(|_req: Request<()>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("hi"))))
+//!     }),
+//! );
+//! // No token: the layer answers with its own body.
+//! let res: Response<ResponseBody<Full<Bytes>>> = svc.oneshot(Request::new(())).await?;
+//! assert_eq!(res.status(), 401);
+//! let bytes = res.into_body().collect().await?.to_bytes();
 //! assert!(bytes.starts_with(b"{"));
-//!
-//! let passed: ResponseBody<Full<Bytes>> = ResponseBody::inner(Full::new(Bytes::from("hi")));
-//! assert_eq!(passed.collect().await.unwrap().to_bytes(), "hi");
-//! # });
-//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project::pin_project;
 
-use crate::error::Problem;
+use crate::error::FullBody;
 
-/// Either a complete body built by a layer, or the inner service's body.
-#[pin_project(project = ResponseBodyProj)]
+/// Either a complete body built by a layer (a problem document), or the
+/// inner service's body, passed through untouched.
+#[pin_project]
 #[derive(Debug)]
-pub enum ResponseBody<B> {
-    /// A complete body built by the layer (a problem document).
-    Full {
-        /// The bytes.
-        #[pin]
-        body: Full<Bytes>,
-    },
-    /// The inner service's body, passed through untouched.
-    Inner {
-        /// The inner body.
-        #[pin]
-        body: B,
-    },
+pub struct ResponseBody<B> {
+    #[pin]
+    kind: Kind<B>,
+}
+
+#[pin_project(project = KindProj)]
+#[derive(Debug)]
+enum Kind<B> {
+    Full(#[pin] Full<Bytes>),
+    Inner(#[pin] B),
 }
 
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
-    pub fn inner(body: B) -> Self {
-        Self::Inner { body }
+    pub(crate) fn inner(body: B) -> Self {
+        Self {
+            kind: Kind::Inner(body),
+        }
     }
 
     /// A complete body of `bytes`.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
-        Self::Full {
-            body: Full::new(bytes.into()),
+    #[cfg(test)]
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::from_full(Full::new(bytes.into()))
+    }
+
+    /// A complete body built by the layer.
+    pub(crate) fn from_full(body: FullBody) -> Self {
+        Self {
+            kind: Kind::Full(body),
         }
     }
 }
@@ -81,34 +90,27 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project() {
-            ResponseBodyProj::Full { body } => body
+        match self.project().kind.project() {
+            KindProj::Full(body) => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|r| r.map_err(|never| match never {}))),
-            ResponseBodyProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Inner(body) => body.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full { body } => body.is_end_stream(),
-            Self::Inner { body } => body.is_end_stream(),
+        match &self.kind {
+            Kind::Full(body) => body.is_end_stream(),
+            Kind::Inner(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full { body } => body.size_hint(),
-            Self::Inner { body } => body.size_hint(),
+        match &self.kind {
+            Kind::Full(body) => body.size_hint(),
+            Kind::Inner(body) => body.size_hint(),
         }
     }
-}
-
-/// `problem` as a response whose body type matches a layered service.
-pub fn problem_response<B>(problem: Problem) -> Response<ResponseBody<B>> {
-    problem
-        .into_response()
-        .map(|body| ResponseBody::Full { body })
 }
 
 #[cfg(test)]
@@ -119,14 +121,9 @@ mod tests {
 
     #[tokio::test]
     async fn full_and_inner_bodies_stream() {
-        let res = problem_response::<Full<Bytes>>(Problem::store_unavailable());
-        assert_eq!(res.status(), 503);
-        assert_eq!(res.headers()["content-type"], "application/problem+json");
-        let body = res.into_body();
-        assert!(body.size_hint().exact().is_some_and(|n| n > 0));
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
-        assert_eq!(doc["code"], "store_unavailable");
+        let full: ResponseBody<Full<Bytes>> = ResponseBody::full(Bytes::from_static(b"{}"));
+        assert_eq!(full.size_hint().exact(), Some(2));
+        assert_eq!(full.collect().await.unwrap().to_bytes(), "{}");
 
         let inner = ResponseBody::inner(Full::new(Bytes::from_static(b"abc")));
         assert_eq!(inner.size_hint().exact(), Some(3));

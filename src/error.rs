@@ -1,7 +1,7 @@
 //! Errors: the RFC 9457 problem responses every HTTP client sees, and
 //! [`ConfigError`] for configuration refused at start-up.
 //!
-//! Every refusal in `tower-otp` — from the [`OtpRouter`](crate::otp::OtpRouter)
+//! Every refusal in `tower-otp` — from the `OtpRouter`
 //! and from every layer — is an `application/problem+json` document with a
 //! stable machine-readable `code`:
 //!
@@ -29,13 +29,59 @@
 //! | 500 | `client_ip_unavailable` |
 //! | 502 | `delivery_failed` |
 //! | 503 | `store_unavailable`, `notifier_unavailable`, `unavailable` |
+//!
+//! # Refusals of the layers
+//!
+//! A layer that refuses a request (`JwtLayer`, `ApiKeyLayer`,
+//! `RateLimitLayer`) puts the [`Problem`] it refused with into the response's extensions, so middleware
+//! further out can see why. An app with its own error format gives the
+//! layer a [`MakeRejection`] — any closure `Fn(&Problem, &Parts) ->
+//! Response<FullBody>` — which shapes status, headers and body; the default,
+//! [`ProblemJson`], is the problem+json document above. Whatever the builder
+//! returns, the layer then sets the headers the protocol requires from the
+//! problem — `WWW-Authenticate` on `401`/`403`, `Retry-After` (and, from the
+//! rate-limit layer, `RateLimit-Policy` / `RateLimit`) on `429` — replacing
+//! any the builder set under those names, and inserts the `Problem`: a
+//! builder cannot drop them.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::request::Parts;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{Layer, ServiceExt, service_fn};
+//! use tower_otp::error::{FullBody, Problem};
+//! use tower_otp::jwt::{JwtKeys, JwtLayer, Validation};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let keys = JwtKeys::new("k1", rand::random::<[u8; 32]>())?;
+//! let layer = JwtLayer::<serde_json::Value>::new(keys, Validation::default())
+//!     .with_rejection(|problem: &Problem, _: &Parts| {
+//!         let body = format!(r#"{{"error":"{}"}}"#, problem.code());
+//!         let mut res = Response::new(FullBody::new(Bytes::from(body)));
+//!         *res.status_mut() = problem.status();
+//!         res
+//!     });
+//! let svc = layer.layer(service_fn(|_req: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+//! }));
+//! let res = svc.oneshot(Request::new(())).await?;
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers()["www-authenticate"], "Bearer");
+//! assert_eq!(res.extensions().get::<Problem>().unwrap().code(), "invalid_token");
+//! let body = res.into_body().collect().await?.to_bytes();
+//! assert_eq!(body, r#"{"error":"invalid_token"}"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -45,6 +91,9 @@ use crate::clock::ceil_secs;
 pub type FullBody = Full<Bytes>;
 
 /// An RFC 9457 problem document with a stable `code`.
+///
+/// A layer's refused response carries its `Problem` in the response
+/// extensions (see [Refusals of the layers](self#refusals-of-the-layers)).
 ///
 /// Boxed inside: refusals are the cold path, and a one-pointer error keeps
 /// every `Result<_, Problem>` on the hot path small.
@@ -229,9 +278,30 @@ impl Problem {
         self.0.code
     }
 
+    /// The human-readable explanation (never internals).
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
     /// The `Retry-After` value in seconds, if any.
     pub fn retry_after(&self) -> Option<u64> {
         self.0.retry_after
+    }
+
+    /// Sets the headers this problem's protocol requires — its own headers
+    /// (`WWW-Authenticate`, the `RateLimit` fields, `Allow`) and
+    /// `Retry-After` — on a response someone else built, replacing any
+    /// values under those names.
+    pub(crate) fn set_protocol_headers(&self, headers: &mut HeaderMap) {
+        for (name, _) in &self.0.headers {
+            headers.remove(name);
+        }
+        for (name, value) in &self.0.headers {
+            headers.append(name, value.clone());
+        }
+        if let Some(secs) = self.0.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
     }
 
     /// The JSON document.
@@ -287,6 +357,41 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Builds the response a layer refuses a request with, from the [`Problem`]
+/// it refused with and the request's parts: the extension point for apps
+/// with their own error format (see
+/// [Refusals of the layers](self#refusals-of-the-layers)).
+///
+/// Implemented by [`ProblemJson`] (the default) and by every closure
+/// `Fn(&Problem, &Parts) -> Response<FullBody>`. The layer sets the
+/// problem's protocol headers (`WWW-Authenticate`, `Retry-After`, the
+/// `RateLimit` fields) on what this returns and inserts the `Problem` into
+/// its extensions; status, other headers and body are the builder's.
+pub trait MakeRejection: Send + Sync + 'static {
+    /// The response refusing the request with these `parts` for `problem`.
+    fn make_rejection(&self, problem: &Problem, parts: &Parts) -> Response<FullBody>;
+}
+
+impl<F> MakeRejection for F
+where
+    F: Fn(&Problem, &Parts) -> Response<FullBody> + Send + Sync + 'static,
+{
+    fn make_rejection(&self, problem: &Problem, parts: &Parts) -> Response<FullBody> {
+        self(problem, parts)
+    }
+}
+
+/// The default [`MakeRejection`]: the problem's own problem+json response
+/// ([`Problem::into_response`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProblemJson;
+
+impl MakeRejection for ProblemJson {
+    fn make_rejection(&self, problem: &Problem, _: &Parts) -> Response<FullBody> {
+        problem.clone().into_response()
+    }
+}
+
 /// Configuration refused at build time: says which setting and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -338,6 +443,38 @@ mod tests {
         assert_eq!(res.headers()[RETRY_AFTER], "2");
         assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
         assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[test]
+    fn a_problem_can_travel_in_response_extensions() {
+        fn extension<T: Clone + Send + Sync + 'static>() {}
+        extension::<Problem>();
+    }
+
+    #[test]
+    fn protocol_headers_replace_the_builders() {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let problem = Problem::rate_limited(Duration::from_millis(1500)).with_header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        let mut res = ProblemJson.make_rejection(&problem, &parts);
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
+        res.headers_mut().append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic"),
+        );
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        problem.set_protocol_headers(res.headers_mut());
+        let challenges: Vec<_> = res
+            .headers()
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .collect();
+        assert_eq!(challenges, ["Bearer"]);
+        assert_eq!(res.headers()[RETRY_AFTER], "2");
+        assert_eq!(problem.detail(), "Too many requests; retry later.");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub fn jwt_decode(data: &[u8]) {
         }
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, value);
-        if let Some(token) = crate::jwt::layer::cookie_token(&headers, "access_token") {
+        if let Some(token) = crate::jwt::service::cookie_token(&headers, "access_token") {
             assert!(!token.is_empty() && token.len() <= crate::jwt::MAX_TOKEN_LEN);
         }
     }
@@ -382,7 +382,8 @@ mod tests {
             names.sort();
             Some(names)
         };
-        let (Some(targets), Some(seeds)) = (names("fuzz_targets", ".rs"), names("seeds", "")) else {
+        let (Some(targets), Some(seeds)) = (names("fuzz_targets", ".rs"), names("seeds", ""))
+        else {
             // No fuzz/ at all: `replay_seeds` says so, or fails under CI.
             replay_seeds("phone", super::phone);
             return;

@@ -4,6 +4,10 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+// First: the layers' shared macros, in scope for every module below.
+#[macro_use]
+mod macros;
+
 pub mod api_key;
 pub mod body;
 pub mod client_ip;
@@ -11,6 +15,7 @@ pub mod clock;
 mod credentials;
 pub mod error;
 pub mod events;
+mod future;
 // The fuzz targets' entry points: only for cargo-fuzz (`--cfg fuzzing`) and
 // the seed replay tests, never public API.
 #[cfg(any(test, fuzzing))]
@@ -24,6 +29,7 @@ pub mod notify;
 pub mod otp;
 pub mod quota;
 pub mod rate_limit;
+mod refusal;
 mod secret;
 pub mod security_headers;
 mod slot_cache;

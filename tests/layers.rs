@@ -47,7 +47,12 @@ fn routes() -> Router {
 }
 
 /// The full stack over `store`: security headers, client IP, rate limit.
-fn app<S: RateStore>(client_ip: SetClientIpLayer, store: S, quota: Quota, fail_open: bool) -> Router {
+fn app<S: RateStore>(
+    client_ip: SetClientIpLayer,
+    store: S,
+    quota: Quota,
+    fail_open: bool,
+) -> Router {
     let limit = RateLimitLayer::builder(store)
         .limit("ip", quota, ByClientIp)
         .fail_open(fail_open)
@@ -313,4 +318,51 @@ async fn store_failure_with_fail_open_passes() {
         assert_eq!(reply.body, "hello");
         assert_eq!(reply.header("ratelimit"), "", "no decision, no RateLimit");
     }
+}
+
+/// An app's own error format, and middleware further out that reads why a
+/// request was refused: both reach the refusal through axum and a socket.
+#[tokio::test]
+async fn an_app_shapes_refusals_and_outer_middleware_reads_why() {
+    use http::header::CONTENT_TYPE;
+    use tower_otp::body::ResponseBody;
+    use tower_otp::error::{FullBody, Problem};
+
+    let limit = RateLimitLayer::builder(MemoryStore::new())
+        .limit("ip", Quota::per_minute(1), ByClientIp)
+        .clock(ManualClock::default())
+        .rejection(|problem: &Problem, _: &http::request::Parts| {
+            let body = format!(r#"{{"error":"{}"}}"#, problem.code());
+            let mut res = http::Response::new(FullBody::from(body));
+            *res.status_mut() = problem.status();
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            res
+        })
+        .build()
+        .unwrap();
+    let app = routes().layer(
+        ServiceBuilder::new()
+            .map_response(|mut res: http::Response<ResponseBody<axum::body::Body>>| {
+                let why = res.extensions().get::<Problem>().map(Problem::code);
+                if let Some(code) = why {
+                    res.headers_mut()
+                        .insert("x-refused-for", HeaderValue::from_static(code));
+                }
+                res
+            })
+            .layer(SetClientIpLayer::new())
+            .layer(limit),
+    );
+    let client = Http::new(serve(app).await);
+    let ok = client.get("/hello", &[]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.header("x-refused-for"), "");
+    let refused = client.get("/hello", &[]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.header("x-refused-for"), "rate_limited");
+    assert_eq!(refused.header("content-type"), "application/json");
+    assert_eq!(refused.json(), serde_json::json!({"error": "rate_limited"}));
+    assert_eq!(refused.header("retry-after"), "60");
+    assert_eq!(refused.header("ratelimit"), "\"ip\";r=0;t=60");
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The verified identity behind an API key, put into request extensions by
-/// [`ApiKeyAuth`](super::ApiKeyAuth) (and returned by
+/// [`ApiKeyLayer`](super::ApiKeyLayer) (and returned by
 /// [`ApiKeys::verify`](super::ApiKeys::verify)).
 ///
 /// Cloning is cheap (one `Arc`). It holds no secret.

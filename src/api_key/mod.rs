@@ -9,6 +9,9 @@
 //! `X-API-Key` or `Authorization: Bearer` and puts the verified
 //! [`ApiKeyIdentity`] into request extensions (with the `axum` feature it is
 //! also an extractor).
+//! A refusal carries its [`Problem`](crate::error::Problem) in the response
+//! extensions; [`ApiKeyLayerBuilder::rejection`] answers in the app's own
+//! format.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -82,4 +85,4 @@ pub use manage::{
     ApiKeys, ApiKeysBuilder, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_LAST_USED_INTERVAL,
     DEFAULT_PREFIX, IssuedKey, KeyInfo, LAST_USED_RETENTION, MAX_CACHE_TTL,
 };
-pub use service::ApiKeyAuth;
+pub use service::ApiKey;

@@ -1,26 +1,48 @@
-//! [`ApiKeyAuth`]: the API-key check as a `tower::Service`.
+//! [`ApiKey`]: the API-key check as a `tower::Service`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::header::{HeaderMap, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
+use super::error::{Rejection, invalid_api_key};
+use super::format::FormatError;
 use super::future::ResponseFuture;
-use super::layer::{ApiKeyLayer, Shared};
-use super::{manage::ApiKeys, verify::Precheck};
+use super::identity::ApiKeyIdentity;
+use super::layer::{ApiKeyLayer, KeySource, Shared};
+use super::manage::ApiKeys;
+use super::verify::Precheck;
 use crate::body::ResponseBody;
+use crate::credentials;
+use crate::error::Problem;
+use crate::events::EventKind;
+use crate::future::{Checked, LayerFuture};
 use crate::store::ApiKeyStore;
 
-/// Checks the API key of every request before the inner service sees it.
-/// Built by [`ApiKeyLayer`]; see it for the behaviour.
-pub struct ApiKeyAuth<S, I> {
-    inner: I,
-    shared: Arc<Shared<S>>,
+impl<St: ApiKeyStore, S> Layer<S> for ApiKeyLayer<St> {
+    type Service = ApiKey<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKey {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
 }
 
-impl<S, I: Clone> Clone for ApiKeyAuth<S, I> {
+/// Checks the API key of every request before the inner service `S` sees
+/// it, against the keys in store `St`. Built by [`ApiKeyLayer`]; see it for
+/// the behaviour.
+pub struct ApiKey<S, St> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S: Clone, St> Clone for ApiKey<S, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -29,87 +51,168 @@ impl<S, I: Clone> Clone for ApiKeyAuth<S, I> {
     }
 }
 
-impl<S: fmt::Debug, I: fmt::Debug> fmt::Debug for ApiKeyAuth<S, I> {
+impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for ApiKey<S, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyAuth")
+        f.debug_struct("ApiKey")
             .field("inner", &self.inner)
             .field("config", &self.shared)
             .finish()
     }
 }
 
-impl<S: ApiKeyStore, I> ApiKeyAuth<S, I> {
+impl<S, St: ApiKeyStore> ApiKey<S, St> {
     /// Wraps `inner` with the default configuration (see [`ApiKeyLayer::new`]).
-    pub fn new(inner: I, keys: ApiKeys<S>) -> Self {
+    pub fn new(inner: S, keys: ApiKeys<St>) -> Self {
         ApiKeyLayer::new(keys).layer(inner)
     }
 
     /// A layer with the default configuration.
-    pub fn layer(keys: ApiKeys<S>) -> ApiKeyLayer<S> {
+    pub fn layer(keys: ApiKeys<St>) -> ApiKeyLayer<St> {
         ApiKeyLayer::new(keys)
     }
 }
 
-impl<S, I> ApiKeyAuth<S, I> {
-    pub(crate) fn from_shared(inner: I, shared: Arc<Shared<S>>) -> Self {
-        Self { inner, shared }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &I {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut I {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> I {
-        self.inner
-    }
+impl<S, St> ApiKey<S, St> {
+    inner_service_accessors!();
 }
 
-impl<S, I, ReqB, ResB> Service<Request<ReqB>> for ApiKeyAuth<S, I>
+impl<S, St, ReqB, ResB> Service<Request<ReqB>> for ApiKey<S, St>
 where
-    S: ApiKeyStore,
-    I: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
-    I::Future: Send + 'static,
-    I::Error: 'static,
+    St: ApiKeyStore,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     ReqB: Send + 'static,
     ResB: 'static,
 {
     type Response = Response<ResponseBody<ResB>>;
-    type Error = I::Error;
-    type Future = ResponseFuture<I::Future, ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        match self.shared.precheck(req.headers()) {
+        let state = match self.shared.precheck(req.headers()) {
             Precheck::Refused(rejection) => {
-                ResponseFuture::refused(self.shared.refuse(req, &rejection, None))
+                LayerFuture::decided(self.shared.refuse(req, &rejection, None))
             }
             Precheck::Verified(identity) => match self.shared.admit(req, identity) {
-                Ok(req) => ResponseFuture::inner(self.inner.call(req)),
-                Err(refused) => ResponseFuture::refused(refused),
+                Ok(req) => LayerFuture::inner(self.inner.call(req), ()),
+                Err(refused) => LayerFuture::decided(refused),
             },
             Precheck::Pending(pending) => {
                 // The ready service goes into the future; a clone stays.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
-                ResponseFuture::checking(Box::pin(async move {
+                LayerFuture::checking(async move {
                     let key_id = pending.key_id().to_owned();
                     match shared.keys.complete(pending).await {
-                        Ok(identity) => shared.admit(req, identity).map(|req| inner.call(req)),
-                        Err(rejection) => Err(shared.refuse(req, &rejection, Some(&key_id))),
+                        Ok(identity) => match shared.admit(req, identity) {
+                            Ok(req) => Checked::Pass(inner.call(req), ()),
+                            Err(refused) => Checked::Decided(refused),
+                        },
+                        Err(rejection) => {
+                            Checked::Decided(shared.refuse(req, &rejection, Some(&key_id)))
+                        }
                     }
-                }))
+                })
             }
+        };
+        ResponseFuture::new(state)
+    }
+}
+
+/// The key presented in `headers` under `source`, `None` when none is
+/// presented; malformed when a header is repeated or not text, or a Bearer
+/// credential is not a token.
+fn presented<'h>(
+    source: &KeySource,
+    headers: &'h HeaderMap,
+) -> Result<Option<&'h str>, FormatError> {
+    credentials::presented_key(headers, source.header(), source.bearer())
+        .map_err(|_| FormatError::Shape)
+}
+
+impl<St: ApiKeyStore> Shared<St> {
+    /// The check before any I/O: the presented key, format, checksum, cache.
+    fn precheck(&self, headers: &HeaderMap) -> Precheck {
+        match presented(&self.source, headers) {
+            Ok(Some(key)) => self.keys.precheck(key),
+            Ok(None) => Precheck::Refused(Rejection::Missing),
+            Err(e) => Precheck::Refused(Rejection::Malformed(e)),
+        }
+    }
+
+    /// Lets a verified request through (`Ok`, identity inserted) or refuses
+    /// it for a missing scope.
+    #[allow(clippy::result_large_err)] // both variants are large; moved once
+    fn admit<B, RB>(
+        &self,
+        mut req: Request<B>,
+        identity: ApiKeyIdentity,
+    ) -> Result<Request<B>, Response<ResponseBody<RB>>> {
+        if identity.has_scopes(self.required.iter().map(String::as_str)) {
+            req.extensions_mut().insert(identity);
+            return Ok(req);
+        }
+        let (parts, _) = req.into_parts();
+        self.emit(
+            &parts,
+            EventKind::ApiKeyRejected,
+            "insufficient_scope",
+            Some(identity.key_id()),
+        );
+        let mut problem = Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "The API key lacks a scope this endpoint requires.",
+        );
+        for v in &self.forbidden {
+            problem = problem.with_header(WWW_AUTHENTICATE, v.clone());
+        }
+        Err(self.refusal.respond(problem, &parts))
+    }
+
+    /// The response to a refused request.
+    fn refuse<B, RB>(
+        &self,
+        req: Request<B>,
+        rejection: &Rejection,
+        key_id: Option<&str>,
+    ) -> Response<ResponseBody<RB>> {
+        let (parts, _) = req.into_parts();
+        if let Rejection::Store(err) = rejection {
+            tracing::error!(target: "tower_otp", error = %err, "API key check failed in the store; refusing request");
+            self.emit(&parts, EventKind::StoreUnavailable, "api_key", key_id);
+            return self.refusal.respond(Problem::store_unavailable(), &parts);
+        }
+        tracing::debug!(target: "tower_otp", reason = rejection.reason(), key_id, "API key refused");
+        self.emit(
+            &parts,
+            EventKind::ApiKeyRejected,
+            rejection.reason(),
+            key_id,
+        );
+        let challenges = if matches!(rejection, Rejection::Missing) {
+            &self.missing
+        } else {
+            &self.invalid
+        };
+        let mut problem = invalid_api_key();
+        for v in challenges {
+            problem = problem.with_header(WWW_AUTHENTICATE, v.clone());
+        }
+        self.refusal.respond(problem, &parts)
+    }
+
+    fn emit(&self, parts: &Parts, kind: EventKind, reason: &'static str, key_id: Option<&str>) {
+        if let Some(reporter) = self.refusal.reporter(parts) {
+            reporter.emit(kind, self.keys.now(), |event| {
+                event.subject = key_id.map(|id| format!("api_key:{id}"));
+                event.reason = Some(reason);
+            });
         }
     }
 }
@@ -131,13 +234,13 @@ mod tests {
     use crate::events::{EventKind, MemorySink};
     use crate::store::MemoryStore;
 
-    type Svc = ApiKeyAuth<
-        MemoryStore,
+    type Svc = ApiKey<
         tower::util::ServiceFn<
             fn(
                 Request<Full<Bytes>>,
             ) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
         >,
+        MemoryStore,
     >;
 
     fn echo(
@@ -349,5 +452,99 @@ mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    /// A plain-text refusal that also tries to set its own challenge.
+    fn text_refusal(
+        problem: &crate::error::Problem,
+        parts: &http::request::Parts,
+    ) -> Response<crate::error::FullBody> {
+        let body = format!("{} at {}", problem.code(), parts.uri.path());
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = problem.status();
+        res.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        res
+    }
+
+    #[tokio::test]
+    async fn a_custom_rejection_shapes_the_refusal_and_keeps_the_challenges() {
+        let (svc, issued, sink) = setup(|b| b.require_scope("write").rejection(text_refusal)).await;
+        let res = svc.clone().oneshot(request(&[])).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenges: Vec<&HeaderValue> =
+            res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(challenges, ["Bearer", "ApiKey header=\"x-api-key\""]);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "invalid_api_key at /x");
+
+        let res = svc
+            .oneshot(request(&[("x-api-key", issued.key())]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_scope\", scope=\"write\""
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "insufficient_scope at /x");
+        // The events are the same whoever shapes the response.
+        let reasons: Vec<_> = sink.events().iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, [Some("missing"), Some("insufficient_scope")]);
+    }
+
+    #[tokio::test]
+    async fn an_outer_layer_sees_why_the_request_was_refused() {
+        use crate::error::Problem;
+
+        for custom in [false, true] {
+            let (svc, issued, _) = setup(|b| {
+                let b = b.require_scope("read");
+                if custom { b.rejection(text_refusal) } else { b }
+            })
+            .await;
+            let keys = svc.shared.keys.clone();
+            let svc = ServiceBuilder::new()
+                .map_response(|res: Response<ResponseBody<Full<Bytes>>>| {
+                    let why = res.extensions().get::<Problem>().map(Problem::code);
+                    (res.status(), why)
+                })
+                .service(svc);
+            assert_eq!(
+                svc.clone()
+                    .oneshot(request(&[("x-api-key", "junk")]))
+                    .await
+                    .unwrap(),
+                (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+            );
+            // Through the store, then from the cache.
+            for _ in 0..2 {
+                assert_eq!(
+                    svc.clone()
+                        .oneshot(request(&[("x-api-key", issued.key())]))
+                        .await
+                        .unwrap(),
+                    (StatusCode::OK, None)
+                );
+            }
+            // Refused after the store lookup.
+            keys.revoke(issued.key_id()).await.unwrap();
+            assert_eq!(
+                svc.oneshot(request(&[("x-api-key", issued.key())]))
+                    .await
+                    .unwrap(),
+                (StatusCode::UNAUTHORIZED, Some("invalid_api_key"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn accessors_reach_the_inner_service() {
+        let keys = ApiKeys::builder(MemoryStore::new()).build().unwrap();
+        let mut svc = ApiKey::new(7u8, keys);
+        assert_eq!(*svc.get_ref(), 7);
+        *svc.get_mut() = 8;
+        assert_eq!(svc.into_inner(), 8);
     }
 }

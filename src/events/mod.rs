@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::identifier::HashedId;
@@ -107,6 +108,9 @@ pub struct Event {
     pub subject: Option<String>,
     /// A short machine-readable reason (e.g. the limit that refused).
     pub reason: Option<&'static str>,
+    /// The name of the rate-limit policy that refused, on the
+    /// `rate_limit.exceeded` events of a `RateLimitLayer`.
+    pub policy: Option<Arc<str>>,
 }
 
 impl Event {
@@ -121,6 +125,7 @@ impl Event {
             identifier: None,
             subject: None,
             reason: None,
+            policy: None,
         }
     }
 }
@@ -150,6 +155,7 @@ impl EventSink for TracingSink {
                     identifier = identifier.as_deref(),
                     subject = e.subject.as_deref(),
                     reason = e.reason,
+                    policy = e.policy.as_deref(),
                 )
             };
         }

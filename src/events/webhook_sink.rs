@@ -406,6 +406,8 @@ struct Data<'a> {
     subject: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a str>,
 }
 
 impl<'a> Payload<'a> {
@@ -420,6 +422,7 @@ impl<'a> Payload<'a> {
                 identifier: e.identifier.map(|h| h.to_string()),
                 subject: e.subject.as_deref(),
                 reason: e.reason,
+                policy: e.policy.as_deref(),
             },
         }
     }

@@ -4,7 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use super::layer::Claims;
+use super::claims::Claims;
 use crate::error::Problem;
 
 /// Rejection when no verified claims are on the request (the route is not

@@ -6,6 +6,9 @@
 //! can rotate, and `exp`/`nbf`/`iat`/`iss`/`aud` are checked with leeway. A
 //! configured issuer or audience must be present in the token.
 //!
+//! [`JwtLayer`] requires such a token on every request and puts its
+//! [`Claims`] into request extensions; its service is [`Jwt`].
+//!
 //! Refresh tokens are opaque 256-bit random strings, stored only as a
 //! SHA-256 hash, rotated on every use, with reuse detection (see
 //! [`crate::store::Rotation`]).
@@ -24,20 +27,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod claims;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
 mod keys;
-pub(crate) mod layer;
+mod layer;
 mod refresh;
+mod revocation;
+pub(crate) mod service;
 mod token;
 
+pub use claims::Claims;
 #[cfg(feature = "axum")]
 pub use extract::MissingClaims;
 pub use future::ResponseFuture;
-pub use layer::{
-    Claims, DEFAULT_CACHE_CAPACITY, JwtAuth, JwtLayer, NoRevocation, Revocation, StoreRevocation,
-};
+pub use layer::{DEFAULT_CACHE_CAPACITY, JwtLayer};
+pub use revocation::{NoRevocation, Revocation, StoreRevocation};
+pub use service::Jwt;
 
 pub use keys::{JwtKeys, MIN_SECRET_LEN};
 pub use refresh::RefreshToken;

@@ -62,6 +62,7 @@ impl std::error::Error for JwtError {}
 /// `aud`: one string or an array of strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Audience {
     /// A single audience.
     One(String),
@@ -160,7 +161,12 @@ pub const REGISTERED_CLAIM_NAMES: [&str; 8] =
 /// when no audience is configured: RFC 7519 §4.1.3 says a recipient that
 /// does not identify itself with a value of `aud` must reject the token, so
 /// a token minted for another service cannot be replayed here.
+///
+/// Built from [`Default`] and the methods below; the fields stay public to
+/// read and set (`validation.require_exp = false`), but new ones may come,
+/// so it cannot be written as a struct literal.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Validation {
     /// Accepted issuers (empty: `iss` not checked).
     pub issuers: Vec<String>,

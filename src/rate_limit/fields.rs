@@ -11,13 +11,37 @@
 
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::header::HeaderName;
+use http::{HeaderValue, Response};
 
 use super::key::push_decimal;
-use super::service::{RATELIMIT, RATELIMIT_POLICY};
 use crate::clock::ceil_secs;
 use crate::error::Problem;
+use crate::future::Finish;
 use crate::quota::{Quota, RateDecision};
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The `RateLimit-Policy` and `RateLimit` values for one response.
+#[derive(Debug)]
+pub(crate) struct RateLimitHeaders {
+    pub(crate) policy: HeaderValue,
+    pub(crate) limit: Option<HeaderValue>,
+}
+
+impl Finish for RateLimitHeaders {
+    fn finish<B>(self, response: &mut Response<B>) {
+        let headers = response.headers_mut();
+        // `append`: a layer further out adds its own policies beside ours.
+        headers.append(RATELIMIT_POLICY, self.policy);
+        if let Some(limit) = self.limit {
+            headers.append(RATELIMIT, limit);
+        }
+    }
+}
 
 /// `t`: whole seconds, rounded up, until `quota` makes one more request
 /// available after `decision`.

@@ -1,5 +1,6 @@
 //! What a request is counted under: key extractors.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -35,31 +36,14 @@ use crate::log_throttle::LogThrottle;
 /// assert_extractor(|parts: &Parts| parts.uri.host().map(str::to_owned));
 /// ```
 ///
-/// Keys are namespaced by policy before they reach the store, and — unless
-/// [`is_secret`](Self::is_secret) says otherwise — replaced by their SHA-256,
-/// so API keys or tokens used as limit keys never sit in the store in plain
-/// text.
+/// Keys are namespaced by policy before they reach the store, and replaced
+/// by their SHA-256 — all but the client addresses of [`ByClientIp`] and
+/// [`ClientIpKey`], which are no secret — so API keys or tokens used as
+/// limit keys never sit in the store in plain text.
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of this request, or `None` when it has none (see
     /// [`MissingKey`](super::MissingKey)).
     fn extract(&self, parts: &Parts) -> Option<String>;
-
-    /// Appends this request's key to `key` and returns `true`, or returns
-    /// `false` when it has none. The default appends what
-    /// [`extract`](Self::extract) returns; an extractor that can write its
-    /// key directly overrides it to save that `String`. Only called for
-    /// extractors whose keys are not [secret](Self::is_secret).
-    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
-        self.extract(parts)
-            .map(|value| key.push_str(&value))
-            .is_some()
-    }
-
-    /// Whether keys may be secret (API keys, tokens, header values) and must
-    /// be hashed before they reach the store. Default `true`.
-    fn is_secret(&self) -> bool {
-        true
-    }
 
     /// The refusal when the key is missing and the policy rejects such
     /// requests (default: `400 rate_limit_key_missing`).
@@ -79,6 +63,15 @@ where
     fn extract(&self, parts: &Parts) -> Option<String> {
         self(parts)
     }
+}
+
+/// This crate's address extractors: their key is no secret, so it goes into
+/// the store key in the clear, written in place (no `String` of its own, no
+/// hash).
+pub(crate) trait AddressKey: KeyExtractor {
+    /// Appends this request's key to `key` and returns `true`, or returns
+    /// `false` when it has none.
+    fn push_key(&self, parts: &Parts, key: &mut String) -> bool;
 }
 
 /// Keys on the client address: the [`ClientIp`] put in request extensions
@@ -118,19 +111,17 @@ fn unix_now() -> u64 {
 impl KeyExtractor for ByClientIp {
     fn extract(&self, parts: &Parts) -> Option<String> {
         let mut key = String::new();
-        self.extract_into(parts, &mut key).then_some(key)
-    }
-
-    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
-        push_client_key(parts, DEFAULT_IPV6_PREFIX, key)
-    }
-
-    fn is_secret(&self) -> bool {
-        false
+        self.push_key(parts, &mut key).then_some(key)
     }
 
     fn missing(&self) -> Problem {
         BY_CLIENT_IP_LOG.refuse("RateLimitLayer", unix_now())
+    }
+}
+
+impl AddressKey for ByClientIp {
+    fn push_key(&self, parts: &Parts, key: &mut String) -> bool {
+        push_client_key(parts, DEFAULT_IPV6_PREFIX, key)
     }
 }
 
@@ -141,10 +132,16 @@ const SHARED_CLIENT_KEY: &str = "!unknown";
 impl KeyExtractor for ClientIpKey {
     fn extract(&self, parts: &Parts) -> Option<String> {
         let mut key = String::new();
-        self.extract_into(parts, &mut key).then_some(key)
+        self.push_key(parts, &mut key).then_some(key)
     }
 
-    fn extract_into(&self, parts: &Parts, key: &mut String) -> bool {
+    fn missing(&self) -> Problem {
+        self.refuse_unknown("RateLimitLayer", unix_now())
+    }
+}
+
+impl AddressKey for ClientIpKey {
+    fn push_key(&self, parts: &Parts, key: &mut String) -> bool {
         if push_client_key(parts, self.ipv6_prefix(), key) {
             return true;
         }
@@ -154,14 +151,6 @@ impl KeyExtractor for ClientIpKey {
         self.note_shared_bucket("RateLimitLayer", unix_now());
         key.push_str(SHARED_CLIENT_KEY);
         true
-    }
-
-    fn is_secret(&self) -> bool {
-        false
-    }
-
-    fn missing(&self) -> Problem {
-        self.refuse_unknown("RateLimitLayer", unix_now())
     }
 }
 
@@ -205,23 +194,21 @@ impl KeyExtractor for ByHeader {
 }
 
 /// This request's store key under the policy whose keys start with `prefix`
-/// (`rl:<policy>:`): `rl:<policy>:<value>`, or
-/// `rl:<policy>:#<base64url(SHA-256(value))>` for secret values; `None` when
-/// the request has no key.
-pub(crate) fn store_key(
-    prefix: &str,
-    extractor: &dyn KeyExtractor,
-    parts: &Parts,
-) -> Option<String> {
+/// (`rl:<policy>:`): `rl:<policy>:<address>` for an address extractor,
+/// else `rl:<policy>:#<base64url(SHA-256(value))>`; `None` when the request
+/// has no key.
+pub(crate) fn store_key(prefix: &str, extractor: &DynExtractor, parts: &Parts) -> Option<String> {
     let mut key = String::with_capacity(prefix.len() + 44);
     key.push_str(prefix);
-    if !extractor.is_secret() {
-        return extractor.extract_into(parts, &mut key).then_some(key);
+    match extractor {
+        DynExtractor::Address(address) => address.push_key(parts, &mut key).then_some(key),
+        DynExtractor::Hashed(extractor) => {
+            let digest = Sha256::digest(extractor.extract(parts)?.as_bytes());
+            key.push('#');
+            URL_SAFE_NO_PAD.encode_string(digest, &mut key);
+            Some(key)
+        }
     }
-    let digest = Sha256::digest(extractor.extract(parts)?.as_bytes());
-    key.push('#');
-    URL_SAFE_NO_PAD.encode_string(digest, &mut key);
-    Some(key)
 }
 
 /// Appends `n` in decimal. `write!` would go through the formatting
@@ -246,8 +233,37 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
     out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
-/// A type-erased extractor with a readable `Debug`.
-pub(crate) struct DynExtractor(pub(crate) Box<dyn KeyExtractor>);
+/// A type-erased extractor with a readable `Debug`, sorted once (when the
+/// policy is made) into this crate's address extractors and all others.
+pub(crate) enum DynExtractor {
+    /// [`ByClientIp`] or [`ClientIpKey`]: the address, in the clear.
+    Address(Box<dyn AddressKey>),
+    /// Any other extractor: its value may be secret, so it is hashed.
+    Hashed(Box<dyn KeyExtractor>),
+}
+
+impl DynExtractor {
+    /// Erases `extractor`, recognising this crate's address extractors by
+    /// type (no public hook says which keys are secret).
+    pub(crate) fn new<E: KeyExtractor>(extractor: E) -> Self {
+        let any: &dyn Any = &extractor;
+        if let Some(key) = any.downcast_ref::<ClientIpKey>() {
+            return Self::Address(Box::new(key.clone()));
+        }
+        if any.is::<ByClientIp>() {
+            return Self::Address(Box::new(ByClientIp));
+        }
+        Self::Hashed(Box::new(extractor))
+    }
+
+    /// The refusal of a request without a key (see [`KeyExtractor::missing`]).
+    pub(crate) fn missing(&self) -> Problem {
+        match self {
+            Self::Address(e) => e.missing(),
+            Self::Hashed(e) => e.missing(),
+        }
+    }
+}
 
 impl fmt::Debug for DynExtractor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -280,6 +296,10 @@ mod tests {
 
     use super::*;
     use crate::client_ip::PeerAddr;
+
+    fn key_of(prefix: &str, extractor: impl KeyExtractor, parts: &Parts) -> Option<String> {
+        store_key(prefix, &DynExtractor::new(extractor), parts)
+    }
 
     fn parts(f: impl FnOnce(&mut Request<()>)) -> Parts {
         let mut req = Request::new(());
@@ -326,7 +346,7 @@ mod tests {
         assert_eq!(key.extract(&parts(|_| {})), None);
         assert_eq!(key.missing().code(), "client_ip_unavailable");
         assert_eq!(
-            store_key("rl:ip:", &ClientIpKey::default(), &p).unwrap(),
+            key_of("rl:ip:", ClientIpKey::default(), &p).unwrap(),
             "rl:ip:2001:db8:1:2::/64"
         );
         let shared = ClientIpKey::builder()
@@ -334,11 +354,11 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            store_key("rl:ip:", &shared, &parts(|_| {})).unwrap(),
+            key_of("rl:ip:", shared.clone(), &parts(|_| {})).unwrap(),
             "rl:ip:!unknown"
         );
         assert_eq!(
-            store_key("rl:ip:", &shared, &p).unwrap(),
+            key_of("rl:ip:", shared, &p).unwrap(),
             "rl:ip:2001:db8:1:2::/64"
         );
     }
@@ -371,31 +391,38 @@ mod tests {
             r.extensions_mut()
                 .insert(ClientIp("192.0.2.1".parse().unwrap()));
         });
-        let key = store_key("rl:api:", &secret("sk_live_secret"), &p).unwrap();
+        let key = key_of("rl:api:", secret("sk_live_secret"), &p).unwrap();
         assert!(key.starts_with("rl:api:#"), "{key}");
         assert!(!key.contains("sk_live_secret"));
         assert_eq!(key.len(), "rl:api:#".len() + 43);
         assert_ne!(
             key,
-            store_key("rl:api:", &secret("sk_live_secret2"), &p).unwrap()
+            key_of("rl:api:", secret("sk_live_secret2"), &p).unwrap()
         );
         assert_ne!(
             key,
-            store_key("rl:other:", &secret("sk_live_secret"), &p).unwrap()
+            key_of("rl:other:", secret("sk_live_secret"), &p).unwrap()
         );
-        assert_eq!(
-            store_key("rl:ip:", &ByClientIp, &p).unwrap(),
-            "rl:ip:192.0.2.1"
-        );
+        assert_eq!(key_of("rl:ip:", ByClientIp, &p).unwrap(), "rl:ip:192.0.2.1");
         let v6 = parts(|r| {
             r.extensions_mut()
                 .insert(ClientIp("2001:db8::1".parse().unwrap()));
         });
         assert_eq!(
-            store_key("rl:ip:", &ByClientIp, &v6).unwrap(),
+            key_of("rl:ip:", ByClientIp, &v6).unwrap(),
             "rl:ip:2001:db8::/64"
         );
-        assert_eq!(store_key("rl:ip:", &ByClientIp, &parts(|_| {})), None);
+        assert_eq!(key_of("rl:ip:", ByClientIp, &parts(|_| {})), None);
+        // Only this crate's address extractors go in the clear: the same
+        // address from any other extractor is hashed.
+        let wrapped = key_of("rl:ip:", |p: &Parts| ByClientIp.extract(p), &p).unwrap();
+        assert!(wrapped.starts_with("rl:ip:#"), "{wrapped}");
+        let header = parts(|r| {
+            r.headers_mut()
+                .insert("x-tenant", HeaderValue::from_static("192.0.2.1"));
+        });
+        let by_header = key_of("rl:t:", ByHeader::new("x-tenant").unwrap(), &header).unwrap();
+        assert!(by_header.starts_with("rl:t:#"), "{by_header}");
     }
 
     #[test]

@@ -1,18 +1,17 @@
-//! [`RateLimitLayer`], its builder and its policies.
+//! [`RateLimitLayer`], its builder and its policies: configuration only.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use tower::Layer;
 
 use super::fields::push_policy_item;
 use super::key::{DynExtractor, KeyExtractor, check_policy_name};
-use super::service::RateLimit;
 use crate::clock::{Clock, CoarseClock, SystemClock};
 use crate::error::ConfigError;
 use crate::quota::Quota;
+use crate::refusal::Refusal;
 use crate::store::RateStore;
 
 /// What a policy does with a request its extractor finds no key in.
@@ -57,7 +56,7 @@ impl Policy {
             key_prefix: format!("rl:{name}:").into(),
             item_prefix: format!("\"{name}\";r=").into(),
             quota,
-            extractor: Arc::new(DynExtractor(Box::new(extractor))),
+            extractor: Arc::new(DynExtractor::new(extractor)),
             missing: MissingKey::default(),
         }
     }
@@ -88,7 +87,12 @@ impl Policy {
 }
 
 /// Limits requests per key under one or more named [`Policy`]s, counted in a
-/// [`RateStore`]. See the [module docs](super).
+/// [`Store`]. See the [module docs](super).
+///
+/// A refusal carries its [`Problem`](crate::error::Problem) in the response
+/// extensions; [`RateLimitBuilder::rejection`] shapes it, and
+/// [`RateLimitBuilder::events`] reports each `429` as a
+/// `rate_limit.exceeded` event.
 #[must_use]
 pub struct RateLimitLayer<St> {
     pub(crate) shared: Arc<Shared<St>>,
@@ -109,6 +113,7 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitLayer<St> {
             .field("policies", &self.shared.policies)
             .field("fail_open", &self.shared.fail_open)
             .field("clock", &self.shared.clock)
+            .field("refusal", &self.shared.refusal)
             .finish()
     }
 }
@@ -121,6 +126,7 @@ pub(crate) struct Shared<St> {
     pub(crate) policy_header: HeaderValue,
     pub(crate) fail_open: bool,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) refusal: Refusal,
 }
 
 impl<St: RateStore> RateLimitLayer<St> {
@@ -131,20 +137,13 @@ impl<St: RateStore> RateLimitLayer<St> {
             policies: Vec::new(),
             fail_open: false,
             clock: None,
+            refusal: Refusal::default(),
         }
     }
 
     /// The policies, in the order they are checked.
     pub fn policies(&self) -> &[Policy] {
         &self.shared.policies
-    }
-}
-
-impl<S, St> Layer<S> for RateLimitLayer<St> {
-    type Service = RateLimit<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::from_shared(inner, self.shared.clone())
     }
 }
 
@@ -170,6 +169,7 @@ pub struct RateLimitBuilder<St> {
     policies: Vec<Policy>,
     fail_open: bool,
     clock: Option<Arc<dyn Clock>>,
+    refusal: Refusal,
 }
 
 impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
@@ -178,7 +178,8 @@ impl<St: fmt::Debug> fmt::Debug for RateLimitBuilder<St> {
             .field("store", &self.store)
             .field("policies", &self.policies)
             .field("fail_open", &self.fail_open)
-            .finish()
+            .field("refusal", &self.refusal)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,6 +211,17 @@ impl<St: RateStore> RateLimitBuilder<St> {
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
+    }
+
+    refusal_settings! {
+        events: "every `429`, as one `rate_limit.exceeded` event \
+                 ([`EventKind::RateLimitExceeded`](crate::events::EventKind)) \
+                 per refusing policy, whose name is the event's \
+                 [`policy`](crate::events::Event::policy), with the request's \
+                 id, client address and user agent",
+        refusals: "`429 rate_limited` with `Retry-After`, `RateLimit-Policy` \
+                   and `RateLimit`; `503 store_unavailable`; the `400`/`500` \
+                   of a missing key",
     }
 
     /// The layer; refuses no policy, a bad or repeated name, or a zero quota.
@@ -248,6 +260,7 @@ impl<St: RateStore> RateLimitBuilder<St> {
                 policy_header,
                 fail_open: self.fail_open,
                 clock,
+                refusal: self.refusal,
             }),
         })
     }

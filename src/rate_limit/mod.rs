@@ -36,6 +36,13 @@
 //! `429`s carry the same fields, built by the same code. Several layers
 //! stack: each appends its own header lines.
 //!
+//! Every refusal carries its [`Problem`](crate::error::Problem) in the
+//! response extensions; [`RateLimitBuilder::rejection`] answers in the app's
+//! own format (the `Retry-After` and `RateLimit` fields are kept), and
+//! [`RateLimitBuilder::events`] reports each refusing policy as a
+//! `rate_limit.exceeded` event whose [`policy`](crate::events::Event::policy)
+//! names it.
+//!
 //! ```
 //! use std::net::SocketAddr;
 //! use http::{Request, Response, StatusCode};
@@ -104,7 +111,8 @@ mod layer;
 mod service;
 
 pub(crate) use fields::refused;
+pub use fields::{RATELIMIT, RATELIMIT_POLICY};
 pub use future::ResponseFuture;
 pub use key::{ByClientIp, ByHeader, KeyExtractor};
 pub use layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer};
-pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit};
+pub use service::RateLimit;

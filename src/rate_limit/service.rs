@@ -1,32 +1,40 @@
-//! The [`RateLimit`] service.
+//! The [`RateLimit`] service: counts each request under the layer's
+//! policies and refuses, or passes it on with the `RateLimit` headers.
 
 #[cfg(feature = "moka")]
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::HeaderName;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::fields::{push_limit_item, retry_after_secs};
-use super::future::{RateLimitHeaders, ResponseFuture};
+use super::fields::{RateLimitHeaders, push_limit_item, retry_after_secs};
+use super::future::ResponseFuture;
 use super::key::store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
-use crate::body::{ResponseBody, problem_response};
+use crate::body::ResponseBody;
 use crate::error::Problem;
+use crate::events::EventKind;
+use crate::future::{Checked, Finish, LayerFuture};
 use crate::quota::{Quota, RateDecision};
 #[cfg(feature = "moka")]
 use crate::store::MemoryStore;
 use crate::store::{Limit, RateStore};
 
-/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+impl<S, St> Layer<S> for RateLimitLayer<St> {
+    type Service = RateLimit<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
 
 /// The service built by [`RateLimitLayer`].
 pub struct RateLimit<S, St> {
@@ -54,29 +62,12 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for RateLimit<S, St> {
 }
 
 impl<S, St> RateLimit<S, St> {
-    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
-        Self { inner, shared }
-    }
-
     /// Wraps `inner` with the policies of `layer`.
     pub fn new(inner: S, layer: &RateLimitLayer<St>) -> Self {
         layer.layer(inner)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, St: RateStore> RateLimit<S, St> {
@@ -91,14 +82,13 @@ impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
     St: RateStore,
     ReqBody: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -107,30 +97,28 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let (parts, body) = req.into_parts();
-        let keys = plan(&shared.policies, &parts);
-        let req = Request::from_parts(parts, body);
-        let keys = match keys {
+        let keys = match plan(&shared.policies, &parts) {
             Ok(keys) => keys,
-            Err(problem) => {
-                return ResponseFuture::refused(refusal(shared, problem, String::new()));
-            }
+            Err(problem) => return decided(refusal(shared, problem, String::new(), &parts)),
         };
         let now_us = shared.clock.now_us();
-        let mut ratelimit = String::new();
         // One policy: count without waiting while the store can (the
         // in-memory store always can), and call the inner service right here.
         if let [(index, key)] = keys.as_slice() {
             let policy = &shared.policies[*index];
             if let Some(decision) = hit_now(&shared.store, key, &policy.quota, now_us) {
-                if let Some(refused) = record(shared, policy, &decision, &mut ratelimit) {
-                    return ResponseFuture::refused(refused);
+                if !decision.allowed {
+                    return decided(refuse_all(shared, &[(policy, &decision)], &parts, now_us));
                 }
+                let mut ratelimit = String::new();
+                push_item(&mut ratelimit, policy, &decision);
                 let headers = headers(shared, ratelimit);
-                return ResponseFuture::inner(self.inner.call(req), headers);
+                return pass(self.inner.call(Request::from_parts(parts, body)), headers);
             }
         }
         if keys.is_empty() {
-            return ResponseFuture::inner(self.inner.call(req), headers(shared, ratelimit));
+            let headers = headers(shared, String::new());
+            return pass(self.inner.call(Request::from_parts(parts, body)), headers);
         }
         // Several policies, decided together: a request one of them refuses
         // spends none of the others. Without waiting while the store can.
@@ -140,67 +128,54 @@ where
             return match settle(shared, &keys, &decisions) {
                 Ok(ratelimit) => {
                     let headers = headers(shared, ratelimit);
-                    ResponseFuture::inner(self.inner.call(req), headers)
+                    pass(self.inner.call(Request::from_parts(parts, body)), headers)
                 }
-                Err(refused) => ResponseFuture::refused(refuse_all(shared, &refused)),
+                Err(refused) => decided(refuse_all(shared, &refused, &parts, now_us)),
             };
         }
         // The store needs I/O: take the ready inner service, leave a clone.
+        let req = Request::from_parts(parts, body);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(shared);
         let now = UNIX_EPOCH + Duration::from_micros(now_us);
-        ResponseFuture::boxed(async move {
-            match shared.store.hit_all(&limits(&shared, &keys), now).await {
+        ResponseFuture::new(LayerFuture::checking(async move {
+            let ratelimit = match shared.store.hit_all(&limits(&shared, &keys), now).await {
                 Ok(decisions) => match settle(&shared, &keys, &decisions) {
-                    Ok(items) => ratelimit = items,
-                    Err(refused) => return Ok(refuse_all(&shared, &refused)),
+                    Ok(ratelimit) => ratelimit,
+                    Err(refused) => {
+                        let (parts, _) = req.into_parts();
+                        return Checked::Decided(refuse_all(&shared, &refused, &parts, now_us));
+                    }
                 },
                 Err(error) if shared.fail_open => {
                     tracing::warn!(
                         %error,
                         "rate limit store failed; letting the request through (fail open)"
                     );
+                    String::new()
                 }
                 Err(error) => {
                     tracing::error!(
                         %error,
                         "rate limit store failed; refusing the request (fail closed)"
                     );
-                    return Ok(refusal(&shared, Problem::store_unavailable(), ratelimit));
+                    let (parts, _) = req.into_parts();
+                    let problem = Problem::store_unavailable();
+                    return Checked::Decided(refusal(&shared, problem, String::new(), &parts));
                 }
-            }
-            let res = inner.call(req).await?;
-            let mut res = res.map(ResponseBody::inner);
-            headers(&shared, ratelimit).add_to(res.headers_mut());
-            Ok(res)
-        })
+            };
+            Checked::Pass(inner.call(req), headers(&shared, ratelimit))
+        }))
     }
 }
 
-/// The decision without a future, when `store` is the in-memory store (a
-/// type check the compiler folds away); `None` when it needs I/O.
-#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
-fn hit_now<St: 'static>(store: &St, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
-    #[cfg(feature = "moka")]
-    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
-        return memory.hit_now(key, quota, now_us);
-    }
-    None
+fn decided<F, B>(response: Response<ResponseBody<B>>) -> ResponseFuture<F, B> {
+    ResponseFuture::new(LayerFuture::decided(response))
 }
 
-/// [`hit_now`] for several limits, decided together.
-#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
-fn hit_all_now<St: 'static>(
-    store: &St,
-    limits: &[Limit<'_>],
-    now_us: u64,
-) -> Option<Vec<RateDecision>> {
-    #[cfg(feature = "moka")]
-    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
-        return memory.hit_all_now(limits, now_us);
-    }
-    None
+fn pass<F, B>(future: F, headers: RateLimitHeaders) -> ResponseFuture<F, B> {
+    ResponseFuture::new(LayerFuture::inner(future, headers))
 }
 
 /// The store limits of `keys`, in policy order.
@@ -236,13 +211,18 @@ fn settle<'a, St>(
     Ok(ratelimit)
 }
 
-/// The 429 for a request the `refused` policies refused: every one of them
-/// named and counted, `Retry-After` the longest wait among them.
+/// The 429 for the request with `parts` the `refused` policies refused at
+/// `now_us`: every one of them named, counted and reported to the event
+/// sink, `Retry-After` the longest wait among them.
 fn refuse_all<St, B>(
     shared: &Shared<St>,
     refused: &[(&Policy, &RateDecision)],
+    parts: &Parts,
+    now_us: u64,
 ) -> Response<ResponseBody<B>> {
     let mut ratelimit = String::new();
+    let reporter = shared.refusal.reporter(parts);
+    let at = SystemTime::UNIX_EPOCH + Duration::from_micros(now_us);
     for (policy, decision) in refused {
         push_item(&mut ratelimit, policy, decision);
         tracing::debug!(policy = %policy.name, "rate_limit.exceeded");
@@ -251,25 +231,16 @@ fn refuse_all<St, B>(
             "policy" => policy.name.to_string()
         )
         .increment(1);
+        if let Some(reporter) = &reporter {
+            reporter.emit(EventKind::RateLimitExceeded, at, |event| {
+                event.policy = Some(Arc::clone(&policy.name));
+            });
+        }
     }
     let retry_after = retry_after_secs(refused.iter().map(|(p, d)| (&p.quota, *d)));
     let problem = Problem::rate_limited(Duration::from_secs(retry_after))
         .with_violated_policies(refused.iter().map(|(p, _)| &*p.name));
-    refusal(shared, problem, ratelimit)
-}
-
-/// Adds `decision` to the `RateLimit` value; the refusal if it refused.
-fn record<St, B>(
-    shared: &Shared<St>,
-    policy: &Policy,
-    decision: &RateDecision,
-    ratelimit: &mut String,
-) -> Option<Response<ResponseBody<B>>> {
-    if !decision.allowed {
-        return Some(refuse_all(shared, &[(policy, decision)]));
-    }
-    push_item(ratelimit, policy, decision);
-    None
+    refusal(shared, problem, ratelimit, parts)
 }
 
 /// The store keys to count this request under, in policy order, or the
@@ -277,13 +248,12 @@ fn record<St, B>(
 fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
-        let extractor = &*policy.extractor.0;
-        match store_key(&policy.key_prefix, extractor, parts) {
+        match store_key(&policy.key_prefix, &policy.extractor, parts) {
             Some(key) => keys.push((index, key)),
             None => match policy.missing {
                 MissingKey::Reject => {
                     tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
-                    return Err(extractor.missing());
+                    return Err(policy.extractor.missing());
                 }
                 MissingKey::Skip => {}
                 // `!` cannot occur in a policy name, so this never collides
@@ -310,14 +280,43 @@ fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
     }
 }
 
+/// The layer's answer to the request with `parts`, refused for `problem`:
+/// the app's rejection (or problem+json), then every policy in
+/// `RateLimit-Policy` and the `ratelimit` items.
 fn refusal<St, B>(
     shared: &Shared<St>,
     problem: Problem,
     ratelimit: String,
+    parts: &Parts,
 ) -> Response<ResponseBody<B>> {
-    let mut res = problem_response(problem);
-    headers(shared, ratelimit).add_to(res.headers_mut());
+    let mut res = shared.refusal.respond(problem, parts);
+    headers(shared, ratelimit).finish(&mut res);
     res
+}
+
+/// The decision without a future, when `store` is the in-memory store (a
+/// type check the compiler folds away); `None` when it needs I/O.
+#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
+fn hit_now<St: 'static>(store: &St, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
+    #[cfg(feature = "moka")]
+    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+        return memory.hit_now(key, quota, now_us);
+    }
+    None
+}
+
+/// [`hit_now`] for several limits, decided together.
+#[cfg_attr(not(feature = "moka"), allow(unused_variables))]
+fn hit_all_now<St: 'static>(
+    store: &St,
+    limits: &[Limit<'_>],
+    now_us: u64,
+) -> Option<Vec<RateDecision>> {
+    #[cfg(feature = "moka")]
+    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+        return memory.hit_all_now(limits, now_us);
+    }
+    None
 }
 
 #[cfg(all(test, feature = "moka"))]
@@ -337,7 +336,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::quota::Quota;
     use crate::rate_limit::key::push_decimal;
-    use crate::rate_limit::{ByClientIp, ByHeader};
+    use crate::rate_limit::{ByClientIp, ByHeader, RATELIMIT, RATELIMIT_POLICY};
     use crate::store::MemoryStore;
 
     type Res = Response<ResponseBody<Full<Bytes>>>;
@@ -708,5 +707,138 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.reason.contains("twice"), "{err}");
+    }
+
+    /// A plain-text refusal that also tries to set its own wait.
+    fn text_refusal(problem: &Problem, _: &Parts) -> Response<crate::error::FullBody> {
+        let policies = problem
+            .member("violated-policies")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let body = format!("{} {policies}", problem.code());
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = problem.status();
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        res
+    }
+
+    #[tokio::test]
+    async fn a_custom_rejection_shapes_the_429_and_keeps_the_rate_limit_fields() {
+        let clock = ManualClock::default();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_minute(1), ByClientIp)
+            .clock(clock.clone())
+            .rejection(text_refusal)
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        assert_eq!(send(&svc, from("192.0.2.1")).await.status(), StatusCode::OK);
+        let res = send(&svc, from("192.0.2.1")).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[RETRY_AFTER], "60");
+        assert_eq!(res.headers()[RATELIMIT_POLICY], "\"ip\";q=1;w=60");
+        assert_eq!(res.headers()[RATELIMIT], "\"ip\";r=0;t=60");
+        assert_eq!(
+            res.extensions().get::<Problem>().map(Problem::code),
+            Some("rate_limited")
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "rate_limited [\"ip\"]");
+        // Every refusal goes through it: a missing key too.
+        let res = send(&svc, Request::new(())).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "client_ip_unavailable ");
+    }
+
+    #[tokio::test]
+    async fn an_outer_layer_sees_why_the_request_was_refused() {
+        let clock = ManualClock::default();
+        let svc = tower::ServiceBuilder::new()
+            .map_response(|res: Res| {
+                let why = res.extensions().get::<Problem>().cloned();
+                (res.status(), why)
+            })
+            .service(service(&per_ip(1, &clock)));
+        let (status, why) = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+        assert_eq!((status, why.is_none()), (StatusCode::OK, true));
+        let (status, why) = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let why = why.unwrap();
+        assert_eq!(why.code(), "rate_limited");
+        assert_eq!(why.retry_after(), Some(60));
+        assert_eq!(
+            why.member("violated-policies"),
+            Some(&serde_json::json!(["ip"]))
+        );
+        let (status, why) = svc.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(why.unwrap().code(), "client_ip_unavailable");
+    }
+
+    #[tokio::test]
+    async fn each_refusing_policy_is_reported_as_an_event() {
+        use crate::clock::Clock;
+        use crate::events::{EventKind, MemorySink};
+
+        let clock = ManualClock::default();
+        let sink = MemorySink::new();
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("burst", Quota::per_minute(1), ByClientIp)
+            .limit(
+                "tenant",
+                Quota::per_minute(1),
+                ByHeader::new("x-tenant").unwrap(),
+            )
+            .clock(clock.clone())
+            .events(sink.clone())
+            .build()
+            .unwrap();
+        let svc = service(&layer);
+        let req = || {
+            let mut r = tenant_request();
+            r.headers_mut()
+                .insert("x-request-id", HeaderValue::from_static("r-1"));
+            r
+        };
+        assert_eq!(send(&svc, req()).await.status(), StatusCode::OK);
+        assert!(sink.events().is_empty(), "an allowed request is no event");
+        assert_eq!(
+            send(&svc, req()).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let events = sink.events();
+        let policies: Vec<_> = events.iter().map(|e| e.policy.as_deref()).collect();
+        assert_eq!(policies, [Some("burst"), Some("tenant")]);
+        for e in &events {
+            assert_eq!(e.kind, EventKind::RateLimitExceeded);
+            assert_eq!(e.kind.as_str(), "rate_limit.exceeded");
+            assert_eq!(e.request_id.as_deref(), Some("r-1"));
+            assert_eq!(e.client_ip, Some("192.0.2.1".parse().unwrap()));
+            assert_eq!(e.at, clock.now());
+        }
+        // One policy, decided in place: the same event.
+        let one = RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_minute(1), ByClientIp)
+            .clock(clock.clone())
+            .events(sink.clone())
+            .build()
+            .unwrap();
+        let svc = service(&one);
+        send(&svc, from("192.0.2.9")).await;
+        send(&svc, from("192.0.2.9")).await;
+        let last = sink.events().pop().unwrap();
+        assert_eq!(last.policy.as_deref(), Some("ip"));
+        assert_eq!(last.client_ip, Some("192.0.2.9".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn accessors_reach_the_inner_service() {
+        let clock = ManualClock::default();
+        let mut svc = RateLimit::new(7u8, &per_ip(1, &clock));
+        assert_eq!(*svc.get_ref(), 7);
+        *svc.get_mut() = 8;
+        assert_eq!(svc.into_inner(), 8);
     }
 }
