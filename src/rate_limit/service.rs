@@ -551,6 +551,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_policy_over_memory_calls_the_inner_service_in_place() {
+        // `MemoryStore::hit_now`, reached through the type check: no boxed
+        // future, so the inner service has run when `call` returns.
+        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&called);
+        let layer = RateLimitLayer::builder(MemoryStore::new())
+            .limit("ip", Quota::per_second(1), ByClientIp)
+            .build()
+            .unwrap();
+        let mut svc = layer.layer(service_fn(move |_req: Request<()>| {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        }));
+        let fut = svc.ready().await.unwrap().call(from("192.0.2.1"));
+        assert!(called.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(fut.await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
     async fn several_policies_are_listed_and_decided_together() {
         let (svc, clock) = two_policies(false);
         let req = tenant_request;

@@ -1,14 +1,14 @@
-//! [`MemoryStoreBuilder`]: the bounds of a [`MemoryStore`].
+//! [`MemoryStoreBuilder`]: the bounds of a [`MemoryStore`], and the
+//! constructors that start from it.
 
 use std::sync::Arc;
 
 use moka::sync::Cache;
 
 use super::capacity::FullAlarm;
-use super::challenge::EntryTtl;
 use super::rate_table::RateTable;
 use super::records::RecordTable;
-use super::store::{Alarms, MemoryStore};
+use super::store::{Alarms, EntryTtl, MemoryStore};
 #[cfg(doc)]
 use crate::store::StoreError;
 
@@ -19,6 +19,24 @@ pub struct MemoryStoreBuilder {
     max_capacity: u64,
     max_records: usize,
     max_rate_keys: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl MemoryStore {
+    /// A store with default bounds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder to set bounds.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::new()
+    }
 }
 
 impl MemoryStoreBuilder {

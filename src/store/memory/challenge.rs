@@ -1,41 +1,13 @@
 //! [`ChallengeStore`] for [`MemoryStore`]: a moka cache with per-entry TTLs,
 //! each attempt one atomic entry computation.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use moka::Expiry;
 use moka::ops::compute::Op;
 
-use super::store::MemoryStore;
+use super::store::{Entry, MemoryStore};
 use crate::clock::unix_micros;
 use crate::store::{Attempt, Challenge, ChallengeStore, StoreError};
-
-/// A pending challenge in the cache, with its attempt count.
-#[derive(Clone)]
-pub(super) struct Entry {
-    challenge: Challenge,
-    attempts: u32,
-    ttl: Duration,
-}
-
-/// Each entry lives until its challenge expires.
-pub(super) struct EntryTtl;
-
-impl Expiry<String, Entry> for EntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
-    }
-}
 
 fn challenge_key(key: &str) -> String {
     key.to_owned()

@@ -5,52 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::records::{Deadline, Op as RecordOp};
-use super::store::{MemoryStore, Record};
+use super::store::{Family, MemoryStore, Record, Session};
 use crate::clock::unix_micros;
 use crate::store::{Rotation, SessionStore, StoreError};
 
 /// Refresh tokens of one family remembered as spent, for reuse detection.
 const SPENT_REMEMBERED: usize = 64;
-
-/// Everything under one session family id or token `jti`: the family (if
-/// live) and the revocation marker (if any), so that revoking a family —
-/// which sets the marker and drops the family — is one step and needs no
-/// room when the family exists.
-#[derive(Clone, Default)]
-pub(super) struct Session {
-    family: Option<(Arc<Family>, Deadline)>,
-    /// Revoked until this deadline (`0`: not revoked).
-    revoked_until: Deadline,
-}
-
-impl Session {
-    /// The record operation that stores this state as of `now`.
-    fn into_op(mut self, now: Deadline) -> RecordOp<Record> {
-        if self.family.as_ref().is_some_and(|(_, until)| *until <= now) {
-            self.family = None;
-        }
-        let until = self
-            .family
-            .as_ref()
-            .map_or(0, |(_, until)| *until)
-            .max(self.revoked_until);
-        if until <= now {
-            RecordOp::Remove
-        } else {
-            RecordOp::Put(Record::Session(self), until)
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Family {
-    data: Arc<[u8]>,
-    current: [u8; 32],
-    /// The token `current` replaced, and when (µs), for the grace window.
-    previous: Option<([u8; 32], u64)>,
-    /// Older spent tokens (most recent last), bounded.
-    spent: Vec<[u8; 32]>,
-}
 
 fn session_key(id: &str) -> String {
     format!("s:{id}")

@@ -1,20 +1,86 @@
-//! [`MemoryStore`]: the struct, its tables, and the record helpers the
-//! concern impls share.
+//! [`MemoryStore`]: the struct, what its tables hold, and the record helper
+//! the concern impls share.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use moka::Expiry;
 use moka::sync::Cache;
 
-use super::builder::MemoryStoreBuilder;
 use super::capacity::FullAlarm;
-use super::challenge::Entry;
 use super::rate_table::RateTable;
 use super::records::{Deadline, Op as RecordOp, RecordTable};
-use super::session::Session;
-use crate::store::{Ping, StoreError};
+use crate::store::{Challenge, Ping, StoreError};
 #[cfg(doc)]
 use crate::store::{SessionStore, Store};
+
+/// A pending challenge in the cache, with its attempt count.
+#[derive(Clone)]
+pub(super) struct Entry {
+    pub(super) challenge: Challenge,
+    pub(super) attempts: u32,
+    pub(super) ttl: Duration,
+}
+
+/// Each entry lives until its challenge expires.
+pub(super) struct EntryTtl;
+
+impl Expiry<String, Entry> for EntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// Everything under one session family id or token `jti`: the family (if
+/// live) and the revocation marker (if any), so that revoking a family —
+/// which sets the marker and drops the family — is one step and needs no
+/// room when the family exists.
+#[derive(Clone, Default)]
+pub(super) struct Session {
+    pub(super) family: Option<(Arc<Family>, Deadline)>,
+    /// Revoked until this deadline (`0`: not revoked).
+    pub(super) revoked_until: Deadline,
+}
+
+impl Session {
+    /// The record operation that stores this state as of `now`.
+    pub(super) fn into_op(mut self, now: Deadline) -> RecordOp<Record> {
+        if self.family.as_ref().is_some_and(|(_, until)| *until <= now) {
+            self.family = None;
+        }
+        let until = self
+            .family
+            .as_ref()
+            .map_or(0, |(_, until)| *until)
+            .max(self.revoked_until);
+        if until <= now {
+            RecordOp::Remove
+        } else {
+            RecordOp::Put(Record::Session(self), until)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Family {
+    pub(super) data: Arc<[u8]>,
+    pub(super) current: [u8; 32],
+    /// The token `current` replaced, and when (µs), for the grace window.
+    pub(super) previous: Option<([u8; 32], u64)>,
+    /// Older spent tokens (most recent last), bounded.
+    pub(super) spent: Vec<[u8; 32]>,
+}
 
 /// An authoritative record: never evicted, only expired or deleted.
 pub(super) enum Record {
@@ -63,6 +129,10 @@ pub(super) enum Record {
 ///     .build();
 /// # let _ = store;
 /// ```
+///
+/// [`MemoryStoreBuilder::max_capacity`]: crate::store::MemoryStoreBuilder::max_capacity
+/// [`MemoryStoreBuilder::max_records`]: crate::store::MemoryStoreBuilder::max_records
+/// [`MemoryStoreBuilder::max_rate_keys`]: crate::store::MemoryStoreBuilder::max_rate_keys
 #[derive(Clone)]
 pub struct MemoryStore {
     pub(super) challenges: Cache<String, Entry>,
@@ -86,23 +156,7 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self::builder().build()
-    }
-}
-
 impl MemoryStore {
-    /// A store with default bounds.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A builder to set bounds.
-    pub fn builder() -> MemoryStoreBuilder {
-        MemoryStoreBuilder::new()
-    }
-
     /// Runs one atomic step on the record under `key`.
     pub(super) fn record<R>(
         &self,

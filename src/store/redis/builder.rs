@@ -1,11 +1,12 @@
 //! [`RedisStoreBuilder`]: the settings of a [`RedisStore`], checked before
-//! connecting, and why connecting failed.
+//! connecting, and the constructors that start from it.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::connection::{Connection, Target};
+use super::error::RedisConnectError;
 use super::keys::Keys;
 use super::reply::store_error;
 use super::scripts::SCRIPTS;
@@ -16,46 +17,6 @@ use crate::store::StoreError;
 const DEFAULT_PREFIX: &str = "tower-otp";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Why [`RedisStoreBuilder::connect`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum RedisConnectError {
-    /// The settings are wrong (URL, prefix, timeouts).
-    Config(ConfigError),
-    /// Redis could not be reached or did not answer in time.
-    Store(StoreError),
-}
-
-impl fmt::Display for RedisConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(e) => e.fmt(f),
-            Self::Store(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for RedisConnectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Config(e) => Some(e),
-            Self::Store(e) => Some(e),
-        }
-    }
-}
-
-impl From<ConfigError> for RedisConnectError {
-    fn from(e: ConfigError) -> Self {
-        Self::Config(e)
-    }
-}
-
-impl From<StoreError> for RedisConnectError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
 
 /// Builder for [`RedisStore`]; [`connect`](Self::connect) opens the connection.
 #[derive(Clone)]
@@ -165,6 +126,31 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             target: self.target.redacted().into(),
         })
+    }
+}
+
+impl RedisStore {
+    /// A builder for a single Redis server at `url`
+    /// (`redis://[user][:password@]host[:port][/db]`, or `rediss://` when the
+    /// `redis` crate is built with TLS).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Target::Single(url.into()))
+    }
+
+    /// A builder for a Redis Cluster reached through `nodes` (one or more
+    /// `redis://` URLs of cluster members; the rest is discovered).
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster_builder<I, N>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        RedisStoreBuilder::new(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
+    /// Connects to a single server at `url` with default settings.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, RedisConnectError> {
+        Self::builder(url).connect().await
     }
 }
 

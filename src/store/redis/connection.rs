@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisError, RedisFuture, Value};
 
-use super::builder::RedisConnectError;
+use super::error::RedisConnectError;
 use super::reply::store_error;
 use crate::error::ConfigError;
 

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use redis::{Cmd, ScriptInvocation, Value};
 
-use super::builder::{RedisConnectError, RedisStoreBuilder};
-use super::connection::{Connection, Target};
+use super::connection::Connection;
 use super::keys::Keys;
 use super::reply::{corrupt, store_error};
 use crate::store::{Ping, StoreError};
@@ -110,6 +109,8 @@ const MAX_TTL_MS: u64 = 1 << 48;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// [`RedisStoreBuilder::timeout`]: crate::store::RedisStoreBuilder::timeout
 #[derive(Clone)]
 pub struct RedisStore {
     pub(super) conn: Connection,
@@ -130,29 +131,6 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A builder for a single Redis server at `url`
-    /// (`redis://[user][:password@]host[:port][/db]`, or `rediss://` when the
-    /// `redis` crate is built with TLS).
-    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(Target::Single(url.into()))
-    }
-
-    /// A builder for a Redis Cluster reached through `nodes` (one or more
-    /// `redis://` URLs of cluster members; the rest is discovered).
-    #[cfg(feature = "redis-cluster")]
-    pub fn cluster_builder<I, N>(nodes: I) -> RedisStoreBuilder
-    where
-        I: IntoIterator<Item = N>,
-        N: Into<String>,
-    {
-        RedisStoreBuilder::new(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
-    }
-
-    /// Connects to a single server at `url` with default settings.
-    pub async fn connect(url: impl Into<String>) -> Result<Self, RedisConnectError> {
-        Self::builder(url).connect().await
-    }
-
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.keys.prefix
