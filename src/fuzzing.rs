@@ -381,7 +381,8 @@ mod tests {
             names.sort();
             Some(names)
         };
-        let (Some(targets), Some(seeds)) = (names("fuzz_targets", ".rs"), names("seeds", "")) else {
+        let (Some(targets), Some(seeds)) = (names("fuzz_targets", ".rs"), names("seeds", ""))
+        else {
             // No fuzz/ at all: `replay_seeds` says so, or fails under CI.
             replay_seeds("phone", super::phone);
             return;
