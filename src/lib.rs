@@ -21,6 +21,8 @@ mod future;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
+// Parsed only for a provider's `Retry-After` (and by its fuzz target).
+#[cfg(any(feature = "http-client", test, fuzzing))]
 mod http_date;
 pub mod identifier;
 pub mod jwt;
