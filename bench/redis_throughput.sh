@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OTP request+verify throughput over RedisStore, next to redis-benchmark
-# running EVALSHA of the store's own GCRA script (src/store/redis/lua/hit_all.lua,
-# one key) at the same concurrency against the same private redis-server, in one run.
+# running EVALSHA of the store's own GCRA script (src/store/redis/lua/hit_all.lua) at
+# the same concurrency against the same private redis-server, in one run.
 #
 # Usage: bash bench/redis_throughput.sh [concurrency=50] [seconds=10]
 # Needs redis-server, redis-cli and redis-benchmark (apt-get install
@@ -42,8 +42,9 @@ REDIS_URL="redis://127.0.0.1:$port" CONCURRENCY="$CONCURRENCY" BENCH_SECONDS="$S
     cargo bench --bench redis_throughput 2>/dev/null | grep '^tower-otp'
 
 echo
-echo "== 2. redis-benchmark: EVALSHA hit_all.lua with one key (the rate script), same server, -c $CONCURRENCY =="
-sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat ../src/store/redis/lua/hit_all.lua)")
+echo "== 2. redis-benchmark: EVALSHA hit_all.lua, one limit (the script the store runs), same server, -c $CONCURRENCY =="
+script=$(cat ../src/store/redis/lua/hit_all.lua) # one limit: KEYS[1]; now, interval, tau
+sha=$(redis-cli -p "$port" SCRIPT LOAD "$script")
 # About the same wall time as run 1 at ~100k/s; random keys like real limits.
 requests=$((SECONDS_RUN * 100000))
 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONCURRENCY" -n "$requests" -r 1000000 -q \
