@@ -61,7 +61,7 @@ macro_rules! refusal_settings {
 /// [`LayerFuture`](crate::future::LayerFuture), whose inner-future state ends
 /// with `$finish` (a [`Finish`](crate::future::Finish); `()` for none).
 ///
-/// ```ignore
+/// ```text
 /// response_future! {
 ///     /// Response future of [`Foo`](super::Foo).
 ///     ()
