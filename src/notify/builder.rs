@@ -8,7 +8,10 @@
 
 /// `request_timeout(d)`, for a builder with a field
 /// `http: HttpOptions`.
-#[cfg_attr(not(feature = "http-client"), allow(unused_macros))]
+#[cfg_attr(
+    not(any(feature = "twilio", feature = "http-notifier")),
+    allow(unused_macros)
+)]
 macro_rules! request_timeout_option {
     () => {
         /// Time for one HTTP request, connection included (default 10 s).
@@ -48,7 +51,10 @@ macro_rules! templates_option {
     };
 }
 
-#[cfg_attr(not(feature = "http-client"), allow(unused_imports))]
+#[cfg_attr(
+    not(any(feature = "twilio", feature = "http-notifier")),
+    allow(unused_imports)
+)]
 pub(crate) use request_timeout_option;
 #[cfg_attr(
     not(any(feature = "twilio", feature = "http-notifier", feature = "smtp")),

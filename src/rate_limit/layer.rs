@@ -87,7 +87,7 @@ impl Policy {
 }
 
 /// Limits requests per key under one or more named [`Policy`]s, counted in a
-/// [`Store`]. See the [module docs](super).
+/// [`RateStore`](crate::store::RateStore). See the [module docs](super).
 ///
 /// A refusal carries its [`Problem`](crate::error::Problem) in the response
 /// extensions; [`RateLimitBuilder::rejection`] shapes it, and
