@@ -24,6 +24,25 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// The associated types and `poll_ready` of a layer service that may answer
+/// on its own: its response body is [`ResponseBody`](crate::body::ResponseBody)
+/// over `$body`, its future the module's `ResponseFuture`, and readiness is
+/// the inner service's. Expands inside `impl Service<Request<_>> for Foo<S, …>`.
+macro_rules! refusing_service_items {
+    ($body:ident) => {
+        type Response = http::Response<$crate::body::ResponseBody<$body>>;
+        type Error = S::Error;
+        type Future = ResponseFuture<S::Future, $body>;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+    };
+}
+
 /// `events`, `events_arc` and `rejection` for the builder of a layer that
 /// refuses requests, whose refusal settings are its field `refusal` (a
 /// [`Refusal`](crate::refusal::Refusal)); expands inside the builder's

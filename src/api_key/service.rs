@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
 use http::request::Parts;
@@ -84,13 +83,7 @@ where
     ReqB: Send + 'static,
     ResB: 'static,
 {
-    type Response = Response<ResponseBody<ResB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResB>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    refusing_service_items!(ResB);
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let state = match self.shared.precheck(req.headers()) {
@@ -388,6 +381,15 @@ mod tests {
         );
     }
 
+    /// A 403 whose challenge names the scopes `required`.
+    fn assert_insufficient_scope<B>(res: &Response<B>, required: &str) {
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            format!("Bearer error=\"insufficient_scope\", scope=\"{required}\"")
+        );
+    }
+
     #[tokio::test]
     async fn missing_scope_is_403_insufficient_scope() {
         let (svc, issued, sink) = setup(|b| b.require_scope("read").require_scope("write")).await;
@@ -398,11 +400,7 @@ mod tests {
                 .oneshot(request(&[("x-api-key", issued.key())]))
                 .await
                 .unwrap();
-            assert_eq!(res.status(), StatusCode::FORBIDDEN);
-            assert_eq!(
-                res.headers()[WWW_AUTHENTICATE],
-                "Bearer error=\"insufficient_scope\", scope=\"read write\""
-            );
+            assert_insufficient_scope(&res, "read write");
             assert_eq!(problem_code(res).await, "insufficient_scope");
         }
         assert_eq!(
@@ -482,11 +480,7 @@ mod tests {
             .oneshot(request(&[("x-api-key", issued.key())]))
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            res.headers()[WWW_AUTHENTICATE],
-            "Bearer error=\"insufficient_scope\", scope=\"write\""
-        );
+        assert_insufficient_scope(&res, "write");
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "insufficient_scope at /x");
         // The events are the same whoever shapes the response.

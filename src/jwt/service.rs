@@ -1,7 +1,6 @@
 //! [`Jwt`]: the bearer-token check as a `tower::Service`.
 
 use std::fmt;
-use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Request, Response};
@@ -150,13 +149,7 @@ where
     ReqBody: Send + 'static,
     ResBody: 'static,
 {
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    refusing_service_items!(ResBody);
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.layer.config;

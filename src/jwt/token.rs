@@ -88,27 +88,18 @@ pub struct RegisteredClaims {
     pub sub: Option<String>,
     /// Expiry, seconds since the epoch. A fractional NumericDate
     /// (RFC 7519 §2) is accepted, rounded down to a whole second.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "floor_date"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "floor_date")]
     pub exp: Option<u64>,
     /// Not before, seconds since the epoch. A fractional NumericDate
     /// (RFC 7519 §2) is accepted, rounded up to a whole second.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "ceil_date"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "ceil_date")]
     pub nbf: Option<u64>,
     /// Issued at, seconds since the epoch. A fractional NumericDate
     /// (RFC 7519 §2) is accepted, rounded up to a whole second.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "ceil_date"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "ceil_date")]
     pub iat: Option<u64>,
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -408,24 +399,27 @@ mod tests {
             URL_SAFE_NO_PAD.encode("{}")
         );
         assert_eq!(d(&none, 1000), JwtError::Algorithm);
-        let hs512 = sign_raw(
-            r#"{"alg":"HS512","kid":"k1"}"#,
-            r#"{"exp":2000}"#,
-            TEST_SECRET.as_bytes(),
-        );
-        assert_eq!(d(&hs512, 1000), JwtError::Algorithm);
-        let other_kid = sign_raw(
-            r#"{"alg":"HS256","kid":"k9"}"#,
-            r#"{"exp":2000}"#,
-            TEST_SECRET.as_bytes(),
-        );
-        assert_eq!(d(&other_kid, 1000), JwtError::UnknownKey);
-        let wrong_key = sign_raw(
-            r#"{"alg":"HS256","kid":"k1"}"#,
-            r#"{"exp":2000}"#,
-            TEST_SECRET_2.as_bytes(),
-        );
-        assert_eq!(d(&wrong_key, 1000), JwtError::Signature);
+        // (header, signing secret, expected refusal) for a live payload.
+        for (header, secret, expected) in [
+            (
+                r#"{"alg":"HS512","kid":"k1"}"#,
+                TEST_SECRET,
+                JwtError::Algorithm,
+            ),
+            (
+                r#"{"alg":"HS256","kid":"k9"}"#,
+                TEST_SECRET,
+                JwtError::UnknownKey,
+            ),
+            (
+                r#"{"alg":"HS256","kid":"k1"}"#,
+                TEST_SECRET_2,
+                JwtError::Signature,
+            ),
+        ] {
+            let token = sign_raw(header, r#"{"exp":2000}"#, secret.as_bytes());
+            assert_eq!(d(&token, 1000), expected, "{header} signed with {secret:?}");
+        }
         let mut parts: Vec<&str> = good.split('.').collect();
         let tampered_payload = URL_SAFE_NO_PAD.encode(r#"{"exp":9999999999}"#);
         parts[1] = &tampered_payload;

@@ -277,16 +277,12 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         allowed && !denied
     }
 
-    pub(crate) async fn request_code<B>(
+    pub(crate) async fn request_code(
         self: &Arc<Self>,
         ctx: &RequestContext,
         parts: &Parts,
-        body: B,
-    ) -> Answer
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+        body: impl Body<Error: Into<BoxError>>,
+    ) -> Answer {
         let req: CodeRequest = read_json(parts, body, self.config.body_limit).await?;
         let id = req.id.parse()?;
         let channel = self.channel_for(&id, req.channel)?;
@@ -454,16 +450,12 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         }
     }
 
-    pub(crate) async fn verify_code<B>(
+    pub(crate) async fn verify_code(
         &self,
         ctx: &RequestContext,
         parts: &Parts,
-        body: B,
-    ) -> Answer
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+        body: impl Body<Error: Into<BoxError>>,
+    ) -> Answer {
         let req: VerifyRequest = read_json(parts, body, self.config.body_limit).await?;
         let id = req.id.parse()?;
         if !code::well_formed(&req.code, self.config.code_length) {
