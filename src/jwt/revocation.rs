@@ -42,8 +42,10 @@ impl Revocation for NoRevocation {
     }
 }
 
-/// Checks the token's session (`sid`) and then its `jti` against a [`SessionStore`]:
-/// a logged-out session or an individually revoked token is refused.
+/// Checks the token's session (`sid`) and its `jti` against a [`SessionStore`]
+/// in one call ([`SessionStore::is_any_revoked`]): a logged-out session or an
+/// individually revoked token is refused. A token with neither claim makes
+/// no call.
 #[derive(Clone, Debug)]
 pub struct StoreRevocation<S>(pub S);
 
@@ -53,11 +55,10 @@ impl<S: SessionStore> sealed::Checks for StoreRevocation<S> {
 
 impl<S: SessionStore> Revocation for StoreRevocation<S> {
     async fn is_revoked(&self, claims: &RegisteredClaims) -> Result<bool, StoreError> {
-        for id in [&claims.sid, &claims.jti].into_iter().flatten() {
-            if self.0.is_revoked(id).await? {
-                return Ok(true);
-            }
+        match (claims.sid.as_deref(), claims.jti.as_deref()) {
+            (None, None) => Ok(false),
+            (Some(id), None) | (None, Some(id)) => self.0.is_any_revoked(&[id]).await,
+            (Some(sid), Some(jti)) => self.0.is_any_revoked(&[sid, jti]).await,
         }
-        Ok(false)
     }
 }

@@ -401,6 +401,121 @@ mod tests {
         assert_eq!(challenge(&res), "Bearer error=\"invalid_token\"");
     }
 
+    /// A [`SessionStore`] over a [`MemoryStore`] that counts every call.
+    #[cfg(feature = "moka")]
+    #[derive(Clone, Debug, Default)]
+    struct Counting {
+        inner: crate::store::MemoryStore,
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[cfg(feature = "moka")]
+    impl Counting {
+        fn take(&self) -> usize {
+            self.calls.swap(0, std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn count(&self) {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[cfg(feature = "moka")]
+    impl crate::store::SessionStore for Counting {
+        async fn create_session(
+            &self,
+            sid: &str,
+            refresh_hash: &[u8; 32],
+            data: &[u8],
+            ttl: Duration,
+            now: std::time::SystemTime,
+        ) -> Result<(), crate::store::StoreError> {
+            self.count();
+            self.inner
+                .create_session(sid, refresh_hash, data, ttl, now)
+                .await
+        }
+
+        async fn rotate_refresh(
+            &self,
+            sid: &str,
+            presented: &[u8; 32],
+            successor: &[u8; 32],
+            grace: Duration,
+            ttl: Duration,
+            now: std::time::SystemTime,
+        ) -> Result<crate::store::Rotation, crate::store::StoreError> {
+            self.count();
+            self.inner
+                .rotate_refresh(sid, presented, successor, grace, ttl, now)
+                .await
+        }
+
+        async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), crate::store::StoreError> {
+            self.count();
+            self.inner.revoke(id, ttl).await
+        }
+
+        async fn is_revoked(&self, id: &str) -> Result<bool, crate::store::StoreError> {
+            self.count();
+            self.inner.is_revoked(id).await
+        }
+
+        async fn is_any_revoked(&self, ids: &[&str]) -> Result<bool, crate::store::StoreError> {
+            self.count();
+            self.inner.is_any_revoked(ids).await
+        }
+    }
+
+    /// A protected request costs one store call whatever it carries (`sid`,
+    /// `jti`, both), none without either, and a revoked `sid` or `jti`
+    /// still refuses.
+    #[cfg(feature = "moka")]
+    #[tokio::test]
+    async fn the_revocation_check_is_one_store_call() {
+        use crate::store::SessionStore;
+
+        let clock = ManualClock::default();
+        let store = Counting::default();
+        let layer = JwtLayer::new(keys(), Validation::default())
+            .with_clock(clock.clone())
+            .with_store(store.clone());
+        let now = unix_secs(clock.now());
+        let bearer = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "usr_a", "exp": now + 60});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            format!("Bearer {}", encode(&keys(), &claims).unwrap())
+        };
+        let both = bearer(serde_json::json!({"sid": "fam1", "jti": "tok1"}));
+        let cases = [
+            (bearer(serde_json::json!({})), 0),
+            (bearer(serde_json::json!({"sid": "fam1"})), 1),
+            (bearer(serde_json::json!({"jti": "tok1"})), 1),
+            (both.clone(), 1),
+        ];
+        for (token, calls) in &cases {
+            let res = respond(&layer, with_authorization(token)).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(store.take(), *calls, "{token}");
+        }
+        for revoked in ["tok1", "fam1"] {
+            let store = Counting::default();
+            let layer = layer.clone().with_store(store.clone());
+            store
+                .inner
+                .revoke(revoked, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let res = respond(&layer, with_authorization(&both)).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{revoked} revoked");
+            assert_eq!(challenge(&res), "Bearer error=\"invalid_token\"");
+            assert_eq!(store.take(), 1, "{revoked} revoked");
+        }
+    }
+
     #[tokio::test]
     async fn a_cached_token_is_refused_once_it_expires() {
         let clock = ManualClock::default();

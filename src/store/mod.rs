@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`RateStore`] | [`hit`](RateStore::hit), [`hit_all`](RateStore::hit_all) | `RateLimitLayer`, the router's limits |
 //! | [`ChallengeStore`] | [`put_challenge`](ChallengeStore::put_challenge), [`attempt_challenge`](ChallengeStore::attempt_challenge), [`remove_challenge`](ChallengeStore::remove_challenge) | the router's request and verify |
-//! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked) | the router's tokens, `JwtLayer::with_store` |
+//! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked), [`is_any_revoked`](SessionStore::is_any_revoked) | the router's tokens, `JwtLayer::with_store` |
 //! | [`ApiKeyStore`] | [`put_api_key`](ApiKeyStore::put_api_key), [`get_api_key`](ApiKeyStore::get_api_key), [`delete_api_key`](ApiKeyStore::delete_api_key), [`list_api_keys`](ApiKeyStore::list_api_keys) | `ApiKeys`, `ApiKeyLayer` |
 //! | [`Ping`] | [`ping`](Ping::ping) | the router's readiness check |
 //!

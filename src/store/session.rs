@@ -66,4 +66,26 @@ pub trait SessionStore: Clone + Send + Sync + fmt::Debug + 'static {
 
     /// Whether `id` has been revoked.
     fn is_revoked(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Whether any of `ids` has been revoked (`false` for none): the
+    /// revocation check of a protected request — its `sid` and its `jti` —
+    /// in one call. Must agree with [`is_revoked`](Self::is_revoked) on
+    /// every id.
+    ///
+    /// The default asks `is_revoked` for each id in turn and stops at the
+    /// first revoked one; a backend that pays a round trip per call
+    /// overrides it (`MemoryStore` and `RedisStore` do).
+    fn is_any_revoked(
+        &self,
+        ids: &[&str],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            for id in ids {
+                if self.is_revoked(id).await? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
 }

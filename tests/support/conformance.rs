@@ -559,6 +559,54 @@ pub async fn revoke_kills_session<S: SessionStore>(store: S) {
     assert!(store.is_revoked(&jti).await.unwrap());
 }
 
+/// `is_any_revoked` agrees with `is_revoked`: none of the ids, the first,
+/// the second, both, a later one of several (ids of different cluster
+/// slots), and no ids at all.
+pub async fn is_any_revoked_agrees_with_is_revoked<S: SessionStore>(store: S) {
+    let ttl = Duration::from_secs(60);
+    let (sid, jti) = (unique("sid"), unique("jti"));
+    let (a, b) = (sid.as_str(), jti.as_str());
+    assert!(!store.is_any_revoked(&[]).await.unwrap());
+    assert!(!store.is_any_revoked(&[a, b]).await.unwrap());
+    assert!(!store.is_any_revoked(&[a]).await.unwrap());
+    store.revoke(a, ttl).await.unwrap();
+    assert!(
+        store.is_any_revoked(&[a, b]).await.unwrap(),
+        "first revoked"
+    );
+    assert!(store.is_any_revoked(&[a]).await.unwrap());
+    assert!(!store.is_any_revoked(&[b]).await.unwrap());
+    assert!(!store.is_any_revoked(&[]).await.unwrap());
+
+    let (sid, jti) = (unique("sid"), unique("jti"));
+    let (a, b) = (sid.as_str(), jti.as_str());
+    store.revoke(b, ttl).await.unwrap();
+    assert!(
+        store.is_any_revoked(&[a, b]).await.unwrap(),
+        "second revoked"
+    );
+    assert!(store.is_any_revoked(&[b, a]).await.unwrap());
+    assert!(!store.is_any_revoked(&[a, a]).await.unwrap());
+    store.revoke(a, ttl).await.unwrap();
+    assert!(store.is_any_revoked(&[a, b]).await.unwrap(), "both revoked");
+
+    let many: Vec<String> = (0..8).map(|i| unique(&format!("id{i}"))).collect();
+    let ids: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(!store.is_any_revoked(&ids).await.unwrap());
+    store.revoke(ids[6], ttl).await.unwrap();
+    assert!(
+        store.is_any_revoked(&ids).await.unwrap(),
+        "a later one revoked"
+    );
+    for id in &ids {
+        assert_eq!(
+            store.is_any_revoked(&[id]).await.unwrap(),
+            store.is_revoked(id).await.unwrap(),
+            "{id}"
+        );
+    }
+}
+
 pub async fn unknown_session_is_invalid<S: SessionStore>(store: S) {
     let sid = unique("sid");
     assert_eq!(
@@ -661,7 +709,7 @@ macro_rules! session_store_conformance {
         $crate::conformance_tests!($make;
             refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
             older_spent_token_is_reuse, concurrent_rotation_has_one_winner, revoke_kills_session,
-            unknown_session_is_invalid);
+            is_any_revoked_agrees_with_is_revoked, unknown_session_is_invalid);
     };
 }
 

@@ -39,6 +39,16 @@ impl MemoryStore {
             }
         })
     }
+
+    /// Whether `id` carries a live revocation marker.
+    fn revoked(&self, id: &str) -> bool {
+        self.records
+            .get(&session_key(id), |record, now| match record {
+                Record::Session(s) => s.revoked_until > now,
+                Record::ApiKey(_) => false,
+            })
+            .unwrap_or(false)
+    }
 }
 
 impl SessionStore for MemoryStore {
@@ -119,12 +129,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .records
-            .get(&session_key(id), |record, now| match record {
-                Record::Session(s) => s.revoked_until > now,
-                Record::ApiKey(_) => false,
-            })
-            .unwrap_or(false))
+        Ok(self.revoked(id))
+    }
+
+    /// One pass over the ids, each a read of its record.
+    async fn is_any_revoked(&self, ids: &[&str]) -> Result<bool, StoreError> {
+        Ok(ids.iter().any(|id| self.revoked(id)))
     }
 }
