@@ -362,3 +362,93 @@ async fn api_keys_live_in_redis_across_instances() {
     );
     assert!(cached.list(None).await.unwrap().is_empty());
 }
+
+/// Commands the server has run, by name (`INFO commandstats`), without the
+/// `INFO` calls that read them.
+fn command_calls(server: &redis_server::RedisServer) -> BTreeMap<String, u64> {
+    let reply = server.command(&["INFO", "commandstats"]).unwrap();
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// A protected request through `JwtLayer::with_store(RedisStore)` with a
+/// token carrying both `sid` and `jti` is one command on the server — one
+/// `EXISTS` naming both markers — and a revoked `sid` or `jti` refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_request_is_one_redis_command() {
+    use http::{Request, Response, StatusCode};
+    use tower::{Layer, ServiceExt, service_fn};
+    use tower_otp::jwt::{JwtKeys, JwtLayer, Validation, encode};
+
+    // A private server: the shared one counts other tests' commands too.
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let keys = JwtKeys::new("k1", "Wq4zT8mK1xV6nR3bH9cL2pJ7fD5sG0yA").unwrap();
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({"sub": "usr_a", "sid": "fam1", "jti": "tok1", "exp": exp});
+    let bearer = format!("Bearer {}", encode(&keys, &claims).unwrap());
+    // A layer over its own prefix, and the status of one protected request.
+    let protect = async |revoked: Option<&str>| {
+        let store = RedisStore::builder(server.url())
+            .prefix(unique("jwt"))
+            .connect()
+            .await
+            .unwrap();
+        if let Some(id) = revoked {
+            store.revoke(id, Duration::from_secs(60)).await.unwrap();
+        }
+        let svc = JwtLayer::<serde_json::Value>::new(keys.clone(), Validation::default())
+            .with_store(store)
+            .layer(service_fn(|_req: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+            }));
+        let bearer = bearer.clone();
+        move || {
+            let req = Request::builder()
+                .header("authorization", bearer.as_str())
+                .body(())
+                .unwrap();
+            let svc = svc.clone();
+            async move { svc.oneshot(req).await.unwrap().status() }
+        }
+    };
+
+    let call = protect(None).await;
+    let before = command_calls(&server);
+    const REQUESTS: u64 = 20;
+    for _ in 0..REQUESTS {
+        assert_eq!(call().await, StatusCode::OK);
+    }
+    let after = command_calls(&server);
+    let delta: BTreeMap<&str, u64> = after
+        .iter()
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(
+        delta,
+        BTreeMap::from([("exists", REQUESTS)]),
+        "one EXISTS per request"
+    );
+
+    for id in ["tok1", "fam1"] {
+        let call = protect(Some(id)).await;
+        assert_eq!(call().await, StatusCode::UNAUTHORIZED, "{id} revoked");
+    }
+}
