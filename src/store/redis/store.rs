@@ -25,7 +25,9 @@ const MAX_TTL_MS: u64 = 1 << 48;
 ///
 /// Every [`Store`] operation is one round trip: a Lua script (from
 /// `src/store/redis/lua/`) called by SHA with `EVALSHA`, or a single native
-/// command.
+/// command (on a cluster, the one `EXISTS` of
+/// [`is_any_revoked`](crate::store::SessionStore::is_any_revoked) is split
+/// into one command per slot, sent at once).
 /// The scripts are loaded when the store connects and reloaded transparently
 /// after a `NOSCRIPT` reply (a restarted or flushed server). Time is always
 /// passed in from the caller's clock, never read from Redis, so the same
