@@ -12,7 +12,8 @@ use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, SessionStore, StoreError,
+    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, RefreshRotation, SessionStore,
+    StoreError,
 };
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
@@ -117,7 +118,16 @@ async fn every_key_is_prefixed_and_expires() {
         .await
         .unwrap();
     store
-        .rotate_refresh("sid", &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+        .rotate_refresh(
+            RefreshRotation {
+                sid: "sid",
+                presented: &[1; 32],
+                successor: &[2; 32],
+                grace: Duration::from_secs(5),
+                ttl,
+            },
+            t(1),
+        )
         .await
         .unwrap();
     store

@@ -438,17 +438,11 @@ mod tests {
 
         async fn rotate_refresh(
             &self,
-            sid: &str,
-            presented: &[u8; 32],
-            successor: &[u8; 32],
-            grace: Duration,
-            ttl: Duration,
+            rotation: crate::store::RefreshRotation<'_>,
             now: std::time::SystemTime,
         ) -> Result<crate::store::Rotation, crate::store::StoreError> {
             self.count();
-            self.inner
-                .rotate_refresh(sid, presented, successor, grace, ttl, now)
-                .await
+            self.inner.rotate_refresh(rotation, now).await
         }
 
         async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), crate::store::StoreError> {

@@ -24,7 +24,9 @@ use crate::identifier::{Email, HashedId, Identifier, Phone};
 use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
-use crate::store::{Attempt, BoxError, Challenge, Limit, Rotation, Store, StoreError};
+use crate::store::{
+    Attempt, BoxError, Challenge, Limit, RefreshRotation, Rotation, Store, StoreError,
+};
 
 type Answer = Result<Response<FullBody>, Problem>;
 
@@ -618,11 +620,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let rotation = self
             .store
             .rotate_refresh(
-                presented.sid(),
-                &presented.hash(),
-                &successor.hash(),
-                self.config.refresh_grace,
-                self.config.refresh_ttl,
+                RefreshRotation {
+                    sid: presented.sid(),
+                    presented: &presented.hash(),
+                    successor: &successor.hash(),
+                    grace: self.config.refresh_grace,
+                    ttl: self.config.refresh_ttl,
+                },
                 self.now(),
             )
             .await

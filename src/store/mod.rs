@@ -85,4 +85,4 @@ pub(crate) use rate::decide_all;
 pub use rate::{Limit, RateStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
-pub use session::{Rotation, SessionStore};
+pub use session::{RefreshRotation, Rotation, SessionStore};

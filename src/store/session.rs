@@ -23,6 +23,22 @@ pub enum Rotation {
     Invalid,
 }
 
+/// One presentation of a refresh token, for [`SessionStore::rotate_refresh`].
+#[derive(Clone, Copy, Debug)]
+pub struct RefreshRotation<'a> {
+    /// The session family the token belongs to.
+    pub sid: &'a str,
+    /// SHA-256 of the presented token.
+    pub presented: &'a [u8; 32],
+    /// SHA-256 of its successor, current after a rotation.
+    pub successor: &'a [u8; 32],
+    /// How long a spent token still yields the same successor (two tabs
+    /// refreshing at once) before a reuse revokes the family.
+    pub grace: Duration,
+    /// How long the family lives after this rotation.
+    pub ttl: Duration,
+}
+
 /// Storage for sessions: a family per login, its refresh token rotated with
 /// reuse detection, and revocation markers for families and token ids —
 /// what the router's refresh and logout need, and all that
@@ -43,16 +59,11 @@ pub trait SessionStore: Clone + Send + Sync + fmt::Debug + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Presents refresh token `presented` (by hash) of family `sid`; when it is
-    /// current, makes `successor` current for `ttl`. See [`Rotation`].
-    #[allow(clippy::too_many_arguments)]
+    /// Presents a refresh token of a family (see [`RefreshRotation`]); when
+    /// it is current, makes the successor current. See [`Rotation`].
     fn rotate_refresh(
         &self,
-        sid: &str,
-        presented: &[u8; 32],
-        successor: &[u8; 32],
-        grace: Duration,
-        ttl: Duration,
+        rotation: RefreshRotation<'_>,
         now: SystemTime,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 

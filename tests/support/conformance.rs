@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Ping, RateStore, Rotation, SessionStore,
+    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Ping, RateStore, RefreshRotation,
+    Rotation, SessionStore,
 };
 
 /// A random key with a readable label.
@@ -386,14 +387,32 @@ pub async fn refresh_rotates<S: SessionStore>(store: S) {
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace,
+                    ttl
+                },
+                t(10)
+            )
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
     );
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(20))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[2; 32],
+                    successor: &[3; 32],
+                    grace,
+                    ttl
+                },
+                t(20)
+            )
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
@@ -401,14 +420,32 @@ pub async fn refresh_rotates<S: SessionStore>(store: S) {
     // Unknown token of a live family: refused, family intact.
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[9; 32], &[10; 32], grace, ttl, t(21))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[9; 32],
+                    successor: &[10; 32],
+                    grace,
+                    ttl
+                },
+                t(21)
+            )
             .await
             .unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[3; 32], &[4; 32], grace, ttl, t(22))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[3; 32],
+                    successor: &[4; 32],
+                    grace,
+                    ttl
+                },
+                t(22)
+            )
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
@@ -425,14 +462,32 @@ pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
         .unwrap();
     assert!(matches!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace,
+                    ttl
+                },
+                t(10)
+            )
             .await
             .unwrap(),
         Rotation::Rotated(_)
     ));
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(13))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace,
+                    ttl
+                },
+                t(13)
+            )
             .await
             .unwrap(),
         Rotation::Grace(b"d".to_vec())
@@ -440,7 +495,16 @@ pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
     // The successor still works.
     assert!(matches!(
         store
-            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(14))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[2; 32],
+                    successor: &[3; 32],
+                    grace,
+                    ttl
+                },
+                t(14)
+            )
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -456,12 +520,30 @@ pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
         .await
         .unwrap();
     store
-        .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(10))
+        .rotate_refresh(
+            RefreshRotation {
+                sid: &sid,
+                presented: &[1; 32],
+                successor: &[2; 32],
+                grace,
+                ttl,
+            },
+            t(10),
+        )
         .await
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[2; 32], grace, ttl, t(100))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace,
+                    ttl
+                },
+                t(100)
+            )
             .await
             .unwrap(),
         Rotation::Reused
@@ -470,7 +552,16 @@ pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
     // The current token of the family is dead too.
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[2; 32], &[3; 32], grace, ttl, t(101))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[2; 32],
+                    successor: &[3; 32],
+                    grace,
+                    ttl
+                },
+                t(101)
+            )
             .await
             .unwrap(),
         Rotation::Invalid
@@ -488,11 +579,13 @@ pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     for (i, step) in (1u8..5).enumerate() {
         let r = store
             .rotate_refresh(
-                &sid,
-                &[step; 32],
-                &[step + 1; 32],
-                grace,
-                ttl,
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[step; 32],
+                    successor: &[step + 1; 32],
+                    grace,
+                    ttl,
+                },
                 t(10 * (i as u64 + 1)),
             )
             .await
@@ -501,7 +594,16 @@ pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     }
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[77; 32], grace, ttl, t(100))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[77; 32],
+                    grace,
+                    ttl
+                },
+                t(100)
+            )
             .await
             .unwrap(),
         Rotation::Reused
@@ -520,7 +622,16 @@ pub async fn concurrent_rotation_has_one_winner<S: SessionStore>(store: S) {
         let (store, sid) = (store.clone(), sid.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .rotate_refresh(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+                .rotate_refresh(
+                    RefreshRotation {
+                        sid: &sid,
+                        presented: &[1; 32],
+                        successor: &[2; 32],
+                        grace: Duration::from_secs(5),
+                        ttl,
+                    },
+                    t(1),
+                )
                 .await
                 .unwrap()
         }));
@@ -548,7 +659,16 @@ pub async fn revoke_kills_session<S: SessionStore>(store: S) {
     assert!(store.is_revoked(&sid).await.unwrap());
     assert_eq!(
         store
-            .rotate_refresh(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl, t(1))
+            .rotate_refresh(
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace: Duration::from_secs(5),
+                    ttl
+                },
+                t(1)
+            )
             .await
             .unwrap(),
         Rotation::Invalid
@@ -612,11 +732,13 @@ pub async fn unknown_session_is_invalid<S: SessionStore>(store: S) {
     assert_eq!(
         store
             .rotate_refresh(
-                &sid,
-                &[1; 32],
-                &[2; 32],
-                Duration::from_secs(5),
-                Duration::from_secs(60),
+                RefreshRotation {
+                    sid: &sid,
+                    presented: &[1; 32],
+                    successor: &[2; 32],
+                    grace: Duration::from_secs(5),
+                    ttl: Duration::from_secs(60)
+                },
                 t(1)
             )
             .await

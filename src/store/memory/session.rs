@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::records::{Deadline, Op as RecordOp};
 use super::store::{Family, MemoryStore, Record, Session};
 use crate::clock::unix_micros;
-use crate::store::{Rotation, SessionStore, StoreError};
+use crate::store::{RefreshRotation, Rotation, SessionStore, StoreError};
 
 /// Refresh tokens of one family remembered as spent, for reuse detection.
 const SPENT_REMEMBERED: usize = 64;
@@ -74,21 +74,17 @@ impl SessionStore for MemoryStore {
 
     async fn rotate_refresh(
         &self,
-        sid: &str,
-        presented: &[u8; 32],
-        successor: &[u8; 32],
-        grace: Duration,
-        ttl: Duration,
+        rotation: RefreshRotation<'_>,
         now: SystemTime,
     ) -> Result<Rotation, StoreError> {
         let now_us = unix_micros(now);
-        let grace_us = u64::try_from(grace.as_micros()).unwrap_or(u64::MAX);
-        self.session(sid, |mut session, now| {
+        let grace_us = u64::try_from(rotation.grace.as_micros()).unwrap_or(u64::MAX);
+        self.session(rotation.sid, |mut session, now| {
             let live = session.family.clone().filter(|(_, until)| *until > now);
             let Some((family, _)) = live else {
                 return (None, Rotation::Invalid);
             };
-            if &family.current == presented {
+            if &family.current == rotation.presented {
                 let mut next = (*family).clone();
                 if let Some((old, _)) = next.previous.take() {
                     next.spent.push(old);
@@ -96,26 +92,28 @@ impl SessionStore for MemoryStore {
                         next.spent.remove(0);
                     }
                 }
-                next.previous = Some((*presented, now_us));
-                next.current = *successor;
-                session.family = Some((Arc::new(next), now.saturating_add(nanos(ttl))));
+                next.previous = Some((*rotation.presented, now_us));
+                next.current = *rotation.successor;
+                session.family = Some((Arc::new(next), now.saturating_add(nanos(rotation.ttl))));
                 return (Some(session), Rotation::Rotated(family.data.to_vec()));
             }
             let reused = match family.previous {
-                Some((prev, at)) if &prev == presented => {
-                    if now_us.saturating_sub(at) <= grace_us && &family.current == successor {
+                Some((prev, at)) if &prev == rotation.presented => {
+                    if now_us.saturating_sub(at) <= grace_us
+                        && &family.current == rotation.successor
+                    {
                         return (None, Rotation::Grace(family.data.to_vec()));
                     }
                     true
                 }
-                _ => family.spent.contains(presented),
+                _ => family.spent.contains(rotation.presented),
             };
             if !reused {
                 return (None, Rotation::Invalid);
             }
             // Reuse: the family dies and its id is revoked, in one step.
             session.family = None;
-            session.revoked_until = now.saturating_add(nanos(ttl));
+            session.revoked_until = now.saturating_add(nanos(rotation.ttl));
             (Some(session), Rotation::Reused)
         })
     }

@@ -7,7 +7,7 @@ use super::reply::{array, bytes, corrupt, int};
 use super::scripts::SCRIPTS;
 use super::store::{RedisStore, micros, ttl_ms};
 use crate::clock::unix_micros;
-use crate::store::{Rotation, SessionStore, StoreError};
+use crate::store::{RefreshRotation, Rotation, SessionStore, StoreError};
 
 /// Spent refresh tokens remembered per family for reuse detection, besides
 /// the previous one (the same number as the memory store).
@@ -37,11 +37,7 @@ impl SessionStore for RedisStore {
 
     async fn rotate_refresh(
         &self,
-        sid: &str,
-        presented: &[u8; 32],
-        successor: &[u8; 32],
-        grace: Duration,
-        ttl: Duration,
+        rotation: RefreshRotation<'_>,
         now: SystemTime,
     ) -> Result<Rotation, StoreError> {
         const OP: &str = "rotate_refresh";
@@ -50,12 +46,12 @@ impl SessionStore for RedisStore {
                 OP,
                 SCRIPTS
                     .session_rotate
-                    .key(self.keys.family(sid))
-                    .key(self.keys.revoked(sid))
-                    .arg(&presented[..])
-                    .arg(&successor[..])
-                    .arg(micros(grace))
-                    .arg(ttl_ms(ttl))
+                    .key(self.keys.family(rotation.sid))
+                    .key(self.keys.revoked(rotation.sid))
+                    .arg(&rotation.presented[..])
+                    .arg(&rotation.successor[..])
+                    .arg(micros(rotation.grace))
+                    .arg(ttl_ms(rotation.ttl))
                     .arg(unix_micros(now))
                     .arg(SPENT_REMEMBERED * 32),
             )
