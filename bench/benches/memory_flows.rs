@@ -6,16 +6,17 @@
 //! Run: `CONCURRENCY=50 BENCH_SECONDS=10 \
 //!       cargo bench --manifest-path bench/Cargo.toml --bench memory_flows`
 //!
-//! `INTERVAL_SECS` (default 5; 0: none) prints the flows/s of every interval
-//! with what the store holds, so a long run (`BENCH_SECONDS=60`) shows
-//! whether the rate stays steady as the store fills. The store has its
-//! default bounds unless `MAX_CAPACITY`, `MAX_RECORDS` or `MAX_RATE_KEYS`
-//! set them.
+//! `INTERVAL_SECS` (default 5; 0: none) prints the flows/s and CPU µs per
+//! flow of every interval with the process's RSS and what the store holds,
+//! so a long run (`BENCH_SECONDS=60`) shows whether the rate stays steady
+//! as the store fills. The store has its default bounds unless
+//! `MAX_CAPACITY`, `MAX_RECORDS` or `MAX_RATE_KEYS` set them (the script
+//! raises the last two so that a run does not fill them).
 
 use std::time::Duration;
 
 use tower_otp::store::MemoryStore;
-use tower_otp_bench::flows::{self, Codes, env};
+use tower_otp_bench::flows::{self, Codes, env, env_opt};
 
 /// The resident memory of this process in MiB (Linux; `?` elsewhere).
 fn rss_mib() -> String {
@@ -36,22 +37,13 @@ async fn main() {
     let seconds: u64 = env("BENCH_SECONDS", 10);
     let interval: u64 = env("INTERVAL_SECS", 5);
     let mut builder = MemoryStore::builder();
-    if let Some(n) = std::env::var("MAX_CAPACITY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = env_opt("MAX_CAPACITY") {
         builder = builder.max_capacity(n);
     }
-    if let Some(n) = std::env::var("MAX_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = env_opt("MAX_RECORDS") {
         builder = builder.max_records(n);
     }
-    if let Some(n) = std::env::var("MAX_RATE_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = env_opt("MAX_RATE_KEYS") {
         builder = builder.max_rate_keys(n);
     }
     let store = builder.build();

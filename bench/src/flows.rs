@@ -49,10 +49,12 @@ impl Notifier for Codes {
 
 /// The environment variable `name` parsed, or `default`.
 pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    env_opt(name).unwrap_or(default)
+}
+
+/// The environment variable `name` parsed, if set and well-formed.
+pub fn env_opt<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// The benchmarked router over `store`: a random secret, the limits that
