@@ -4,10 +4,13 @@
 //!
 //! * `cargo bench --manifest-path bench/Cargo.toml --bench <name>`: the
 //!   in-process benchmarks (`api_key`, `jwt`, `layers`, `rate_limit`,
-//!   `redis_throughput`);
+//!   `redis_throughput`, `memory_flows`);
 //! * `bash bench/http_stack.sh`, `bash bench/http_instructions.sh`: the
 //!   `bench_server` binary under `wrk` and callgrind;
 //! * `bash bench/redis_throughput.sh`: the `redis_throughput` driver next to
-//!   `redis-benchmark`.
+//!   `redis-benchmark`; `bash bench/memory_flows.sh`: the `memory_flows`
+//!   driver, the same flows over `MemoryStore` (both drive
+//!   [`flows`]).
 
+pub mod flows;
 pub mod stacks;
