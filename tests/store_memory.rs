@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Limit, MemoryStore, RateStore, RefreshRotation, Rotation, SessionStore, StoreError,
+    ApiKeyStore, Limit, MemoryStore, RateStore, Rotation, SessionStore, StoreError,
 };
 
 store_conformance!(async { Some(MemoryStore::new()) });
@@ -230,13 +230,13 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
         let sid = format!("sid{i}");
         let r = store
             .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[i; 32],
-                    successor: &[i + 100; 32],
-                    grace: Duration::from_secs(5),
-                    ttl: HOUR,
-                },
+                support::conformance::rotation(
+                    &sid,
+                    &[i; 32],
+                    &[i + 100; 32],
+                    Duration::from_secs(5),
+                    HOUR,
+                ),
                 t(10),
             )
             .await
@@ -247,13 +247,13 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     assert!(store.is_revoked("sid3").await.unwrap());
     let r = store
         .rotate_refresh(
-            RefreshRotation {
-                sid: "sid3",
-                presented: &[103; 32],
-                successor: &[1; 32],
-                grace: Duration::from_secs(5),
-                ttl: HOUR,
-            },
+            support::conformance::rotation(
+                "sid3",
+                &[103; 32],
+                &[1; 32],
+                Duration::from_secs(5),
+                HOUR,
+            ),
             t(11),
         )
         .await
@@ -262,13 +262,13 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     // Reuse detection at capacity revokes the family too.
     let r = store
         .rotate_refresh(
-            RefreshRotation {
-                sid: "sid4",
-                presented: &[4; 32],
-                successor: &[1; 32],
-                grace: Duration::from_secs(5),
-                ttl: HOUR,
-            },
+            support::conformance::rotation(
+                "sid4",
+                &[4; 32],
+                &[1; 32],
+                Duration::from_secs(5),
+                HOUR,
+            ),
             t(100),
         )
         .await

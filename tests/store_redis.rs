@@ -12,8 +12,7 @@ use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, RefreshRotation, SessionStore,
-    StoreError,
+    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, SessionStore, StoreError,
 };
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
@@ -119,13 +118,7 @@ async fn every_key_is_prefixed_and_expires() {
         .unwrap();
     store
         .rotate_refresh(
-            RefreshRotation {
-                sid: "sid",
-                presented: &[1; 32],
-                successor: &[2; 32],
-                grace: Duration::from_secs(5),
-                ttl,
-            },
+            support::conformance::rotation("sid", &[1; 32], &[2; 32], Duration::from_secs(5), ttl),
             t(1),
         )
         .await

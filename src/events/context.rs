@@ -38,14 +38,11 @@ impl RequestContext {
     }
 }
 
-/// The header's text, cut to at most `max` bytes on a character boundary.
+/// The header's text (visible ASCII only: `to_str` refuses anything else),
+/// cut to at most `max` bytes.
 fn header_text(parts: &Parts, name: &str, max: usize) -> Option<String> {
     let v = parts.headers.get(name)?.to_str().ok()?;
-    let mut end = v.len().min(max);
-    while !v.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(v[..end].to_owned())
+    Some(v[..v.len().min(max)].to_owned())
 }
 
 #[cfg(test)]

@@ -25,6 +25,24 @@ pub fn unique(label: &str) -> String {
     format!("{label}-{:032x}", rand::random::<u128>())
 }
 
+/// A presentation of refresh token `presented` of family `sid`, whose
+/// successor is `successor`.
+pub fn rotation<'a>(
+    sid: &'a str,
+    presented: &'a [u8; 32],
+    successor: &'a [u8; 32],
+    grace: Duration,
+    ttl: Duration,
+) -> RefreshRotation<'a> {
+    RefreshRotation {
+        sid,
+        presented,
+        successor,
+        grace,
+        ttl,
+    }
+}
+
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
@@ -387,32 +405,14 @@ pub async fn refresh_rotates<S: SessionStore>(store: S) {
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace,
-                    ttl
-                },
-                t(10)
-            )
+            .rotate_refresh(rotation(&sid, &[1; 32], &[2; 32], grace, ttl), t(10))
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
     );
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[2; 32],
-                    successor: &[3; 32],
-                    grace,
-                    ttl
-                },
-                t(20)
-            )
+            .rotate_refresh(rotation(&sid, &[2; 32], &[3; 32], grace, ttl), t(20))
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
@@ -420,32 +420,14 @@ pub async fn refresh_rotates<S: SessionStore>(store: S) {
     // Unknown token of a live family: refused, family intact.
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[9; 32],
-                    successor: &[10; 32],
-                    grace,
-                    ttl
-                },
-                t(21)
-            )
+            .rotate_refresh(rotation(&sid, &[9; 32], &[10; 32], grace, ttl), t(21))
             .await
             .unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[3; 32],
-                    successor: &[4; 32],
-                    grace,
-                    ttl
-                },
-                t(22)
-            )
+            .rotate_refresh(rotation(&sid, &[3; 32], &[4; 32], grace, ttl), t(22))
             .await
             .unwrap(),
         Rotation::Rotated(b"data".to_vec())
@@ -462,32 +444,14 @@ pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
         .unwrap();
     assert!(matches!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace,
-                    ttl
-                },
-                t(10)
-            )
+            .rotate_refresh(rotation(&sid, &[1; 32], &[2; 32], grace, ttl), t(10))
             .await
             .unwrap(),
         Rotation::Rotated(_)
     ));
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace,
-                    ttl
-                },
-                t(13)
-            )
+            .rotate_refresh(rotation(&sid, &[1; 32], &[2; 32], grace, ttl), t(13))
             .await
             .unwrap(),
         Rotation::Grace(b"d".to_vec())
@@ -495,16 +459,7 @@ pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
     // The successor still works.
     assert!(matches!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[2; 32],
-                    successor: &[3; 32],
-                    grace,
-                    ttl
-                },
-                t(14)
-            )
+            .rotate_refresh(rotation(&sid, &[2; 32], &[3; 32], grace, ttl), t(14))
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -520,30 +475,12 @@ pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
         .await
         .unwrap();
     store
-        .rotate_refresh(
-            RefreshRotation {
-                sid: &sid,
-                presented: &[1; 32],
-                successor: &[2; 32],
-                grace,
-                ttl,
-            },
-            t(10),
-        )
+        .rotate_refresh(rotation(&sid, &[1; 32], &[2; 32], grace, ttl), t(10))
         .await
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace,
-                    ttl
-                },
-                t(100)
-            )
+            .rotate_refresh(rotation(&sid, &[1; 32], &[2; 32], grace, ttl), t(100))
             .await
             .unwrap(),
         Rotation::Reused
@@ -552,16 +489,7 @@ pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
     // The current token of the family is dead too.
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[2; 32],
-                    successor: &[3; 32],
-                    grace,
-                    ttl
-                },
-                t(101)
-            )
+            .rotate_refresh(rotation(&sid, &[2; 32], &[3; 32], grace, ttl), t(101))
             .await
             .unwrap(),
         Rotation::Invalid
@@ -579,13 +507,7 @@ pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     for (i, step) in (1u8..5).enumerate() {
         let r = store
             .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[step; 32],
-                    successor: &[step + 1; 32],
-                    grace,
-                    ttl,
-                },
+                rotation(&sid, &[step; 32], &[step + 1; 32], grace, ttl),
                 t(10 * (i as u64 + 1)),
             )
             .await
@@ -594,16 +516,7 @@ pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     }
     assert_eq!(
         store
-            .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[77; 32],
-                    grace,
-                    ttl
-                },
-                t(100)
-            )
+            .rotate_refresh(rotation(&sid, &[1; 32], &[77; 32], grace, ttl), t(100))
             .await
             .unwrap(),
         Rotation::Reused
@@ -623,13 +536,7 @@ pub async fn concurrent_rotation_has_one_winner<S: SessionStore>(store: S) {
         tasks.push(tokio::spawn(async move {
             store
                 .rotate_refresh(
-                    RefreshRotation {
-                        sid: &sid,
-                        presented: &[1; 32],
-                        successor: &[2; 32],
-                        grace: Duration::from_secs(5),
-                        ttl,
-                    },
+                    rotation(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl),
                     t(1),
                 )
                 .await
@@ -660,13 +567,7 @@ pub async fn revoke_kills_session<S: SessionStore>(store: S) {
     assert_eq!(
         store
             .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace: Duration::from_secs(5),
-                    ttl
-                },
+                rotation(&sid, &[1; 32], &[2; 32], Duration::from_secs(5), ttl),
                 t(1)
             )
             .await
@@ -732,13 +633,13 @@ pub async fn unknown_session_is_invalid<S: SessionStore>(store: S) {
     assert_eq!(
         store
             .rotate_refresh(
-                RefreshRotation {
-                    sid: &sid,
-                    presented: &[1; 32],
-                    successor: &[2; 32],
-                    grace: Duration::from_secs(5),
-                    ttl: Duration::from_secs(60)
-                },
+                rotation(
+                    &sid,
+                    &[1; 32],
+                    &[2; 32],
+                    Duration::from_secs(5),
+                    Duration::from_secs(60)
+                ),
                 t(1)
             )
             .await
