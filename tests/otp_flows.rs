@@ -319,6 +319,37 @@ async fn code_just_before_expiry_works_once() {
     );
 }
 
+/// A store that cannot hold the session spends no code: with the record
+/// table full, a correct code gets 503, and once room is free the same code
+/// logs in (it used to be spent before the session failed: 400).
+#[tokio::test]
+async fn a_full_store_spends_no_code() {
+    let notifier = MemoryNotifier::new();
+    let store = MemoryStore::builder().max_records(2).build();
+    let router = OtpRouter::builder(store, notifier.clone())
+        .secret(SECRET)
+        .clock(ManualClock::default())
+        .configure(|c| c.refresh_ttl = Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let http = start(router).await;
+    for email in ["a@example.com", "b@example.com"] {
+        login(&http, &notifier, &json!({ "email": email }), email).await;
+    }
+    let id = json!({ "email": EMAIL });
+    assert_eq!(request_code(&http, &id).await.status, StatusCode::ACCEPTED);
+    let code = notifier.last_code(EMAIL).unwrap();
+    assert_problem(
+        &verify(&http, &id, &code).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+    );
+    // The two sessions expire (on the store's real clock) and free room.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = verify(&http, &id, &code).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+}
+
 #[tokio::test]
 async fn code_is_bound_to_its_identifier() {
     let (http, notifier, clock, _) = default_server().await;

@@ -201,3 +201,61 @@ async fn dead_redis_is_503_then_recovers() {
     assert!(recovered, "the router did not recover within 10 s");
     assert_eq!(get(&a, "/auth/health/ready").await, StatusCode::OK);
 }
+
+/// One store step per endpoint step: a code request is one script, a
+/// verify two (limits + attempt, then consume + session), a refresh one —
+/// three scripts for a login, counted on a private server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_three_redis_scripts() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = ManualClock::default();
+    let notifier = MemoryNotifier::new();
+    let prefix = support::conformance::unique("steps");
+    let http = instance(&server.url(), &prefix, &clock, &notifier, |_| {}).await;
+    let to = phone();
+    // Commands a script runs count in `INFO commandstats` too, so the
+    // round trips are the EVALSHA calls (the store sends nothing else here).
+    let evalsha = |before: &std::collections::BTreeMap<String, u64>| {
+        let calls = server.calls_since(before);
+        for name in ["eval", "exists", "script", "multi"] {
+            assert!(!calls.contains_key(name), "{name}: {calls:?}");
+        }
+        calls.get("evalsha").copied().unwrap_or(0)
+    };
+
+    let before = server.command_calls();
+    let reply = http
+        .post_json("/auth/otp/request", &json!({ "phone": to }))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(evalsha(&before), 1, "request");
+
+    let code = notifier.last_code(&to).unwrap();
+    let before = server.command_calls();
+    let reply = http
+        .post_json("/auth/otp/verify", &json!({ "phone": to, "code": code }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(evalsha(&before), 2, "verify");
+
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    let before = server.command_calls();
+    let reply = http
+        .post_json("/auth/token/refresh", &json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert_eq!(evalsha(&before), 1, "refresh");
+
+    // A wrong code is one script: nothing to consume.
+    let before = server.command_calls();
+    let reply = http
+        .post_json(
+            "/auth/otp/verify",
+            &json!({ "phone": to, "code": "000000" }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(evalsha(&before), 1, "wrong code");
+}

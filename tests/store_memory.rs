@@ -217,12 +217,18 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     for i in 0..8u8 {
         let sid = format!("sid{i}");
         store
-            .create_session(&sid, &[i; 32], b"d", HOUR, t(0))
+            .create_session(
+                support::conformance::new_session(&sid, &[i; 32], b"d", HOUR),
+                t(0),
+            )
             .await
             .unwrap();
     }
     let err = store
-        .create_session("sid8", &[8; 32], b"d", HOUR, t(0))
+        .create_session(
+            support::conformance::new_session("sid8", &[8; 32], b"d", HOUR),
+            t(0),
+        )
         .await
         .unwrap_err();
     assert!(is_full(&err), "{err:?}");

@@ -12,7 +12,8 @@ use support::conformance::unique;
 use support::redis_server;
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Challenge, ChallengeStore, RateStore, RedisStore, SessionStore, StoreError,
+    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Limited, RateStore, RedisStore,
+    SessionStore, StoreError,
 };
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
@@ -109,11 +110,14 @@ async fn every_key_is_prefixed_and_expires() {
         expires_at_us: us(t(600)),
     };
     store.hit("rk", &Quota::per_hour(3), t(0)).await.unwrap();
-    store.put_challenge("ck", &c, t(0)).await.unwrap();
-    store.put_challenge("ck2", &c, t(0)).await.unwrap();
-    store.attempt_challenge("ck2", 5, t(1)).await.unwrap();
+    store.put_challenge("ck", &c, &[], t(0)).await.unwrap();
+    store.put_challenge("ck2", &c, &[], t(0)).await.unwrap();
+    store.attempt_challenge("ck2", 5, &[], t(1)).await.unwrap();
     store
-        .create_session("sid", &[1; 32], b"d", ttl, t(0))
+        .create_session(
+            support::conformance::new_session("sid", &[1; 32], b"d", ttl),
+            t(0),
+        )
         .await
         .unwrap();
     store
@@ -124,7 +128,10 @@ async fn every_key_is_prefixed_and_expires() {
         .await
         .unwrap();
     store
-        .create_session("sid2", &[1; 32], b"d", ttl, t(0))
+        .create_session(
+            support::conformance::new_session("sid2", &[1; 32], b"d", ttl),
+            t(0),
+        )
         .await
         .unwrap();
     store.revoke("sid2", ttl).await.unwrap();
@@ -143,8 +150,8 @@ async fn every_key_is_prefixed_and_expires() {
     let expected_forever = [format!("{{{p}:k}}:r:k1"), format!("{{{p}:k}}:i")];
     let expected: Vec<String> = [
         format!("{{{p}:r}}:rk"),
-        format!("{{{p}:c:ck}}"),
-        format!("{{{p}:c:ck2}}"),
+        format!("{{{p}:r}}c:ck"),
+        format!("{{{p}:r}}c:ck2"),
         format!("{{{p}:s:sid}}"),
         format!("{{{p}:s:sid2}}:x"),
         format!("{{{p}:s:jti}}:x"),
@@ -166,7 +173,7 @@ async fn every_key_is_prefixed_and_expires() {
         }
     }
     // A challenge's TTL follows its expiry (600 s after t(0)).
-    assert!(ttls[&format!("{{{p}:c:ck}}")] <= 600_000);
+    assert!(ttls[&format!("{{{p}:r}}c:ck")] <= 600_000);
     // The rate cell expires when the quota is full again (20 min for 3/h).
     assert!(ttls[&format!("{{{p}:r}}:rk")] <= 20 * 60 * 1000);
 }
@@ -215,12 +222,12 @@ async fn unreadable_data_is_corrupt() {
         .await
         .unwrap();
     let () = conn
-        .set(format!("{{{prefix}:c:k}}"), "a string, not a hash")
+        .set(format!("{{{prefix}:r}}c:k"), "a string, not a hash")
         .await
         .unwrap();
     let () = conn
         .hset_multiple(
-            format!("{{{prefix}:c:short}}"),
+            format!("{{{prefix}:r}}c:short"),
             &[
                 ("id", "x"),
                 ("mac", "y"),
@@ -232,10 +239,53 @@ async fn unreadable_data_is_corrupt() {
         .unwrap();
     let err = store.hit("k", &Quota::per_hour(3), t(0)).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let err = store.attempt_challenge("k", 5, t(0)).await.unwrap_err();
+    let err = store
+        .attempt_challenge("k", 5, &[], t(0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let err = store.attempt_challenge("short", 5, t(0)).await.unwrap_err();
+    let err = store
+        .attempt_challenge("short", 5, &[], t(0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    // A step that meets corrupt data counts none of its limits.
+    let q = Quota::per_hour(1);
+    let limits = [Limit {
+        key: "fresh",
+        quota: &q,
+    }];
+    let err = store
+        .attempt_challenge("short", 5, &limits, t(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let c = Challenge {
+        id: [1; 16],
+        mac: [2; 32],
+        expires_at_us: us(t(600)),
+    };
+    let bad = [
+        limits[0],
+        Limit {
+            key: "k",
+            quota: &q,
+        },
+    ];
+    let err = store
+        .put_challenge("new", &c, &bad, t(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        store.hit("fresh", &q, t(0)).await.unwrap().allowed,
+        "nothing counted"
+    );
+    assert_eq!(
+        store.attempt_challenge("new", 5, &[], t(0)).await.unwrap(),
+        Limited::Passed(Attempt::Missing),
+        "nothing put"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,25 +416,6 @@ async fn api_keys_live_in_redis_across_instances() {
     assert!(cached.list(None).await.unwrap().is_empty());
 }
 
-/// Commands the server has run, by name (`INFO commandstats`), without the
-/// `INFO` calls that read them.
-fn command_calls(server: &redis_server::RedisServer) -> BTreeMap<String, u64> {
-    let reply = server.command(&["INFO", "commandstats"]).unwrap();
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            (name != "info").then(|| (name.to_owned(), calls))
-        })
-        .collect()
-}
-
 /// A protected request through `JwtLayer::with_store(RedisStore)` with a
 /// token carrying both `sid` and `jti` is one command on the server — one
 /// `EXISTS` naming both markers — and a revoked `sid` or `jti` refuses.
@@ -433,20 +464,14 @@ async fn a_protected_request_is_one_redis_command() {
     };
 
     let call = protect(None).await;
-    let before = command_calls(&server);
+    let before = server.command_calls();
     const REQUESTS: u64 = 20;
     for _ in 0..REQUESTS {
         assert_eq!(call().await, StatusCode::OK);
     }
-    let after = command_calls(&server);
-    let delta: BTreeMap<&str, u64> = after
-        .iter()
-        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
     assert_eq!(
-        delta,
-        BTreeMap::from([("exists", REQUESTS)]),
+        server.calls_since(&before),
+        BTreeMap::from([("exists".to_owned(), REQUESTS)]),
         "one EXISTS per request"
     );
 

@@ -57,7 +57,10 @@ async fn keys_spread_over_every_master() {
         );
         let sid = unique("spread-sid");
         store
-            .create_session(&sid, &[1; 32], b"d", Duration::from_secs(60), t(0))
+            .create_session(
+                support::conformance::new_session(&sid, &[1; 32], b"d", Duration::from_secs(60)),
+                t(0),
+            )
             .await
             .unwrap();
         store.revoke(&sid, Duration::from_secs(60)).await.unwrap();

@@ -98,10 +98,7 @@ async fn killed_server_fails_fast_and_recovers_after_restart() {
     let sid = unique("sid");
     store
         .create_session(
-            &sid,
-            &[1; 32],
-            b"d",
-            Duration::from_secs(60),
+            support::conformance::new_session(&sid, &[1; 32], b"d", Duration::from_secs(60)),
             SystemTime::now(),
         )
         .await
@@ -260,7 +257,7 @@ async fn garbage_replies_are_errors_then_recovers() {
     for _ in 0..3 {
         let result = bounded(
             "call answered with garbage",
-            store.attempt_challenge(&unique("garbage"), 5, SystemTime::now()),
+            store.attempt_challenge(&unique("garbage"), 5, &[], SystemTime::now()),
         )
         .await;
         assert!(result.is_err(), "{result:?}");

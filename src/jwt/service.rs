@@ -424,16 +424,11 @@ mod tests {
     impl crate::store::SessionStore for Counting {
         async fn create_session(
             &self,
-            sid: &str,
-            refresh_hash: &[u8; 32],
-            data: &[u8],
-            ttl: Duration,
+            session: crate::store::NewSession<'_>,
             now: std::time::SystemTime,
         ) -> Result<(), crate::store::StoreError> {
             self.count();
-            self.inner
-                .create_session(sid, refresh_hash, data, ttl, now)
-                .await
+            self.inner.create_session(session, now).await
         }
 
         async fn rotate_refresh(

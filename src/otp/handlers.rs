@@ -25,7 +25,8 @@ use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
 use crate::store::{
-    Attempt, BoxError, Challenge, Limit, RefreshRotation, Rotation, Store, StoreError,
+    Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation, Store,
+    StoreError,
 };
 
 type Answer = Result<Response<FullBody>, Problem>;
@@ -99,6 +100,21 @@ struct SessionData {
     claims: Map<String, Value>,
 }
 
+impl SessionData {
+    /// The subject's id and its claims, less the registered ones the router
+    /// sets itself.
+    fn of(subject: Subject) -> Self {
+        Self {
+            sub: subject.id,
+            claims: subject
+                .claims
+                .into_iter()
+                .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+                .collect(),
+        }
+    }
+}
+
 /// Parses `data` as each request body the router accepts (fuzzing entry).
 #[cfg(any(test, fuzzing))]
 pub(super) fn fuzz_request_body(data: &[u8]) {
@@ -157,6 +173,17 @@ impl Check {
     fn new(policy: &'static str, key: String, quota: Quota) -> Self {
         Self { policy, key, quota }
     }
+
+    /// The store's view of `checks`.
+    fn limits(checks: &[Self]) -> Vec<Limit<'_>> {
+        checks
+            .iter()
+            .map(|c| Limit {
+                key: &c.key,
+                quota: &c.quota,
+            })
+            .collect()
+    }
 }
 
 impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
@@ -192,26 +219,23 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         problem
     }
 
-    /// Decides every limit of one request in one all-or-nothing store call:
-    /// when any refuses, none is counted, and the `429` names the refusing
-    /// policies and carries their `RateLimit` fields. Store failure → 503,
-    /// counting nothing.
-    async fn limit_all(
+    /// The outcome of a store step gated by the limits `checks` (one
+    /// all-or-nothing decision with the step, see [`ChallengeStore`]): a
+    /// refusal is a `429` naming the refusing policies with their
+    /// `RateLimit` fields (nothing was counted), a store failure a `503`.
+    ///
+    /// [`ChallengeStore`]: crate::store::ChallengeStore
+    fn gate<T>(
         &self,
         ctx: &RequestContext,
         checks: &[Check],
-        id: Option<&HashedId>,
-    ) -> Result<(), Problem> {
-        let limits: Vec<Limit<'_>> = checks
-            .iter()
-            .map(|c| Limit {
-                key: &c.key,
-                quota: &c.quota,
-            })
-            .collect();
-        let decisions = match self.store.hit_all(&limits, self.now()).await {
-            Ok(d) if d.len() == checks.len() => d,
-            Ok(d) => {
+        id: &HashedId,
+        outcome: Result<Limited<T>, StoreError>,
+    ) -> Result<T, Problem> {
+        let decisions = match outcome {
+            Ok(Limited::Passed(t)) => return Ok(t),
+            Ok(Limited::Refused(d)) if d.len() == checks.len() => d,
+            Ok(Limited::Refused(d)) => {
                 let err = StoreError::Corrupt(format!(
                     "{} rate decisions for {} limits",
                     d.len(),
@@ -227,11 +251,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             .filter(|(_, d)| !d.allowed)
             .map(|(c, d)| (c.policy, &c.quota, d))
             .collect();
-        if violated.is_empty() {
-            return Ok(());
-        }
         for (policy, _, _) in &violated {
-            self.event(ctx, EventKind::RateLimitExceeded, id, Some(policy));
+            self.event(ctx, EventKind::RateLimitExceeded, Some(id), Some(policy));
         }
         Err(crate::rate_limit::refused(&violated))
     }
@@ -348,9 +369,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             "otp:req:global".to_owned(),
             limits.global_messages,
         ));
-        self.limit_all(ctx, &checks, Some(&hashed)).await?;
-        self.event(ctx, EventKind::OtpRequested, Some(&hashed), None);
-
         let pending = json(
             StatusCode::ACCEPTED,
             &Pending {
@@ -361,26 +379,30 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         );
         if self.config.known_users_only {
             // Everyone gets the same 202 at the same moment, after the same
-            // work: a decoy challenge no code matches, so that attempts at
-            // verify count and burn alike for identifiers that get a code and
-            // for those that never will. Whether a message goes out (and a
-            // real challenge replaces the decoy) is decided off the request
-            // path.
+            // work: a decoy challenge no code matches (put with the limits,
+            // in one step), so that attempts at verify count and burn alike
+            // for identifiers that get a code and for those that never will.
+            // Whether a message goes out (and a real challenge replaces the
+            // decoy) is decided off the request path.
             let now = self.now();
-            if let Err(e) = self
+            let put = self
                 .store
-                .put_challenge(&hashed.to_string(), &self.decoy(now), now)
-                .await
-            {
-                return Err(self.store_failed(ctx, &e));
-            }
+                .put_challenge(
+                    &hashed.to_string(),
+                    &self.decoy(now),
+                    &Check::limits(&checks),
+                    now,
+                )
+                .await;
+            self.gate(ctx, &checks, &hashed, put)?;
+            self.event(ctx, EventKind::OtpRequested, Some(&hashed), None);
             let this = Arc::clone(self);
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 match this.resolver.may_request(&id).await {
                     Ok(true) => {
                         let _ = this
-                            .deliver(&ctx, &id, &hashed, channel, req.locale, true)
+                            .deliver(&ctx, &id, &hashed, channel, req.locale, None)
                             .await;
                     }
                     Ok(false) => {}
@@ -391,15 +413,19 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             });
             return Ok(pending);
         }
-        self.deliver(ctx, &id, &hashed, channel, req.locale, false)
+        self.deliver(ctx, &id, &hashed, channel, req.locale, Some(&checks))
             .await?;
         Ok(pending)
     }
 
     /// Puts a fresh challenge and sends its code; rolls the challenge back
-    /// when delivery fails — to a decoy when `decoy_on_failure` (known-users
-    /// mode, where an identifier must never be left without a challenge that
-    /// an unknown one would have).
+    /// when delivery fails.
+    ///
+    /// `checks` are the request's limits, decided with the put in one store
+    /// step (the request path). `None` is known-users mode off the request
+    /// path, after the decoy was put with the limits: then a failed delivery
+    /// rolls back to a decoy, as an identifier must never be left without
+    /// the challenge an unknown one would have.
     async fn deliver(
         &self,
         ctx: &RequestContext,
@@ -407,7 +433,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         hashed: &HashedId,
         channel: Channel,
         locale: Option<String>,
-        decoy_on_failure: bool,
+        checks: Option<&[Check]>,
     ) -> Result<(), Problem> {
         let now = self.now();
         let code = code::generate(self.config.code_length);
@@ -417,8 +443,14 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             expires_at_us: unix_micros(now + self.config.code_ttl),
         };
         let key = hashed.to_string();
-        if let Err(e) = self.store.put_challenge(&key, &challenge, now).await {
-            return Err(self.store_failed(ctx, &e));
+        let limits = Check::limits(checks.unwrap_or_default());
+        let put = self
+            .store
+            .put_challenge(&key, &challenge, &limits, now)
+            .await;
+        self.gate(ctx, checks.unwrap_or_default(), hashed, put)?;
+        if checks.is_some() {
+            self.event(ctx, EventKind::OtpRequested, Some(hashed), None);
         }
         let mut msg = Message::new(channel, id.as_str(), code, self.config.code_ttl)
             .with_app_name(self.config.app_name.clone());
@@ -431,8 +463,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             Err(err) => {
                 tracing::warn!(target: "tower_otp", error = %err, channel = %channel, "delivery failed; challenge rolled back");
                 match self.store.remove_challenge(&key, &challenge.id).await {
-                    Ok(true) if decoy_on_failure => {
-                        if let Err(e) = self.store.put_challenge(&key, &self.decoy(now), now).await
+                    Ok(true) if checks.is_none() => {
+                        if let Err(e) = self
+                            .store
+                            .put_challenge(&key, &self.decoy(now), &[], now)
+                            .await
                         {
                             tracing::error!(target: "tower_otp", error = %e, "could not put a decoy challenge after a failed delivery");
                         }
@@ -478,17 +513,20 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 limits.verify_per_identifier,
             ),
         ];
-        self.limit_all(ctx, &checks, Some(&hashed)).await?;
         let key = hashed.to_string();
         let attempt = self
             .store
-            .attempt_challenge(&key, self.config.max_attempts, self.now())
-            .await
-            .map_err(|e| self.store_failed(ctx, &e))?;
+            .attempt_challenge(
+                &key,
+                self.config.max_attempts,
+                &Check::limits(&checks),
+                self.now(),
+            )
+            .await;
         let Attempt::Open {
             challenge,
             remaining,
-        } = attempt
+        } = self.gate(ctx, &checks, &hashed, attempt)?
         else {
             self.event(
                 ctx,
@@ -507,26 +545,15 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             self.event(ctx, EventKind::OtpFailed, Some(&hashed), Some("mismatch"));
             return Err(invalid_code());
         }
-        // On the last attempt the store already deleted the challenge for us;
-        // otherwise exactly one concurrent winner removes it.
-        let won = remaining == 0
-            || self
-                .store
-                .remove_challenge(&key, &challenge.id)
-                .await
-                .map_err(|e| self.store_failed(ctx, &e))?;
-        if !won {
-            self.event(
-                ctx,
-                EventKind::OtpFailed,
-                Some(&hashed),
-                Some("already_used"),
-            );
-            return Err(invalid_code());
-        }
+        // The subject comes first: consuming the code starts the session in
+        // the same store step, so nothing is spent when the resolver is down.
         let subject = match self.resolver.resolve(&id, &hashed).await {
             Ok(subject) => subject,
             Err(ResolveError::Refused) => {
+                // The code was right: it is spent, but opens no session.
+                if let Err(e) = self.store.remove_challenge(&key, &challenge.id).await {
+                    return Err(self.store_failed(ctx, &e));
+                }
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,
                     "access_denied",
@@ -542,36 +569,40 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 ));
             }
         };
-        let answer = self.start_session(ctx, subject).await?;
-        self.event(ctx, EventKind::OtpVerified, Some(&hashed), None);
-        Ok(answer)
-    }
-
-    async fn start_session(&self, ctx: &RequestContext, subject: Subject) -> Answer {
         let sid = RefreshToken::new_sid();
         let refresh = RefreshToken::generate(&sid);
-        let claims: Map<String, Value> = subject
-            .claims
-            .into_iter()
-            .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
-            .collect();
-        let data = SessionData {
-            sub: subject.id,
-            claims,
-        };
+        let data = SessionData::of(subject);
         let bytes =
             serde_json::to_vec(&data).map_err(|_| Problem::invalid_request("unusable claims"))?;
-        self.store
-            .create_session(
-                &sid,
-                &refresh.hash(),
-                &bytes,
-                self.config.refresh_ttl,
+        // Exactly one concurrent winner consumes the challenge, and only its
+        // session exists; a store failure spends nothing.
+        let won = self
+            .store
+            .consume_challenge(
+                &key,
+                &challenge.id,
+                NewSession {
+                    sid: &sid,
+                    refresh_hash: &refresh.hash(),
+                    data: &bytes,
+                    ttl: self.config.refresh_ttl,
+                },
                 self.now(),
             )
             .await
             .map_err(|e| self.store_failed(ctx, &e))?;
-        self.token_pair(&sid, &data, &refresh)
+        if !won {
+            self.event(
+                ctx,
+                EventKind::OtpFailed,
+                Some(&hashed),
+                Some("already_used"),
+            );
+            return Err(invalid_code());
+        }
+        let answer = self.token_pair(&sid, &data, &refresh)?;
+        self.event(ctx, EventKind::OtpVerified, Some(&hashed), None);
+        Ok(answer)
     }
 
     fn token_pair(&self, sid: &str, data: &SessionData, refresh: &RefreshToken) -> Answer {

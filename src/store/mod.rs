@@ -3,7 +3,7 @@
 //! | trait | operations | needed by |
 //! |---|---|---|
 //! | [`RateStore`] | [`hit`](RateStore::hit), [`hit_all`](RateStore::hit_all) | `RateLimitLayer`, the router's limits |
-//! | [`ChallengeStore`] | [`put_challenge`](ChallengeStore::put_challenge), [`attempt_challenge`](ChallengeStore::attempt_challenge), [`remove_challenge`](ChallengeStore::remove_challenge) | the router's request and verify |
+//! | [`ChallengeStore`] (a `RateStore` + `SessionStore`) | [`put_challenge`](ChallengeStore::put_challenge), [`attempt_challenge`](ChallengeStore::attempt_challenge) (each with the limits of its request), [`consume_challenge`](ChallengeStore::consume_challenge), [`remove_challenge`](ChallengeStore::remove_challenge) | the router's request and verify |
 //! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked), [`is_any_revoked`](SessionStore::is_any_revoked) | the router's tokens, `JwtLayer::with_store` |
 //! | [`ApiKeyStore`] | [`put_api_key`](ApiKeyStore::put_api_key), [`get_api_key`](ApiKeyStore::get_api_key), [`delete_api_key`](ApiKeyStore::delete_api_key), [`list_api_keys`](ApiKeyStore::list_api_keys) | `ApiKeys`, `ApiKeyLayer` |
 //! | [`Ping`] | [`ping`](Ping::ping) | the router's readiness check |
@@ -19,15 +19,19 @@
 //! token — and is atomic on its own: one atomic entry computation in memory,
 //! one Lua script (one round trip) in Redis. Nothing in `tower-otp` reads a
 //! value, decides in Rust and writes it back, because that check-then-write
-//! is a race for counters and single-use values.
+//! is a race for counters and single-use values. A step of the router is
+//! one call, limits included: a code request is one
+//! [`put_challenge`](ChallengeStore::put_challenge) that decides every limit
+//! of the request all or nothing and stores the challenge only when all
+//! allow.
 //!
-//! The one exception is by design: a challenge's code MAC is compared in
+//! The one split is by design: a challenge's code MAC is compared in
 //! constant time *in Rust*, so verification is two steps —
 //! [`attempt_challenge`](ChallengeStore::attempt_challenge) atomically counts
-//! the attempt and hands back the stored MAC, and on a match
-//! [`remove_challenge`](ChallengeStore::remove_challenge) consumes it;
-//! exactly one caller can remove a given challenge, so a code still works
-//! only once.
+//! the verify limits and the attempt and hands back the stored MAC, and on a
+//! match [`consume_challenge`](ChallengeStore::consume_challenge) consumes it
+//! and starts the session; exactly one caller can consume a given challenge,
+//! so a code still works only once, and a failed consume spends no code.
 //!
 //! Time is passed in (`now`), never read by the store, so expiry is tested
 //! with a [`ManualClock`](crate::clock::ManualClock). Entries also carry a
@@ -75,7 +79,7 @@ mod session;
 
 pub use all::Store;
 pub use api_key::ApiKeyStore;
-pub use challenge::{Attempt, Challenge, ChallengeStore};
+pub use challenge::{Attempt, Challenge, ChallengeStore, Limited};
 pub use error::{BoxError, StoreError};
 #[cfg(feature = "moka")]
 pub use memory::{MemoryStore, MemoryStoreBuilder};
@@ -85,4 +89,4 @@ pub(crate) use rate::decide_all;
 pub use rate::{Limit, RateStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
-pub use session::{RefreshRotation, Rotation, SessionStore};
+pub use session::{NewSession, RefreshRotation, Rotation, SessionStore};

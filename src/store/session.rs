@@ -39,6 +39,20 @@ pub struct RefreshRotation<'a> {
     pub ttl: Duration,
 }
 
+/// A session family to start, for [`SessionStore::create_session`] and
+/// [`ChallengeStore::consume_challenge`](super::ChallengeStore::consume_challenge).
+#[derive(Clone, Copy, Debug)]
+pub struct NewSession<'a> {
+    /// The family id (random; the refresh token carries it).
+    pub sid: &'a str,
+    /// SHA-256 of the first refresh token.
+    pub refresh_hash: &'a [u8; 32],
+    /// Opaque session data, handed back on every rotation.
+    pub data: &'a [u8],
+    /// How long the family lives unless rotated.
+    pub ttl: Duration,
+}
+
 /// Storage for sessions: a family per login, its refresh token rotated with
 /// reuse detection, and revocation markers for families and token ids —
 /// what the router's refresh and logout need, and all that
@@ -48,14 +62,12 @@ pub struct RefreshRotation<'a> {
 /// session suite of the store conformance tests
 /// (`tests/support/conformance.rs`).
 pub trait SessionStore: Clone + Send + Sync + fmt::Debug + 'static {
-    /// Starts a session family `sid` with opaque `data` and its first refresh
-    /// token (by hash). Everything expires `ttl` after `now` unless rotated.
+    /// Starts the session family `session.sid` with its data and first
+    /// refresh token (by hash). Everything expires `session.ttl` after `now`
+    /// unless rotated.
     fn create_session(
         &self,
-        sid: &str,
-        refresh_hash: &[u8; 32],
-        data: &[u8],
-        ttl: Duration,
+        session: NewSession<'_>,
         now: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Ping, RateStore, RefreshRotation,
-    Rotation, SessionStore,
+    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Limited, NewSession, Ping, RateStore,
+    RefreshRotation, Rotation, SessionStore,
 };
 
 /// A random key with a readable label.
@@ -39,6 +39,21 @@ pub fn rotation<'a>(
         presented,
         successor,
         grace,
+        ttl,
+    }
+}
+
+/// A session family to start.
+pub fn new_session<'a>(
+    sid: &'a str,
+    refresh_hash: &'a [u8; 32],
+    data: &'a [u8],
+    ttl: Duration,
+) -> NewSession<'a> {
+    NewSession {
+        sid,
+        refresh_hash,
+        data,
         ttl,
     }
 }
@@ -268,11 +283,39 @@ pub async fn concurrent_hit_and_hit_all_share_a_key<S: RateStore>(store: S) {
     assert_eq!(allowed, 10);
 }
 
+/// Puts `c` under `key` with no limits.
+async fn put<S: ChallengeStore>(store: &S, key: &str, c: &Challenge, now: SystemTime) {
+    let put = store.put_challenge(key, c, &[], now).await.unwrap();
+    assert_eq!(put, Limited::Passed(()));
+}
+
+/// One attempt (of at most `max`) at the challenge under `key`, no limits.
+async fn attempt<S: ChallengeStore>(store: &S, key: &str, max: u32, now: SystemTime) -> Attempt {
+    match store.attempt_challenge(key, max, &[], now).await.unwrap() {
+        Limited::Passed(attempt) => attempt,
+        Limited::Refused(d) => panic!("no limits, yet refused: {d:?}"),
+    }
+}
+
+fn session_of<'a>(sid: &'a str, hash: &'a [u8; 32]) -> NewSession<'a> {
+    new_session(sid, hash, b"d", Duration::from_secs(3600))
+}
+
+/// Whether the family `sid` exists with `hash` current.
+async fn session_exists<S: SessionStore>(store: &S, sid: &str, hash: &[u8; 32]) -> bool {
+    let ttl = Duration::from_secs(3600);
+    let r = rotation(sid, hash, &[0xEE; 32], Duration::ZERO, ttl);
+    matches!(
+        store.rotate_refresh(r, t(2)).await.unwrap(),
+        Rotation::Rotated(_)
+    )
+}
+
 pub async fn challenge_round_trip<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     let c = challenge(1, 7, t(600));
-    store.put_challenge(&key, &c, t(0)).await.unwrap();
-    match store.attempt_challenge(&key, 5, t(1)).await.unwrap() {
+    put(&store, &key, &c, t(0)).await;
+    match attempt(&store, &key, 5, t(1)).await {
         Attempt::Open {
             challenge,
             remaining,
@@ -284,65 +327,89 @@ pub async fn challenge_round_trip<S: ChallengeStore>(store: S) {
     }
     assert!(store.remove_challenge(&key, &c.id).await.unwrap());
     assert!(!store.remove_challenge(&key, &c.id).await.unwrap());
-    assert_eq!(
-        store.attempt_challenge(&key, 5, t(2)).await.unwrap(),
-        Attempt::Missing
-    );
+    assert_eq!(attempt(&store, &key, 5, t(2)).await, Attempt::Missing);
 }
 
 pub async fn missing_challenge<S: ChallengeStore>(store: S) {
     let key = unique("ch");
-    assert_eq!(
-        store.attempt_challenge(&key, 5, t(0)).await.unwrap(),
-        Attempt::Missing
-    );
+    assert_eq!(attempt(&store, &key, 5, t(0)).await, Attempt::Missing);
     assert!(!store.remove_challenge(&key, &[0; 16]).await.unwrap());
+    let sid = unique("sid");
+    let consumed = store
+        .consume_challenge(&key, &[0; 16], session_of(&sid, &[1; 32]), t(0))
+        .await
+        .unwrap();
+    assert!(!consumed);
+    assert!(
+        !session_exists(&store, &sid, &[1; 32]).await,
+        "a lost consume leaves no session"
+    );
 }
 
 pub async fn challenge_burns_after_max_attempts<S: ChallengeStore>(store: S) {
     let key = unique("ch");
-    store
-        .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
-        .await
-        .unwrap();
+    put(&store, &key, &challenge(1, 7, t(600)), t(0)).await;
     for expected in (0..5).rev() {
-        match store.attempt_challenge(&key, 5, t(1)).await.unwrap() {
+        match attempt(&store, &key, 5, t(1)).await {
             Attempt::Open { remaining, .. } => assert_eq!(remaining, expected),
             other => panic!("expected open, got {other:?}"),
         }
     }
-    assert_eq!(
-        store.attempt_challenge(&key, 5, t(2)).await.unwrap(),
-        Attempt::Missing
-    );
+    assert_eq!(attempt(&store, &key, 5, t(2)).await, Attempt::Missing);
+    // Burned: not even its id consumes it any more.
+    let sid = unique("sid");
+    let consumed = store
+        .consume_challenge(&key, &[1; 16], session_of(&sid, &[1; 32]), t(3))
+        .await
+        .unwrap();
+    assert!(!consumed);
+}
+
+/// A match on the last attempt can still be consumed, once.
+pub async fn last_attempt_can_be_consumed<S: ChallengeStore>(store: S) {
+    let key = unique("ch");
+    put(&store, &key, &challenge(1, 7, t(600)), t(0)).await;
+    assert!(matches!(
+        attempt(&store, &key, 1, t(1)).await,
+        Attempt::Open { remaining: 0, .. }
+    ));
+    let sid = unique("sid");
+    let won = store
+        .consume_challenge(&key, &[1; 16], session_of(&sid, &[4; 32]), t(1))
+        .await
+        .unwrap();
+    assert!(won);
+    assert!(session_exists(&store, &sid, &[4; 32]).await);
+    assert_eq!(attempt(&store, &key, 1, t(2)).await, Attempt::Missing);
 }
 
 pub async fn challenge_expires<S: ChallengeStore>(store: S) {
     let key = unique("ch");
-    store
-        .put_challenge(&key, &challenge(1, 7, t(600)), t(0))
-        .await
-        .unwrap();
+    put(&store, &key, &challenge(1, 7, t(600)), t(0)).await;
     assert!(matches!(
-        store.attempt_challenge(&key, 5, t(599)).await.unwrap(),
+        attempt(&store, &key, 5, t(599)).await,
         Attempt::Open { .. }
     ));
-    assert_eq!(
-        store.attempt_challenge(&key, 5, t(600)).await.unwrap(),
-        Attempt::Missing
-    );
+    assert_eq!(attempt(&store, &key, 5, t(600)).await, Attempt::Missing);
 }
 
 pub async fn new_challenge_voids_old<S: ChallengeStore>(store: S) {
     let key = unique("ch");
     let old = challenge(1, 7, t(600));
     let new = challenge(2, 8, t(700));
-    store.put_challenge(&key, &old, t(0)).await.unwrap();
-    store.attempt_challenge(&key, 5, t(1)).await.unwrap();
-    store.put_challenge(&key, &new, t(100)).await.unwrap();
-    // Rollback of the old one must not delete the new one.
+    put(&store, &key, &old, t(0)).await;
+    attempt(&store, &key, 5, t(1)).await;
+    put(&store, &key, &new, t(100)).await;
+    // Rollback or a late consume of the old one must not touch the new one.
     assert!(!store.remove_challenge(&key, &old.id).await.unwrap());
-    match store.attempt_challenge(&key, 5, t(101)).await.unwrap() {
+    let sid = unique("sid");
+    let consumed = store
+        .consume_challenge(&key, &old.id, session_of(&sid, &[1; 32]), t(100))
+        .await
+        .unwrap();
+    assert!(!consumed);
+    assert!(!session_exists(&store, &sid, &[1; 32]).await);
+    match attempt(&store, &key, 5, t(101)).await {
         Attempt::Open {
             challenge,
             remaining,
@@ -357,7 +424,7 @@ pub async fn new_challenge_voids_old<S: ChallengeStore>(store: S) {
 pub async fn concurrent_removal_has_one_winner<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("ch"));
     let c = challenge(3, 9, t(600));
-    store.put_challenge(&key, &c, t(0)).await.unwrap();
+    put(&store, &key, &c, t(0)).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (store, key) = (store.clone(), key.clone());
@@ -374,16 +441,13 @@ pub async fn concurrent_removal_has_one_winner<S: ChallengeStore>(store: S) {
 
 pub async fn concurrent_attempts_never_exceed_max<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("ch"));
-    store
-        .put_challenge(&key, &challenge(4, 1, t(600)), t(0))
-        .await
-        .unwrap();
+    put(&store, &key, &challenge(4, 1, t(600)), t(0)).await;
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (store, key) = (store.clone(), key.clone());
-        tasks.push(tokio::spawn(async move {
-            store.attempt_challenge(&key, 5, t(1)).await.unwrap()
-        }));
+        tasks.push(tokio::spawn(
+            async move { attempt(&store, &key, 5, t(1)).await },
+        ));
     }
     let mut open = Vec::new();
     for task in tasks {
@@ -395,12 +459,171 @@ pub async fn concurrent_attempts_never_exceed_max<S: ChallengeStore>(store: S) {
     assert_eq!(open, [0, 1, 2, 3, 4]);
 }
 
+/// 64 concurrent consumes of one challenge, each with its own session:
+/// exactly one wins, and only its session exists.
+pub async fn concurrent_consume_has_one_winner<S: ChallengeStore>(store: S) {
+    let key = Arc::new(unique("ch"));
+    put(&store, &key, &challenge(5, 5, t(600)), t(0)).await;
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let sid = unique("sid");
+            let won = store
+                .consume_challenge(&key, &[5; 16], session_of(&sid, &[i; 32]), t(1))
+                .await
+                .unwrap();
+            (won, sid, i)
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        let (won, sid, i) = task.await.unwrap();
+        winners += usize::from(won);
+        assert_eq!(
+            session_exists(&store, &sid, &[i; 32]).await,
+            won,
+            "session {i}"
+        );
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(attempt(&store, &key, 5, t(3)).await, Attempt::Missing);
+}
+
+/// Both gated steps count their limits, and refuse past them.
+pub async fn gated_steps_count_their_limits<S: ChallengeStore>(store: S) {
+    let (key, cell) = (unique("ch"), unique("gate"));
+    let q = Quota::per_hour(2);
+    let limits = [limit(&cell, &q)];
+    let c = challenge(1, 7, t(600));
+    let put = store.put_challenge(&key, &c, &limits, t(0)).await.unwrap();
+    assert_eq!(put, Limited::Passed(()));
+    let tried = store
+        .attempt_challenge(&key, 5, &limits, t(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tried,
+        Limited::Passed(Attempt::Open { remaining: 4, .. })
+    ));
+    match store.put_challenge(&key, &c, &limits, t(2)).await.unwrap() {
+        Limited::Refused(d) => {
+            assert_eq!(d.len(), 1);
+            assert!(!d[0].allowed);
+            assert!(d[0].retry_after > Duration::ZERO);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .attempt_challenge(&key, 5, &limits, t(3))
+            .await
+            .unwrap(),
+        Limited::Refused(_)
+    ));
+}
+
+/// A refused gated step counts none of its limits and leaves the challenge
+/// as it was: a refused code request does not void the pending code, and a
+/// refused verification uses no attempt.
+pub async fn refused_gated_step_changes_nothing<S: ChallengeStore>(store: S) {
+    let (key, open, full) = (unique("ch"), unique("open"), unique("full"));
+    let (q2, q1) = (Quota::per_hour(2), Quota::per_hour(1));
+    assert!(store.hit(&full, &q1, t(0)).await.unwrap().allowed);
+    let limits = [limit(&open, &q2), limit(&full, &q1)];
+    let old = challenge(1, 7, t(600));
+    put(&store, &key, &old, t(0)).await;
+    let refused = store
+        .put_challenge(&key, &challenge(2, 8, t(700)), &limits, t(1))
+        .await
+        .unwrap();
+    match refused {
+        Limited::Refused(d) => {
+            assert_eq!(d.len(), 2);
+            assert!(d[0].allowed, "the open limit would have allowed");
+            assert!(!d[1].allowed);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let refused = store
+        .attempt_challenge(&key, 5, &limits, t(2))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Limited::Refused(_)));
+    match attempt(&store, &key, 5, t(3)).await {
+        Attempt::Open {
+            challenge,
+            remaining,
+        } => {
+            assert_eq!(challenge, old, "the refused put voided nothing");
+            assert_eq!(remaining, 4, "the refused attempt was not counted");
+        }
+        other => panic!("expected open, got {other:?}"),
+    }
+    // Neither refusal counted the open limit: its two hits are left.
+    assert!(store.hit(&open, &q2, t(4)).await.unwrap().allowed);
+    assert!(store.hit(&open, &q2, t(4)).await.unwrap().allowed);
+    assert!(!store.hit(&open, &q2, t(4)).await.unwrap().allowed);
+}
+
+/// 64 concurrent code requests and 64 concurrent verifications, each with a
+/// shared limit of 10 and a wide global one: exactly 10 of each pass, and
+/// the global counter counted exactly those.
+pub async fn concurrent_gated_steps_never_over_admit<S: ChallengeStore>(store: S) {
+    let (shared, global) = (Arc::new(unique("shared")), Arc::new(unique("global")));
+    let key = Arc::new(unique("ch"));
+    let (q10, wide) = (Quota::per_hour(10), Quota::per_hour(1000));
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let (store, shared, global, key) =
+            (store.clone(), shared.clone(), global.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let limits = [limit(&shared, &q10), limit(&global, &wide)];
+            let c = challenge(i, i, t(600));
+            let put = store.put_challenge(&key, &c, &limits, t(0)).await.unwrap();
+            put.passed().is_some()
+        }));
+    }
+    let mut passed = 0;
+    for task in tasks {
+        passed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(passed, 10);
+    let shared2 = Arc::new(unique("shared"));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, shared2, global, key) =
+            (store.clone(), shared2.clone(), global.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let limits = [limit(&shared2, &q10), limit(&global, &wide)];
+            match store
+                .attempt_challenge(&key, 100, &limits, t(1))
+                .await
+                .unwrap()
+            {
+                Limited::Passed(Attempt::Open { remaining, .. }) => Some(remaining),
+                Limited::Passed(other) => panic!("expected open, got {other:?}"),
+                Limited::Refused(_) => None,
+            }
+        }));
+    }
+    let mut open = Vec::new();
+    for task in tasks {
+        open.extend(task.await.unwrap());
+    }
+    open.sort_unstable();
+    assert_eq!(open, (90..100).collect::<Vec<u32>>());
+    // 20 counted on the global limit: 1000 - 20 - this hit remain.
+    let d = store.hit(&global, &wide, t(1)).await.unwrap();
+    assert_eq!(d.remaining, 1000 - 21);
+}
+
 pub async fn refresh_rotates<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
     store
-        .create_session(&sid, &[1; 32], b"data", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"data", ttl), t(0))
         .await
         .unwrap();
     assert_eq!(
@@ -439,7 +662,7 @@ pub async fn refresh_grace_returns_same_successor<S: SessionStore>(store: S) {
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
     store
-        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"d", ttl), t(0))
         .await
         .unwrap();
     assert!(matches!(
@@ -471,7 +694,7 @@ pub async fn refresh_reuse_revokes_family<S: SessionStore>(store: S) {
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
     store
-        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"d", ttl), t(0))
         .await
         .unwrap();
     store
@@ -501,7 +724,7 @@ pub async fn older_spent_token_is_reuse<S: SessionStore>(store: S) {
     let ttl = Duration::from_secs(3600);
     let grace = Duration::from_secs(5);
     store
-        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"d", ttl), t(0))
         .await
         .unwrap();
     for (i, step) in (1u8..5).enumerate() {
@@ -527,7 +750,7 @@ pub async fn concurrent_rotation_has_one_winner<S: SessionStore>(store: S) {
     let sid = Arc::new(unique("sid"));
     let ttl = Duration::from_secs(3600);
     store
-        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"d", ttl), t(0))
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -558,7 +781,7 @@ pub async fn revoke_kills_session<S: SessionStore>(store: S) {
     let sid = unique("sid");
     let ttl = Duration::from_secs(3600);
     store
-        .create_session(&sid, &[1; 32], b"d", ttl, t(0))
+        .create_session(new_session(&sid, &[1; 32], b"d", ttl), t(0))
         .await
         .unwrap();
     assert!(!store.is_revoked(&sid).await.unwrap());
@@ -720,8 +943,11 @@ macro_rules! challenge_store_conformance {
     ($make:expr) => {
         $crate::conformance_tests!($make;
             challenge_round_trip, missing_challenge,
-            challenge_burns_after_max_attempts, challenge_expires, new_challenge_voids_old,
-            concurrent_removal_has_one_winner, concurrent_attempts_never_exceed_max);
+            challenge_burns_after_max_attempts, last_attempt_can_be_consumed, challenge_expires,
+            new_challenge_voids_old, concurrent_removal_has_one_winner,
+            concurrent_attempts_never_exceed_max, concurrent_consume_has_one_winner,
+            gated_steps_count_their_limits, refused_gated_step_changes_nothing,
+            concurrent_gated_steps_never_over_admit);
     };
 }
 

@@ -206,6 +206,40 @@ impl RedisServer {
     pub fn command(&self, args: &[&str]) -> std::io::Result<Vec<u8>> {
         command(self.port, args)
     }
+
+    /// Calls per command name so far (`INFO commandstats`, less `INFO`).
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let reply = self.command(&["INFO", "commandstats"]).unwrap();
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                (name != "info").then(|| (name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    /// The commands run between two [`command_calls`](Self::command_calls)
+    /// snapshots, by name (only those that ran).
+    pub fn calls_since(
+        &self,
+        before: &std::collections::BTreeMap<String, u64>,
+    ) -> std::collections::BTreeMap<String, u64> {
+        self.command_calls()
+            .into_iter()
+            .map(|(name, n)| {
+                let d = n - before.get(&name).copied().unwrap_or(0);
+                (name, d)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 impl Drop for RedisServer {

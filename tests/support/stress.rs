@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tower_otp::store::{Attempt, Challenge, ChallengeStore};
+use tower_otp::store::{Attempt, Challenge, ChallengeStore, Limited};
 
 use super::conformance::unique;
 
@@ -24,17 +24,17 @@ fn challenge(id: u8) -> Challenge {
 pub async fn attempts_open_exactly_max<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("stress"));
     store
-        .put_challenge(&key, &challenge(5), t(0))
+        .put_challenge(&key, &challenge(5), &[], t(0))
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..200 {
         let (store, key) = (store.clone(), key.clone());
-        tasks.spawn(async move { store.attempt_challenge(&key, 5, t(1)).await.unwrap() });
+        tasks.spawn(async move { store.attempt_challenge(&key, 5, &[], t(1)).await.unwrap() });
     }
     let mut open = Vec::new();
     while let Some(result) = tasks.join_next().await {
-        if let Attempt::Open { remaining, .. } = result.unwrap() {
+        if let Limited::Passed(Attempt::Open { remaining, .. }) = result.unwrap() {
             open.push(remaining);
         }
     }
@@ -46,7 +46,7 @@ pub async fn attempts_open_exactly_max<S: ChallengeStore>(store: S) {
 pub async fn removals_have_one_winner<S: ChallengeStore>(store: S) {
     let key = Arc::new(unique("stress"));
     store
-        .put_challenge(&key, &challenge(6), t(0))
+        .put_challenge(&key, &challenge(6), &[], t(0))
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();

@@ -1,5 +1,11 @@
 //! [`ChallengeStore`] for [`MemoryStore`]: a moka cache with per-entry TTLs,
-//! each attempt one atomic entry computation.
+//! each attempt one atomic entry computation, behind the step's limits.
+//!
+//! A gated step decides its limits first (one atomic `hit_all` on the rate
+//! table) and runs only when all allow; nothing after the limits can fail,
+//! so a refused or failed step changes nothing. `consume_challenge` is the
+//! trait's default: the session is started (the only write that can fail,
+//! when the record table is full) before the challenge is removed.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,7 +13,8 @@ use moka::ops::compute::Op;
 
 use super::store::{Entry, MemoryStore};
 use crate::clock::unix_micros;
-use crate::store::{Attempt, Challenge, ChallengeStore, StoreError};
+use crate::quota::RateDecision;
+use crate::store::{Attempt, Challenge, ChallengeStore, Limit, Limited, StoreError};
 
 fn challenge_key(key: &str) -> String {
     key.to_owned()
@@ -17,30 +24,54 @@ fn remaining(expires_at_us: u64, now_us: u64) -> Duration {
     Duration::from_micros(expires_at_us.saturating_sub(now_us))
 }
 
+impl MemoryStore {
+    /// Counts `limits` all or nothing: `Some(decisions)` when one refused.
+    fn refused(
+        &self,
+        limits: &[Limit<'_>],
+        now_us: u64,
+    ) -> Result<Option<Vec<RateDecision>>, StoreError> {
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let decisions = self.rate_hit_all(limits, now_us)?;
+        Ok((!decisions.iter().all(|d| d.allowed)).then_some(decisions))
+    }
+}
+
 impl ChallengeStore for MemoryStore {
     async fn put_challenge(
         &self,
         key: &str,
         challenge: &Challenge,
+        limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let ttl = remaining(challenge.expires_at_us, unix_micros(now));
+    ) -> Result<Limited<()>, StoreError> {
+        let now_us = unix_micros(now);
+        if let Some(decisions) = self.refused(limits, now_us)? {
+            return Ok(Limited::Refused(decisions));
+        }
+        let ttl = remaining(challenge.expires_at_us, now_us);
         let entry = Entry {
             challenge: challenge.clone(),
             attempts: 0,
             ttl,
         };
         self.challenges.insert(challenge_key(key), entry);
-        Ok(())
+        Ok(Limited::Passed(()))
     }
 
     async fn attempt_challenge(
         &self,
         key: &str,
         max_attempts: u32,
+        limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> Result<Attempt, StoreError> {
+    ) -> Result<Limited<Attempt>, StoreError> {
         let now_us = unix_micros(now);
+        if let Some(decisions) = self.refused(limits, now_us)? {
+            return Ok(Limited::Refused(decisions));
+        }
         let mut out = Attempt::Missing;
         self.challenges
             .entry(challenge_key(key))
@@ -51,19 +82,16 @@ impl ChallengeStore for MemoryStore {
                     return Op::Remove;
                 }
                 entry.attempts += 1;
-                let left = max_attempts - entry.attempts;
                 out = Attempt::Open {
                     challenge: entry.challenge.clone(),
-                    remaining: left,
+                    remaining: max_attempts - entry.attempts,
                 };
-                if left == 0 {
-                    Op::Remove
-                } else {
-                    entry.ttl = remaining(entry.challenge.expires_at_us, now_us);
-                    Op::Put(entry)
-                }
+                // The last attempt's entry stays, exhausted, so that a match
+                // on it can still be consumed.
+                entry.ttl = remaining(entry.challenge.expires_at_us, now_us);
+                Op::Put(entry)
             });
-        Ok(out)
+        Ok(Limited::Passed(out))
     }
 
     async fn remove_challenge(&self, key: &str, id: &[u8; 16]) -> Result<bool, StoreError> {

@@ -13,6 +13,18 @@ impl MemoryStore {
         self.alarms.rates.raise(self.rates.capacity())
     }
 
+    /// [`hit_all`](RateStore::hit_all) at `now_us`, for the steps that
+    /// decide limits together with a challenge.
+    pub(super) fn rate_hit_all(
+        &self,
+        limits: &[Limit<'_>],
+        now_us: u64,
+    ) -> Result<Vec<RateDecision>, StoreError> {
+        self.rates
+            .hit_all(limits, now_us)
+            .map_err(|_| self.rates_full())
+    }
+
     /// [`hit`](RateStore::hit) without a future: `None` when the rate table
     /// is full (then [`hit`](RateStore::hit) reports
     /// [`StoreError::Full`]). `RateLimit` tries it first, so over this store
@@ -57,9 +69,7 @@ impl RateStore for MemoryStore {
         limits: &[Limit<'_>],
         now: SystemTime,
     ) -> Result<Vec<RateDecision>, StoreError> {
-        self.rates
-            .hit_all(limits, unix_micros(now))
-            .map_err(|_| self.rates_full())
+        self.rate_hit_all(limits, unix_micros(now))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::records::{Deadline, Op as RecordOp};
 use super::store::{Family, MemoryStore, Record, Session};
 use crate::clock::unix_micros;
-use crate::store::{RefreshRotation, Rotation, SessionStore, StoreError};
+use crate::store::{NewSession, RefreshRotation, Rotation, SessionStore, StoreError};
 
 /// Refresh tokens of one family remembered as spent, for reuse detection.
 const SPENT_REMEMBERED: usize = 64;
@@ -54,20 +54,17 @@ impl MemoryStore {
 impl SessionStore for MemoryStore {
     async fn create_session(
         &self,
-        sid: &str,
-        refresh_hash: &[u8; 32],
-        data: &[u8],
-        ttl: Duration,
+        new: NewSession<'_>,
         _now: SystemTime,
     ) -> Result<(), StoreError> {
         let family = Arc::new(Family {
-            data: data.into(),
-            current: *refresh_hash,
+            data: new.data.into(),
+            current: *new.refresh_hash,
             previous: None,
             spent: Vec::new(),
         });
-        self.session(sid, |mut session, now| {
-            session.family = Some((family.clone(), now.saturating_add(nanos(ttl))));
+        self.session(new.sid, |mut session, now| {
+            session.family = Some((family.clone(), now.saturating_add(nanos(new.ttl))));
             (Some(session), ())
         })
     }

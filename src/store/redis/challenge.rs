@@ -1,77 +1,93 @@
-//! [`ChallengeStore`] for [`RedisStore`]: a hash per challenge, one script
-//! per operation.
+//! [`ChallengeStore`] for [`RedisStore`]: a hash per challenge in the rate
+//! cells' slot, one script per step with the step's limits.
 
 use std::time::{Duration, SystemTime};
 
+use super::connection::Connection;
+use super::rate::{push_limits, read_limits};
 use super::reply::{array, corrupt, decimal, fixed, int};
 use super::scripts::SCRIPTS;
 use super::store::{RedisStore, ttl_ms};
 use crate::clock::unix_micros;
-use crate::store::{Attempt, Challenge, ChallengeStore, StoreError};
+use crate::store::challenge::consume_in_steps;
+use crate::store::{Attempt, Challenge, ChallengeStore, Limit, Limited, NewSession, StoreError};
 
 impl ChallengeStore for RedisStore {
     async fn put_challenge(
         &self,
         key: &str,
         challenge: &Challenge,
+        limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let left = challenge.expires_at_us.saturating_sub(unix_micros(now));
-        self.eval(
-            "put_challenge",
-            SCRIPTS
-                .challenge_put
-                .key(self.keys.challenge(key))
-                .arg(&challenge.id[..])
-                .arg(&challenge.mac[..])
-                .arg(challenge.expires_at_us)
-                .arg(ttl_ms(Duration::from_micros(left))),
-        )
-        .await?;
-        Ok(())
+    ) -> Result<Limited<()>, StoreError> {
+        const OP: &str = "put_challenge";
+        let now_us = unix_micros(now);
+        let left = challenge.expires_at_us.saturating_sub(now_us);
+        let mut invocation = SCRIPTS.challenge_put.prepare_invoke();
+        push_limits(&mut invocation, &self.keys, limits, now_us);
+        invocation
+            .key(self.keys.challenge(key))
+            .arg(&challenge.id[..])
+            .arg(&challenge.mac[..])
+            .arg(challenge.expires_at_us)
+            .arg(ttl_ms(Duration::from_micros(left)));
+        let reply = self.eval(OP, &invocation).await?;
+        let mut items = array(OP, reply)?.into_iter();
+        let (decisions, allowed) = read_limits(OP, &mut items, limits, now_us)?;
+        if items.next().is_some() {
+            return Err(corrupt(OP));
+        }
+        Ok(if allowed {
+            Limited::Passed(())
+        } else {
+            Limited::Refused(decisions)
+        })
     }
 
     async fn attempt_challenge(
         &self,
         key: &str,
         max_attempts: u32,
+        limits: &[Limit<'_>],
         now: SystemTime,
-    ) -> Result<Attempt, StoreError> {
+    ) -> Result<Limited<Attempt>, StoreError> {
         const OP: &str = "attempt_challenge";
-        let reply = self
-            .eval(
-                OP,
-                SCRIPTS
-                    .challenge_attempt
-                    .key(self.keys.challenge(key))
-                    .arg(max_attempts)
-                    .arg(unix_micros(now)),
-            )
-            .await?;
+        let now_us = unix_micros(now);
+        let mut invocation = SCRIPTS.challenge_attempt.prepare_invoke();
+        push_limits(&mut invocation, &self.keys, limits, now_us);
+        invocation.key(self.keys.challenge(key)).arg(max_attempts);
+        let reply = self.eval(OP, &invocation).await?;
         let mut items = array(OP, reply)?.into_iter();
-        match items.next().map(|v| int(OP, &v)).transpose()? {
-            Some(0) => Ok(Attempt::Missing),
+        let (decisions, allowed) = read_limits(OP, &mut items, limits, now_us)?;
+        if !allowed {
+            return match items.next() {
+                None => Ok(Limited::Refused(decisions)),
+                Some(_) => Err(corrupt(OP)),
+            };
+        }
+        let attempt = match items.next().map(|v| int(OP, &v)).transpose()? {
+            Some(0) => Attempt::Missing,
             Some(1) => {
-                let (Some(id), Some(mac), Some(exp), Some(left), None) = (
-                    items.next(),
-                    items.next(),
-                    items.next(),
-                    items.next(),
-                    items.next(),
-                ) else {
+                let (Some(id), Some(mac), Some(exp), Some(left)) =
+                    (items.next(), items.next(), items.next(), items.next())
+                else {
                     return Err(corrupt(OP));
                 };
-                Ok(Attempt::Open {
+                Attempt::Open {
                     challenge: Challenge {
                         id: fixed(OP, id)?,
                         mac: fixed(OP, mac)?,
                         expires_at_us: decimal(OP, exp)?,
                     },
                     remaining: u32::try_from(int(OP, &left)?).map_err(|_| corrupt(OP))?,
-                })
+                }
             }
-            _ => Err(corrupt(OP)),
+            _ => return Err(corrupt(OP)),
+        };
+        if items.next().is_some() {
+            return Err(corrupt(OP));
         }
+        Ok(Limited::Passed(attempt))
     }
 
     async fn remove_challenge(&self, key: &str, id: &[u8; 16]) -> Result<bool, StoreError> {
@@ -83,6 +99,37 @@ impl ChallengeStore for RedisStore {
                     .challenge_remove
                     .key(self.keys.challenge(key))
                     .arg(&id[..]),
+            )
+            .await?;
+        Ok(int(OP, &reply)? == 1)
+    }
+
+    /// One script on a single node. On a cluster the challenge (in the rate
+    /// cells' slot) and the new family (in its own slot) cannot meet in one
+    /// script, so the store runs the trait's steps: start the session, then
+    /// remove the challenge, undoing the session if another caller won.
+    async fn consume_challenge(
+        &self,
+        key: &str,
+        id: &[u8; 16],
+        session: NewSession<'_>,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "consume_challenge";
+        if !matches!(self.conn, Connection::Single(_)) {
+            return consume_in_steps(self, key, id, session, now).await;
+        }
+        let reply = self
+            .eval(
+                OP,
+                SCRIPTS
+                    .challenge_consume
+                    .key(self.keys.challenge(key))
+                    .key(self.keys.family(session.sid))
+                    .arg(&id[..])
+                    .arg(&session.refresh_hash[..])
+                    .arg(session.data)
+                    .arg(ttl_ms(session.ttl)),
             )
             .await?;
         Ok(int(OP, &reply)? == 1)

@@ -25,8 +25,12 @@ impl Keys {
         format!("{{{}:r}}:{key}", self.prefix)
     }
 
+    /// Challenges share the rate cells' tag: a code request decides its
+    /// limits and puts its challenge in one script. `c:` right after the tag
+    /// (where a rate cell has `:`) keeps every challenge apart from every
+    /// rate key.
     pub(super) fn challenge(&self, key: &str) -> String {
-        format!("{{{}:c:{key}}}", self.prefix)
+        format!("{{{}:r}}c:{key}", self.prefix)
     }
 
     pub(super) fn family(&self, id: &str) -> String {
@@ -50,7 +54,7 @@ mod tests {
     fn keys_share_a_slot_per_family() {
         let k = Keys::new("app");
         assert_eq!(k.rate("h"), "{app:r}:h");
-        assert_eq!(k.challenge("h"), "{app:c:h}");
+        assert_eq!(k.challenge("h"), "{app:r}c:h");
         assert_eq!(k.family("sid"), "{app:s:sid}");
         assert_eq!(k.revoked("sid"), "{app:s:sid}:x");
         assert_eq!(k.api_key("id"), "{app:k}:r:id");
@@ -63,7 +67,12 @@ mod tests {
         };
         assert_eq!(tag(&k.family("a}b")), tag(&k.revoked("a}b")));
         assert_eq!(tag(&k.api_key("x")), tag(&k.api_key_index));
-        // Every rate cell shares one tag: one hit_all may name any of them.
+        // Every rate cell shares one tag: one hit_all may name any of them,
+        // and a challenge step names them with its challenge.
         assert_eq!(tag(&k.rate("ip:a}{b")), tag(&k.rate("global")));
+        assert_eq!(tag(&k.challenge("x}")), tag(&k.rate("global")));
+        // No rate key names a challenge.
+        assert_ne!(k.challenge("h"), k.rate("c:h"));
+        assert!(!k.challenge("h").starts_with(&k.rate("")));
     }
 }

@@ -1,5 +1,6 @@
 //! The Lua scripts of the Redis store (`lua/*.lua`, embedded), hashed once
-//! per process and called by SHA.
+//! per process and called by SHA. A script that shares logic with another
+//! is its `lib_*.lua` functions followed by its own body.
 
 use std::sync::LazyLock;
 
@@ -11,6 +12,7 @@ pub(super) struct Scripts {
     pub(super) challenge_put: Script,
     pub(super) challenge_attempt: Script,
     pub(super) challenge_remove: Script,
+    pub(super) challenge_consume: Script,
     pub(super) session_create: Script,
     pub(super) session_rotate: Script,
     pub(super) revoke: Script,
@@ -20,12 +22,13 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub(super) fn all(&self) -> [&Script; 10] {
+    pub(super) fn all(&self) -> [&Script; 11] {
         [
             &self.hit_all,
             &self.challenge_put,
             &self.challenge_attempt,
             &self.challenge_remove,
+            &self.challenge_consume,
             &self.session_create,
             &self.session_rotate,
             &self.revoke,
@@ -36,15 +39,27 @@ impl Scripts {
     }
 }
 
+/// `script!("name" with "lib", …)`: `lua/lib_<lib>.lua` for each lib, then
+/// `lua/<name>.lua`, as one script.
+macro_rules! script {
+    ($body:literal $(with $($lib:literal),+)?) => {
+        Script::new(concat!(
+            $($(include_str!(concat!("lua/lib_", $lib, ".lua")),)+)?
+            include_str!(concat!("lua/", $body, ".lua"))
+        ))
+    };
+}
+
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    hit_all: Script::new(include_str!("lua/hit_all.lua")),
-    challenge_put: Script::new(include_str!("lua/challenge_put.lua")),
-    challenge_attempt: Script::new(include_str!("lua/challenge_attempt.lua")),
-    challenge_remove: Script::new(include_str!("lua/challenge_remove.lua")),
-    session_create: Script::new(include_str!("lua/session_create.lua")),
-    session_rotate: Script::new(include_str!("lua/session_rotate.lua")),
-    revoke: Script::new(include_str!("lua/revoke.lua")),
-    api_key_put: Script::new(include_str!("lua/api_key_put.lua")),
-    api_key_delete: Script::new(include_str!("lua/api_key_delete.lua")),
-    api_key_list: Script::new(include_str!("lua/api_key_list.lua")),
+    hit_all: script!("hit_all" with "rate"),
+    challenge_put: script!("challenge_put" with "rate"),
+    challenge_attempt: script!("challenge_attempt" with "rate"),
+    challenge_remove: script!("challenge_remove" with "challenge"),
+    challenge_consume: script!("challenge_consume" with "challenge", "session"),
+    session_create: script!("session_create" with "session"),
+    session_rotate: script!("session_rotate"),
+    revoke: script!("revoke"),
+    api_key_put: script!("api_key_put"),
+    api_key_delete: script!("api_key_delete"),
+    api_key_list: script!("api_key_list"),
 });

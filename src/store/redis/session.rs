@@ -7,7 +7,7 @@ use super::reply::{array, bytes, corrupt, int};
 use super::scripts::SCRIPTS;
 use super::store::{RedisStore, micros, ttl_ms};
 use crate::clock::unix_micros;
-use crate::store::{RefreshRotation, Rotation, SessionStore, StoreError};
+use crate::store::{NewSession, RefreshRotation, Rotation, SessionStore, StoreError};
 
 /// Spent refresh tokens remembered per family for reuse detection, besides
 /// the previous one (the same number as the memory store).
@@ -16,20 +16,17 @@ const SPENT_REMEMBERED: usize = 64;
 impl SessionStore for RedisStore {
     async fn create_session(
         &self,
-        sid: &str,
-        refresh_hash: &[u8; 32],
-        data: &[u8],
-        ttl: Duration,
+        session: NewSession<'_>,
         _now: SystemTime,
     ) -> Result<(), StoreError> {
         self.eval(
             "create_session",
             SCRIPTS
                 .session_create
-                .key(self.keys.family(sid))
-                .arg(&refresh_hash[..])
-                .arg(data)
-                .arg(ttl_ms(ttl)),
+                .key(self.keys.family(session.sid))
+                .arg(&session.refresh_hash[..])
+                .arg(session.data)
+                .arg(ttl_ms(session.ttl)),
         )
         .await?;
         Ok(())

@@ -1,29 +1,40 @@
--- Counts one verification attempt.
--- KEYS[1]: the challenge. ARGV: max_attempts, now_us.
--- Returns {0} when there is no live challenge (an expired or exhausted one is
--- deleted), else {1, id, mac, expires_us, remaining}; the attempt that reaches
--- max_attempts deletes (burns) the challenge in the same step.
-local h = redis.call('HMGET', KEYS[1], 'id', 'mac', 'exp', 'n')
-if not h[1] then
-  return {0}
-end
-local exp = tonumber(h[3])
-local n = tonumber(h[4])
-if (not h[2]) or exp == nil or n == nil then
+-- Counts one verification against its limits, all or nothing, and when all
+-- allow counts one attempt against the challenge.
+-- KEYS[1..n]: the rate cells; KEYS[n+1]: the challenge (same slot).
+-- ARGV: the limits (lib_rate.lua), then max_attempts.
+-- Returns the rate reply head (lib_rate.lua); when allowed, followed by 0
+-- when there is no live challenge (an expired or exhausted one is deleted),
+-- else by id, mac, expires_us, remaining. The attempt that reaches
+-- max_attempts leaves the challenge exhausted: it takes no further attempt,
+-- but can still be consumed.
+local n = #KEYS - 1
+local key = KEYS[n + 1]
+-- The challenge is read and checked first (what Rust will parse: a 16-byte
+-- id, a 32-byte MAC, numbers), so a corrupt one fails before anything counts.
+local h = redis.call('HMGET', key, 'id', 'mac', 'exp', 'n')
+local exp, tries = tonumber(h[3]), tonumber(h[4])
+if h[1] and (#h[1] ~= 16 or (not h[2]) or #h[2] ~= 32 or exp == nil or tries == nil) then
   return redis.error_reply('CORRUPT challenge')
 end
-local max = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-if exp <= now or n >= max then
-  redis.call('DEL', KEYS[1])
-  return {0}
+local out, writes = rate_decide(n)
+if not writes or out[1] == 0 then
+  return out
 end
-n = n + 1
-local left = max - n
-if left == 0 then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'n', n)
-  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((exp - now) / 1000)))
+rate_commit(writes)
+local max, now = tonumber(ARGV[2 * n + 2]), tonumber(ARGV[1])
+if not h[1] then
+  out[#out + 1] = 0
+  return out
 end
-return {1, h[1], h[2], h[3], left}
+if exp <= now or tries >= max then
+  redis.call('DEL', key)
+  out[#out + 1] = 0
+  return out
+end
+tries = tries + 1
+redis.call('HSET', key, 'n', tries)
+redis.call('PEXPIRE', key, math.max(1, math.ceil((exp - now) / 1000)))
+for _, v in ipairs({1, h[1], h[2], h[3], max - tries}) do
+  out[#out + 1] = v
+end
+return out

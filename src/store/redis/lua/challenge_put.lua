@@ -1,10 +1,21 @@
--- Stores a challenge, voiding any previous one; its attempt count starts at 0.
--- KEYS[1]: the challenge (a hash). ARGV: id, mac, expires_us, ttl_ms.
+-- Counts one code request against its limits, all or nothing, and when all
+-- allow stores the challenge, voiding any previous one; its attempt count
+-- starts at 0.
+-- KEYS[1..n]: the rate cells; KEYS[n+1]: the challenge (a hash, same slot).
+-- ARGV: the limits (lib_rate.lua), then id, mac, expires_us, ttl_ms.
 -- A ttl of 0 (already expired) only voids the previous challenge.
-redis.call('DEL', KEYS[1])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'mac', ARGV[2], 'exp', ARGV[3], 'n', 0)
-  redis.call('PEXPIRE', KEYS[1], ttl)
+-- Returns the rate reply head (lib_rate.lua).
+local n = #KEYS - 1
+local out, writes = rate_decide(n)
+if not writes or out[1] == 0 then
+  return out
 end
-return 1
+rate_commit(writes)
+local key, a = KEYS[n + 1], 2 * n + 2
+redis.call('DEL', key)
+local ttl = tonumber(ARGV[a + 3])
+if ttl > 0 then
+  redis.call('HSET', key, 'id', ARGV[a], 'mac', ARGV[a + 1], 'exp', ARGV[a + 2], 'n', 0)
+  redis.call('PEXPIRE', key, ttl)
+end
+return out

@@ -1,7 +1,6 @@
 -- Deletes the challenge if it is still the one with this id.
 -- KEYS[1]: the challenge. ARGV: id. Returns 1 when this call deleted it.
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+if challenge_take(KEYS[1], ARGV[1]) then
   return 1
 end
 return 0

@@ -1,9 +1,4 @@
 -- Starts a session family with its first refresh token (by hash).
 -- KEYS[1]: the family (a hash). ARGV: refresh_hash, data, ttl_ms.
-redis.call('DEL', KEYS[1])
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'data', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
+session_start(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1
