@@ -43,10 +43,18 @@ REDIS_URL="redis://127.0.0.1:$port" CONCURRENCY="$CONCURRENCY" BENCH_SECONDS="$S
 
 echo
 echo "== 2. redis-benchmark: EVALSHA hit_all.lua, one limit (the script the store runs), same server, -c $CONCURRENCY =="
-script=$(cat ../src/store/redis/lua/hit_all.lua) # one limit: KEYS[1]; now, interval, tau
+# The script as the store loads it: lib_rate.lua, then hit_all.lua. One
+# limit: KEYS[1]; now, interval, tau.
+script=$(cat ../src/store/redis/lua/lib_rate.lua ../src/store/redis/lua/hit_all.lua)
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$script")
 # About the same wall time as run 1 at ~100k/s; random keys like real limits.
 requests=$((SECONDS_RUN * 100000))
+redis_cpu() { redis-cli -p "$port" INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%.6f", s}'; }
+evalsha_calls() { redis-cli -p "$port" INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p'; }
+cpu0=$(redis_cpu); calls0=$(evalsha_calls)
 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONCURRENCY" -n "$requests" -r 1000000 -q \
     EVALSHA "$sha" 1 '{bench:r:__rand_int__}' 1800000000000000 1200000000 3600000000 \
     | tr '\r' '\n' | grep -v '^$' | tail -1
+cpu1=$(redis_cpu); calls1=$(evalsha_calls)
+awk -v c0="$cpu0" -v c1="$cpu1" -v n0="$calls0" -v n1="$calls1" \
+    'BEGIN { printf "redis-server CPU per EVALSHA: %.1f us (%d calls)\n", (c1 - c0) * 1e6 / (n1 - n0), n1 - n0 }'

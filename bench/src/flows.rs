@@ -137,7 +137,7 @@ impl Outcome {
 /// `/proc/self/stat` in 100 Hz ticks; `None` elsewhere). On a shared
 /// machine it is steadier than wall time: CPU time per flow does not count
 /// the time other processes held the cores.
-fn cpu_time() -> Option<Duration> {
+pub fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which ends at the last ')': utime and
     // stime are the 12th and 13th.

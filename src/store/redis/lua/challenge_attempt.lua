@@ -32,8 +32,8 @@ if exp <= now or tries >= max then
   return out
 end
 tries = tries + 1
+-- The key keeps the TTL its put gave it (the challenge's expiry).
 redis.call('HSET', key, 'n', tries)
-redis.call('PEXPIRE', key, math.max(1, math.ceil((exp - now) / 1000)))
 for _, v in ipairs({1, h[1], h[2], h[3], max - tries}) do
   out[#out + 1] = v
 end

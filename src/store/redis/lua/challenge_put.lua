@@ -12,10 +12,12 @@ if not writes or out[1] == 0 then
 end
 rate_commit(writes)
 local key, a = KEYS[n + 1], 2 * n + 2
-redis.call('DEL', key)
 local ttl = tonumber(ARGV[a + 3])
 if ttl > 0 then
+  -- Every field is written, so the previous challenge leaves nothing behind.
   redis.call('HSET', key, 'id', ARGV[a], 'mac', ARGV[a + 1], 'exp', ARGV[a + 2], 'n', 0)
   redis.call('PEXPIRE', key, ttl)
+else
+  redis.call('DEL', key)
 end
 return out

@@ -18,6 +18,8 @@ local function rate_decide(n)
   local wait_of = {}
   for i = 1, n do
     local key = KEYS[i]
+    -- GET, not one MGET for all: MGET reads a key of the wrong type as
+    -- missing (and SET would then overwrite it), GET fails on it.
     local stored = redis.call('GET', key)
     local tat = tat_of[key]
     if stored then
