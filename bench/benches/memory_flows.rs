@@ -9,7 +9,10 @@
 //! `INTERVAL_SECS` (default 5; 0: none) prints the flows/s and CPU µs per
 //! flow of every interval with the process's RSS and what the store holds,
 //! so a long run (`BENCH_SECONDS=60`) shows whether the rate stays steady
-//! as the store fills. The store has its default bounds unless
+//! as the store fills. Then the same loop drives the peer
+//! (`tower_otp_bench::peer_flow`, the contract hand-built from governor,
+//! moka and jsonwebtoken) for `PEER_SECONDS` (default: as long; 0 skips).
+//! The store has its default bounds unless
 //! `MAX_CAPACITY`, `MAX_RECORDS` or `MAX_RATE_KEYS` set them (the script
 //! raises the last two so that a run does not fill them).
 
@@ -72,5 +75,33 @@ async fn main() {
         outcome.percentile_ms(0.50),
         outcome.percentile_ms(0.99),
     );
+    // The peer (`tower_otp_bench::peer_flow`) over the same loop, after
+    // ours, in the same process: PEER_SECONDS (default: as long; 0 skips).
+    let peer_seconds: u64 = env("PEER_SECONDS", seconds);
+    if peer_seconds > 0 {
+        let codes = Codes::default();
+        let peer = tower_otp_bench::peer_flow::router(codes.clone());
+        let peer_outcome = flows::drive(
+            peer,
+            codes,
+            concurrency,
+            Duration::from_secs(peer_seconds),
+            (interval > 0).then(|| Duration::from_secs(interval)),
+            || format!("rss_mib={}", rss_mib()),
+        )
+        .await;
+        println!(
+            "peer (governor + moka + jsonwebtoken, axum) request+verify: concurrency={concurrency} \
+             seconds={:.1} flows={} failures={} flows_per_sec={:.0} flow_p50_ms={:.2} \
+             flow_p99_ms={:.2}",
+            peer_outcome.elapsed.as_secs_f64(),
+            peer_outcome.flows,
+            peer_outcome.failed(),
+            peer_outcome.flows_per_sec(),
+            peer_outcome.percentile_ms(0.50),
+            peer_outcome.percentile_ms(0.99),
+        );
+        peer_outcome.exit_on_failure();
+    }
     outcome.exit_on_failure();
 }

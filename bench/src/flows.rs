@@ -11,6 +11,7 @@
 //! they never refuse, but their cells are written like in production.
 
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 use tower_otp::client_ip::PeerAddr;
 use tower_otp::notify::{Delivery, Message, Notifier, NotifyError};
 use tower_otp::otp::{Limits, OtpRouter};
@@ -35,14 +36,19 @@ impl Codes {
     fn take(&self, to: &str) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(to)
     }
+
+    /// Records `code` as sent to `to` (what a notifier does).
+    pub fn put(&self, to: &str, code: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(to.to_owned(), code.to_owned());
+    }
 }
 
 impl Notifier for Codes {
     async fn send(&self, msg: &Message) -> Result<Delivery, NotifyError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(msg.to.clone(), msg.code.clone());
+        self.put(&msg.to, &msg.code);
         Ok(Delivery::default())
     }
 }
@@ -150,14 +156,22 @@ pub fn cpu_time() -> Option<Duration> {
 /// Runs `concurrency` flow loops over `router` for `run`. With `interval`,
 /// prints every interval the flows/s, CPU µs per flow and failures of that
 /// interval, then `report()` (what the store holds, say).
-pub async fn drive<S: Store>(
-    router: OtpRouter<S, Codes>,
+pub async fn drive<R, B>(
+    router: R,
     codes: Codes,
     concurrency: usize,
     run: Duration,
     interval: Option<Duration>,
     report: impl Fn() -> String + Send + 'static,
-) -> Outcome {
+) -> Outcome
+where
+    R: Service<Request<Full<Bytes>>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    R::Future: Send,
+    B: Send + 'static,
+{
     let flows = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
     let next_number = Arc::new(AtomicU64::new(0));

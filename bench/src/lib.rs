@@ -13,4 +13,5 @@
 //!   [`flows`]).
 
 pub mod flows;
+pub mod peer_flow;
 pub mod stacks;
