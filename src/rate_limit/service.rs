@@ -20,7 +20,9 @@ use crate::error::Problem;
 use crate::events::EventKind;
 use crate::future::{Checked, Finish, LayerFuture};
 use crate::quota::{Quota, RateDecision};
-use crate::stack_str::{StackStr, Text};
+#[cfg(feature = "moka")]
+use crate::stack_str::StackStr;
+use crate::stack_str::Text;
 #[cfg(feature = "moka")]
 use crate::store::MemoryStore;
 use crate::store::{Limit, RateStore};
@@ -284,10 +286,12 @@ fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Prob
 
 /// A store key on the stack: `rl:`, a policy name of at most 64 bytes, and
 /// an address (at most 43) or `#` and a 43-byte hash fit in 112.
+#[cfg(feature = "moka")]
 type StoreKey = StackStr<128>;
 
 /// A one-policy `RateLimit` value on the stack: the `"<name>";r=` prefix
 /// (at most 68 bytes), two decimals of at most 20 and `;t=` fit in 111.
+#[cfg(feature = "moka")]
 type LimitValue = StackStr<128>;
 
 /// Writes the store key `policy` counts this request under to `out`:
