@@ -35,6 +35,7 @@ mod refusal;
 mod secret;
 pub mod security_headers;
 mod slot_cache;
+mod stack_str;
 pub mod store;
 pub mod webhook;
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::cidr::mask128;
 use crate::error::{ConfigError, Problem};
 use crate::log_throttle::LogThrottle;
+use crate::stack_str::StackStr;
 
 /// `500 client_ip_unavailable`: no client address could be determined (a
 /// server set-up error, not the client's). The detail says what is missing.
@@ -43,8 +44,12 @@ pub const IPV6_PREFIX_RANGE: std::ops::RangeInclusive<u8> = 48..=128;
 /// network an ISP or hosting provider hands to one customer (RFC 6177).
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
-/// Appends the per-client limit key of `ip` to `out`: the one function every
-/// per-IP limit (the `RateLimitLayer` extractors, the `OtpRouter`) keys on.
+/// The text of a per-client limit key, on the stack: the longest, an IPv6
+/// network with its length (`ffff:…:ffff/128`), is 43 bytes.
+pub(crate) type AddressText = StackStr<48>;
+
+/// The per-client limit key of `ip`: the one function every per-IP limit
+/// (the `RateLimitLayer` extractors, the `OtpRouter`) keys on.
 ///
 /// * IPv4 (and IPv4-mapped IPv6, `::ffff:192.0.2.1`, unwrapped): the address,
 ///   `192.0.2.1`.
@@ -52,31 +57,38 @@ pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 ///   [`IPV6_PREFIX_RANGE`]) with its length, `2001:db8:1:2::/64`, so a client
 ///   rotating addresses inside its own /64 stays one client.
 ///
-/// Allocation-free when `out` has room; the IPv4 form is written by hand
-/// (the formatter costs more than the rest of a rate-limit key).
-pub(crate) fn push_limit_key(out: &mut String, ip: IpAddr, ipv6_prefix: u8) {
+/// Allocation-free; the IPv4 form is written by hand (the formatter costs
+/// more than the rest of a rate-limit key).
+pub(crate) fn limit_key_text(ip: IpAddr, ipv6_prefix: u8) -> AddressText {
+    let mut out = AddressText::new();
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    out.push_ascii(b'.');
                 }
                 if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
+                    out.push_ascii(b'0' + octet / 100);
                 }
                 if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
+                    out.push_ascii(b'0' + octet / 10 % 10);
                 }
-                out.push(char::from(b'0' + octet % 10));
+                out.push_ascii(b'0' + octet % 10);
             }
         }
         IpAddr::V6(v6) => {
             let prefix = ipv6_prefix.clamp(*IPV6_PREFIX_RANGE.start(), *IPV6_PREFIX_RANGE.end());
             let network = Ipv6Addr::from(u128::from(v6) & mask128(prefix));
-            // `fmt::Write` for `String` never fails.
+            // At most 43 bytes: it fits.
             let _ = write!(out, "{network}/{prefix}");
         }
     }
+    out
+}
+
+/// Appends [`limit_key_text`] of `ip` to `out`.
+pub(crate) fn push_limit_key(out: &mut String, ip: IpAddr, ipv6_prefix: u8) {
+    out.push_str(limit_key_text(ip, ipv6_prefix).as_str().unwrap_or_default());
 }
 
 /// How per-IP limits turn a client address into a limit key, and what they
@@ -315,6 +327,9 @@ mod tests {
         // Out-of-range prefixes are clamped (the builder refuses them).
         assert_eq!(limit_key("2001:db8:1:2::1", 0), "2001:db8:1::/48");
         assert_eq!(limit_key("2001:db8:1:2::1", 200), "2001:db8:1:2::1/128");
+        // The longest key (43 bytes) fits the stack buffer whole.
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        assert_eq!(limit_key(longest, 128), format!("{longest}/128"));
         // An IPv6 key never equals an IPv4 key.
         assert_ne!(limit_key("::1.2.3.4", 128), "1.2.3.4");
     }

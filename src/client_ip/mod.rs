@@ -113,7 +113,7 @@ pub use service::SetClientIp;
 
 #[cfg(any(test, fuzzing))]
 pub(crate) use forwarded::{Hop, parse_forwarded, parse_x_forwarded_for};
-pub(crate) use limit_key::push_limit_key;
+pub(crate) use limit_key::{AddressText, limit_key_text, push_limit_key};
 // For the axum extractor and the error module's tests.
 #[cfg(any(test, feature = "axum"))]
 pub(crate) use limit_key::unavailable;

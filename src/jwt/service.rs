@@ -102,10 +102,10 @@ where
             .ok_or_else(Problem::no_credentials)?
             .as_bytes(),
     };
-    let now = config.clock.now();
     let cache = config.cache.as_deref();
     if let Some(claims) = cache.and_then(|cache| cache.get(token)) {
-        return match config.validation.check(claims.registered(), now) {
+        let now_secs = config.clock.now_us() / 1_000_000;
+        return match config.validation.check_at(claims.registered(), now_secs) {
             Ok(()) => Ok(claims),
             Err(reason) => {
                 cache.inspect(|cache| cache.remove(token));
@@ -114,6 +114,7 @@ where
             }
         };
     }
+    let now = config.clock.now();
     let verified = b64token(token)
         .ok_or(JwtError::Malformed)
         .and_then(|token| decode::<C>(&config.keys, &config.validation, token, now));

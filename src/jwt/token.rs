@@ -203,7 +203,12 @@ impl Validation {
     }
 
     pub(crate) fn check(&self, c: &RegisteredClaims, now: SystemTime) -> Result<(), JwtError> {
-        let now = unix_secs(now);
+        self.check_at(c, unix_secs(now))
+    }
+
+    /// [`check`](Self::check) at `now` in whole seconds since the epoch (a
+    /// cached token's check reads the clock in µs, not as a `SystemTime`).
+    pub(crate) fn check_at(&self, c: &RegisteredClaims, now: u64) -> Result<(), JwtError> {
         let leeway = self.leeway.as_secs();
         match c.exp {
             Some(exp) if now > exp.saturating_add(leeway) => return Err(JwtError::Expired),

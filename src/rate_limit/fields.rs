@@ -19,6 +19,7 @@ use crate::clock::ceil_secs;
 use crate::error::Problem;
 use crate::future::Finish;
 use crate::quota::{Quota, RateDecision};
+use crate::stack_str::Text;
 
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -78,34 +79,33 @@ pub(crate) fn retry_after_secs<'a>(
 
 /// Appends `"<name>";q=<limit>;w=<window seconds>` (a `RateLimit-Policy`
 /// item) to `out`.
-pub(crate) fn push_policy_item(out: &mut String, name: &str, quota: &Quota) {
+pub(crate) fn push_policy_item(out: &mut impl Text, name: &str, quota: &Quota) {
+    // `fmt::Write` for `String` never fails; a `StackStr` notes an overflow.
     if !out.is_empty() {
-        out.push_str(", ");
+        let _ = out.write_str(", ");
     }
-    out.push('"');
-    out.push_str(name);
-    out.push_str("\";q=");
+    let _ = out.write_char('"');
+    let _ = out.write_str(name);
+    let _ = out.write_str("\";q=");
     push_decimal(out, u64::from(quota.limit()));
-    out.push_str(";w=");
+    let _ = out.write_str(";w=");
     push_decimal(out, ceil_secs(quota.period()).max(1));
 }
 
 /// Appends `<item_prefix><remaining>;t=<reset>` (a `RateLimit` item) to
 /// `out`; `item_prefix` is `"<name>";r=`.
 pub(crate) fn push_limit_item(
-    out: &mut String,
+    out: &mut impl Text,
     item_prefix: &str,
     quota: &Quota,
     decision: &RateDecision,
 ) {
-    if out.is_empty() {
-        out.reserve(item_prefix.len() + 16);
-    } else {
-        out.push_str(", ");
+    if !out.is_empty() {
+        let _ = out.write_str(", ");
     }
-    out.push_str(item_prefix);
+    let _ = out.write_str(item_prefix);
     push_decimal(out, u64::from(decision.remaining));
-    out.push_str(";t=");
+    let _ = out.write_str(";t=");
     push_decimal(out, reset_secs(quota, decision));
 }
 

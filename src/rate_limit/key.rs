@@ -11,9 +11,10 @@ use http::header::HeaderName;
 use http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use crate::client_ip::{ClientIp, ClientIpKey, DEFAULT_IPV6_PREFIX, push_limit_key};
+use crate::client_ip::{AddressText, ClientIp, ClientIpKey, DEFAULT_IPV6_PREFIX, limit_key_text};
 use crate::error::{ConfigError, Problem};
 use crate::log_throttle::LogThrottle;
+use crate::stack_str::Text;
 
 /// Says which bucket a request counts against.
 ///
@@ -66,12 +67,11 @@ where
 }
 
 /// This crate's address extractors: their key is no secret, so it goes into
-/// the store key in the clear, written in place (no `String` of its own, no
-/// hash).
+/// the store key in the clear, written on the stack (no `String` of its own,
+/// no hash).
 pub(crate) trait AddressKey: KeyExtractor {
-    /// Appends this request's key to `key` and returns `true`, or returns
-    /// `false` when it has none.
-    fn push_key(&self, parts: &Parts, key: &mut String) -> bool;
+    /// This request's key, or `None` when it has none.
+    fn address(&self, parts: &Parts) -> Option<AddressText>;
 }
 
 /// Keys on the client address: the [`ClientIp`] put in request extensions
@@ -92,16 +92,16 @@ pub struct ByClientIp;
 /// its own).
 static BY_CLIENT_IP_LOG: LogThrottle = LogThrottle::missing_address();
 
-/// Appends the limit key of this request's client address; `false` when it
-/// has none.
-fn push_client_key(parts: &Parts, ipv6_prefix: u8, key: &mut String) -> bool {
-    match ClientIp::from_extensions(&parts.extensions) {
-        Some(ClientIp(ip)) => {
-            push_limit_key(key, ip, ipv6_prefix);
-            true
-        }
-        None => false,
-    }
+/// The limit key of this request's client address, if it has one.
+fn client_key(parts: &Parts, ipv6_prefix: u8) -> Option<AddressText> {
+    ClientIp::from_extensions(&parts.extensions).map(|ClientIp(ip)| limit_key_text(ip, ipv6_prefix))
+}
+
+/// An address key as the `String` of [`KeyExtractor::extract`].
+fn owned(key: Option<AddressText>) -> Option<String> {
+    key.as_ref()
+        .and_then(AddressText::as_str)
+        .map(str::to_owned)
 }
 
 fn unix_now() -> u64 {
@@ -110,8 +110,7 @@ fn unix_now() -> u64 {
 
 impl KeyExtractor for ByClientIp {
     fn extract(&self, parts: &Parts) -> Option<String> {
-        let mut key = String::new();
-        self.push_key(parts, &mut key).then_some(key)
+        owned(self.address(parts))
     }
 
     fn missing(&self) -> Problem {
@@ -120,8 +119,8 @@ impl KeyExtractor for ByClientIp {
 }
 
 impl AddressKey for ByClientIp {
-    fn push_key(&self, parts: &Parts, key: &mut String) -> bool {
-        push_client_key(parts, DEFAULT_IPV6_PREFIX, key)
+    fn address(&self, parts: &Parts) -> Option<AddressText> {
+        client_key(parts, DEFAULT_IPV6_PREFIX)
     }
 }
 
@@ -131,8 +130,7 @@ const SHARED_CLIENT_KEY: &str = "!unknown";
 
 impl KeyExtractor for ClientIpKey {
     fn extract(&self, parts: &Parts) -> Option<String> {
-        let mut key = String::new();
-        self.push_key(parts, &mut key).then_some(key)
+        owned(self.address(parts))
     }
 
     fn missing(&self) -> Problem {
@@ -141,16 +139,17 @@ impl KeyExtractor for ClientIpKey {
 }
 
 impl AddressKey for ClientIpKey {
-    fn push_key(&self, parts: &Parts, key: &mut String) -> bool {
-        if push_client_key(parts, self.ipv6_prefix(), key) {
-            return true;
+    fn address(&self, parts: &Parts) -> Option<AddressText> {
+        if let Some(key) = client_key(parts, self.ipv6_prefix()) {
+            return Some(key);
         }
         if !self.shares_bucket_for_unknown_clients() {
-            return false;
+            return None;
         }
         self.note_shared_bucket("RateLimitLayer", unix_now());
+        let mut key = AddressText::new();
         key.push_str(SHARED_CLIENT_KEY);
-        true
+        Some(key)
     }
 }
 
@@ -193,44 +192,49 @@ impl KeyExtractor for ByHeader {
     }
 }
 
-/// This request's store key under the policy whose keys start with `prefix`
-/// (`rl:<policy>:`): `rl:<policy>:<address>` for an address extractor,
-/// else `rl:<policy>:#<base64url(SHA-256(value))>`; `None` when the request
-/// has no key.
-pub(crate) fn store_key(prefix: &str, extractor: &DynExtractor, parts: &Parts) -> Option<String> {
-    let mut key = String::with_capacity(prefix.len() + 44);
-    key.push_str(prefix);
+/// Writes this request's store key under the policy whose keys start with
+/// `prefix` (`rl:<policy>:`) to `out`: `rl:<policy>:<address>` for an
+/// address extractor, else `rl:<policy>:#<base64url(SHA-256(value))>`;
+/// `false` (nothing written) when the request has no key.
+pub(crate) fn write_store_key(
+    out: &mut impl Text,
+    prefix: &str,
+    extractor: &DynExtractor,
+    parts: &Parts,
+) -> bool {
+    // `fmt::Write` for `String` never fails; a `StackStr` keeps track of
+    // what did not fit itself.
     match extractor {
-        DynExtractor::Address(address) => address.push_key(parts, &mut key).then_some(key),
+        DynExtractor::Address(address) => {
+            let Some(key) = address.address(parts) else {
+                return false;
+            };
+            let _ = out.write_str(prefix);
+            // An address key always fits its buffer (43 bytes at most).
+            out.push_ascii_bytes(key.as_bytes().unwrap_or_default());
+        }
         DynExtractor::Hashed(extractor) => {
-            let digest = Sha256::digest(extractor.extract(parts)?.as_bytes());
-            key.push('#');
-            URL_SAFE_NO_PAD.encode_string(digest, &mut key);
-            Some(key)
+            let Some(value) = extractor.extract(parts) else {
+                return false;
+            };
+            let digest = Sha256::digest(value.as_bytes());
+            let mut text = [0u8; 43];
+            let written = URL_SAFE_NO_PAD
+                .encode_slice(digest, &mut text)
+                .unwrap_or_default();
+            let _ = out.write_str(prefix);
+            let _ = out.write_char('#');
+            out.push_ascii_bytes(&text[..written]);
         }
     }
+    true
 }
 
-/// Appends `n` in decimal. `write!` would go through the formatting
-/// machinery, which costs as much as the rest of a key or header.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `n % 10` is a single digit.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (n % 10) as u8;
-        digits[start] = b'0' + digit;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Pushed as chars: no `str::from_utf8` check of digits known to be ASCII
-    // (~100 instructions fewer per request, bench/http_instructions.sh).
-    out.reserve(digits.len() - start);
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+/// Appends `n` in decimal (`itoa`: `write!` goes through the formatting
+/// machinery, which costs as much as the rest of a key or header).
+pub(crate) fn push_decimal(out: &mut impl fmt::Write, n: u64) {
+    // Never fails for a `String`; a `StackStr` notes an overflow itself.
+    let _ = out.write_str(itoa::Buffer::new().format(n));
 }
 
 /// A type-erased extractor with a readable `Debug`, sorted once (when the
@@ -298,7 +302,8 @@ mod tests {
     use crate::client_ip::PeerAddr;
 
     fn key_of(prefix: &str, extractor: impl KeyExtractor, parts: &Parts) -> Option<String> {
-        store_key(prefix, &DynExtractor::new(extractor), parts)
+        let mut key = String::new();
+        write_store_key(&mut key, prefix, &DynExtractor::new(extractor), parts).then_some(key)
     }
 
     fn parts(f: impl FnOnce(&mut Request<()>)) -> Parts {

@@ -13,13 +13,16 @@ use tower::{Layer, Service};
 
 use super::fields::{RateLimitHeaders, push_limit_item, retry_after_secs};
 use super::future::ResponseFuture;
-use super::key::store_key;
+use super::key::write_store_key;
 use super::layer::{MissingKey, Policy, RateLimitBuilder, RateLimitLayer, Shared};
 use crate::body::ResponseBody;
 use crate::error::Problem;
 use crate::events::EventKind;
 use crate::future::{Checked, Finish, LayerFuture};
 use crate::quota::{Quota, RateDecision};
+#[cfg(feature = "moka")]
+use crate::stack_str::StackStr;
+use crate::stack_str::Text;
 #[cfg(feature = "moka")]
 use crate::store::MemoryStore;
 use crate::store::{Limit, RateStore};
@@ -90,27 +93,59 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let (parts, body) = req.into_parts();
+        let now_us = shared.clock.now_us();
+        // One policy over the in-memory store (the common case): the key and
+        // the `RateLimit` value are built on the stack, the decision is taken
+        // here and the inner service called right away.
+        #[cfg(feature = "moka")]
+        if let ([policy], Some(memory)) = (&*shared.policies, as_memory(&shared.store)) {
+            let mut key = StoreKey::new();
+            match policy_key(&mut key, policy, &parts) {
+                Err(problem) => return decided(refusal(shared, problem, String::new(), &parts)),
+                Ok(false) => {
+                    let headers = headers(shared, None);
+                    return pass(self.inner.call(Request::from_parts(parts, body)), headers);
+                }
+                Ok(true) => {}
+            }
+            let decision = key
+                .as_bytes()
+                .and_then(|key| memory.hit_now(key, &policy.quota, now_us));
+            if let Some(decision) = decision {
+                if !decision.allowed {
+                    return decided(refuse_all(shared, &[(policy, &decision)], &parts, now_us));
+                }
+                let mut value = LimitValue::new();
+                push_item(&mut value, policy, &decision);
+                let value = match value.as_bytes() {
+                    Some(value) => HeaderValue::from_bytes(value).ok(),
+                    None => limit_value(ratelimit_of(policy, &decision)),
+                };
+                let headers = headers(shared, value);
+                return pass(self.inner.call(Request::from_parts(parts, body)), headers);
+            }
+            // The table is full (or the key did not fit): the general path
+            // below answers, through `hit_all`.
+        }
         let keys = match plan(&shared.policies, &parts) {
             Ok(keys) => keys,
             Err(problem) => return decided(refusal(shared, problem, String::new(), &parts)),
         };
-        let now_us = shared.clock.now_us();
-        // One policy: count without waiting while the store can (the
-        // in-memory store always can), and call the inner service right here.
+        // One key left (other policies skipped): count without waiting while
+        // the store can (the in-memory store always can), and call the inner
+        // service right here.
         if let [(index, key)] = keys.as_slice() {
             let policy = &shared.policies[*index];
             if let Some(decision) = hit_now(&shared.store, key, &policy.quota, now_us) {
                 if !decision.allowed {
                     return decided(refuse_all(shared, &[(policy, &decision)], &parts, now_us));
                 }
-                let mut ratelimit = String::new();
-                push_item(&mut ratelimit, policy, &decision);
-                let headers = headers(shared, ratelimit);
+                let headers = headers(shared, limit_value(ratelimit_of(policy, &decision)));
                 return pass(self.inner.call(Request::from_parts(parts, body)), headers);
             }
         }
         if keys.is_empty() {
-            let headers = headers(shared, String::new());
+            let headers = headers(shared, None);
             return pass(self.inner.call(Request::from_parts(parts, body)), headers);
         }
         // Several policies, decided together: a request one of them refuses
@@ -120,7 +155,7 @@ where
         {
             return match settle(shared, &keys, &decisions) {
                 Ok(ratelimit) => {
-                    let headers = headers(shared, ratelimit);
+                    let headers = headers(shared, limit_value(ratelimit));
                     pass(self.inner.call(Request::from_parts(parts, body)), headers)
                 }
                 Err(refused) => decided(refuse_all(shared, &refused, &parts, now_us)),
@@ -158,7 +193,7 @@ where
                     return Checked::Decided(refusal(&shared, problem, String::new(), &parts));
                 }
             };
-            Checked::Pass(inner.call(req), headers(&shared, ratelimit))
+            Checked::Pass(inner.call(req), headers(&shared, limit_value(ratelimit)))
         }))
     }
 }
@@ -197,7 +232,7 @@ fn settle<'a, St>(
     if !refused.is_empty() {
         return Err(refused);
     }
-    let mut ratelimit = String::new();
+    let mut ratelimit = String::with_capacity(keys.len() * 32);
     for ((index, _), decision) in keys.iter().zip(decisions) {
         push_item(&mut ratelimit, &shared.policies[*index], decision);
     }
@@ -241,35 +276,71 @@ fn refuse_all<St, B>(
 fn plan(policies: &[Policy], parts: &Parts) -> Result<Vec<(usize, String)>, Problem> {
     let mut keys = Vec::with_capacity(policies.len());
     for (index, policy) in policies.iter().enumerate() {
-        match store_key(&policy.key_prefix, &policy.extractor, parts) {
-            Some(key) => keys.push((index, key)),
-            None => match policy.missing {
-                MissingKey::Reject => {
-                    tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
-                    return Err(policy.extractor.missing());
-                }
-                MissingKey::Skip => {}
-                // `!` cannot occur in a policy name, so this never collides
-                // with `rl:<name>:<value>`.
-                MissingKey::Shared => keys.push((index, format!("rl:{}!shared", policy.name))),
-            },
+        let mut key = String::with_capacity(policy.key_prefix.len() + 44);
+        if policy_key(&mut key, policy, parts)? {
+            keys.push((index, key));
         }
     }
     Ok(keys)
 }
 
+/// A store key on the stack: `rl:`, a policy name of at most 64 bytes, and
+/// an address (at most 43) or `#` and a 43-byte hash fit in 112.
+#[cfg(feature = "moka")]
+type StoreKey = StackStr<128>;
+
+/// A one-policy `RateLimit` value on the stack: the `"<name>";r=` prefix
+/// (at most 68 bytes), two decimals of at most 20 and `;t=` fit in 111.
+#[cfg(feature = "moka")]
+type LimitValue = StackStr<128>;
+
+/// Writes the store key `policy` counts this request under to `out`:
+/// `Ok(false)` when it has none and the policy skips such requests, the
+/// refusal when the policy rejects them.
+fn policy_key(out: &mut impl Text, policy: &Policy, parts: &Parts) -> Result<bool, Problem> {
+    if write_store_key(out, &policy.key_prefix, &policy.extractor, parts) {
+        return Ok(true);
+    }
+    match policy.missing {
+        MissingKey::Reject => {
+            tracing::debug!(policy = %policy.name, "rate limit key missing; refusing");
+            Err(policy.extractor.missing())
+        }
+        MissingKey::Skip => Ok(false),
+        // `!` cannot occur in a policy name, so this never collides
+        // with `rl:<name>:<value>`. (`fmt::Write` for `String` never fails;
+        // a `StackStr` notes an overflow itself.)
+        MissingKey::Shared => {
+            let _ = write!(out, "rl:{}!shared", policy.name);
+            Ok(true)
+        }
+    }
+}
+
 /// Appends `"name";r=<remaining>;t=<seconds until more quota>` to `out`.
-fn push_item(out: &mut String, policy: &Policy, decision: &RateDecision) {
+fn push_item(out: &mut impl Text, policy: &Policy, decision: &RateDecision) {
     push_limit_item(out, &policy.item_prefix, &policy.quota, decision);
 }
 
-fn headers<St>(shared: &Shared<St>, ratelimit: String) -> RateLimitHeaders {
+/// The `RateLimit` value of one allowed policy, as a `String`.
+fn ratelimit_of(policy: &Policy, decision: &RateDecision) -> String {
+    let mut ratelimit = String::with_capacity(policy.item_prefix.len() + 16);
+    push_item(&mut ratelimit, policy, decision);
+    ratelimit
+}
+
+/// `ratelimit` as a header value; `None` when there is none.
+fn limit_value(ratelimit: String) -> Option<HeaderValue> {
+    // `try_from(String)` takes the buffer over instead of copying it.
+    (!ratelimit.is_empty())
+        .then(|| HeaderValue::try_from(ratelimit).ok())
+        .flatten()
+}
+
+fn headers<St>(shared: &Shared<St>, limit: Option<HeaderValue>) -> RateLimitHeaders {
     RateLimitHeaders {
         policy: shared.policy_header.clone(),
-        // `try_from(String)` takes the buffer over instead of copying it.
-        limit: (!ratelimit.is_empty())
-            .then(|| HeaderValue::try_from(ratelimit).ok())
-            .flatten(),
+        limit,
     }
 }
 
@@ -283,16 +354,23 @@ fn refusal<St, B>(
     parts: &Parts,
 ) -> Response<ResponseBody<B>> {
     let mut res = shared.refusal.respond(problem, parts);
-    headers(shared, ratelimit).finish(&mut res);
+    headers(shared, limit_value(ratelimit)).finish(&mut res);
     res
 }
 
-/// The decision without a future, when `store` is the in-memory store (a
-/// type check the compiler folds away); `None` when it needs I/O.
+/// `store` as the in-memory store, if it is one (a type check the compiler
+/// folds away).
+#[cfg(feature = "moka")]
+fn as_memory<St: 'static>(store: &St) -> Option<&MemoryStore> {
+    (store as &dyn Any).downcast_ref::<MemoryStore>()
+}
+
+/// The decision without a future, when `store` is the in-memory store;
+/// `None` when it needs I/O.
 #[cfg_attr(not(feature = "moka"), allow(unused_variables))]
 fn hit_now<St: 'static>(store: &St, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
     #[cfg(feature = "moka")]
-    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+    if let Some(memory) = as_memory(store) {
         return memory.hit_now(key, quota, now_us);
     }
     None
@@ -306,7 +384,7 @@ fn hit_all_now<St: 'static>(
     now_us: u64,
 ) -> Option<Vec<RateDecision>> {
     #[cfg(feature = "moka")]
-    if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+    if let Some(memory) = as_memory(store) {
         return memory.hit_all_now(limits, now_us);
     }
     None
@@ -325,7 +403,7 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::client_ip::ClientIp;
+    use crate::client_ip::{ClientIp, ClientIpKey};
     use crate::clock::ManualClock;
     use crate::quota::Quota;
     use crate::rate_limit::key::push_decimal;
@@ -383,6 +461,66 @@ mod tests {
             let mut out = String::from("x=");
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x={n}"));
+            let mut stack = StackStr::<32>::new();
+            stack.push_str("x=");
+            push_decimal(&mut stack, n);
+            assert_eq!(stack.as_str(), Some(out.as_str()));
+        }
+    }
+
+    /// The stack-built `RateLimit` value of the one-policy fast path is
+    /// byte for byte the `String` one, and the `format!` spelling of the
+    /// item, for edge values; the longest policy name fits.
+    #[test]
+    fn limit_value_on_the_stack_equals_the_string_one() {
+        let long = "n".repeat(64);
+        for name in ["ip", long.as_str()] {
+            let policy = Policy::new(name, Quota::per_second(1), ByClientIp);
+            for (remaining, reset_after) in [
+                (0, Duration::ZERO),
+                (1, Duration::from_micros(1)),
+                (u32::MAX, Duration::from_secs(u64::MAX)),
+            ] {
+                let decision = RateDecision {
+                    allowed: true,
+                    remaining,
+                    retry_after: Duration::ZERO,
+                    reset_after,
+                };
+                let t = crate::rate_limit::fields::reset_secs(&policy.quota, &decision);
+                let mut stack = LimitValue::new();
+                push_item(&mut stack, &policy, &decision);
+                let string = ratelimit_of(&policy, &decision);
+                assert_eq!(string, format!("\"{name}\";r={remaining};t={t}"));
+                assert_eq!(stack.as_bytes(), Some(string.as_bytes()));
+            }
+        }
+    }
+
+    /// The stack-built store key equals the `String` one, for the longest
+    /// policy name and the longest address key.
+    #[test]
+    fn store_key_on_the_stack_equals_the_string_one() {
+        let long = "n".repeat(64);
+        let v6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        for (name, client) in [("ip", "192.0.2.1"), (long.as_str(), v6)] {
+            let policy = Policy::new(
+                name,
+                Quota::per_second(1),
+                ClientIpKey::builder().ipv6_prefix(128).build().unwrap(),
+            );
+            let (parts, ()) = from(client).into_parts();
+            let mut stack = StoreKey::new();
+            let mut string = String::new();
+            assert!(policy_key(&mut stack, &policy, &parts).unwrap());
+            assert!(policy_key(&mut string, &policy, &parts).unwrap());
+            assert_eq!(stack.as_bytes(), Some(string.as_bytes()));
+            let address = if client == v6 {
+                format!("{v6}/128")
+            } else {
+                client.to_owned()
+            };
+            assert_eq!(string, format!("rl:{name}:{address}"));
         }
     }
 

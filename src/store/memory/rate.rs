@@ -37,7 +37,14 @@ impl MemoryStore {
     /// 48 ns for `now_us` (`cargo bench --bench rate_limit`, interleaved
     /// medians at one key on the 2-core dev machine under load: 0.86 of
     /// governor's keyed check, 1.09 through `SystemTime`).
-    pub(crate) fn hit_now(&self, key: &str, quota: &Quota, now_us: u64) -> Option<RateDecision> {
+    ///
+    /// The key is bytes, so a key built on the stack needs no UTF-8 check.
+    pub(crate) fn hit_now<K: AsRef<[u8]> + ?Sized>(
+        &self,
+        key: &K,
+        quota: &Quota,
+        now_us: u64,
+    ) -> Option<RateDecision> {
         self.rates.hit(key, quota, now_us).ok()
     }
 

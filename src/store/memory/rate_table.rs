@@ -48,7 +48,7 @@ impl Hasher for PassThrough {
 }
 
 struct Cell {
-    key: Box<str>,
+    key: Box<[u8]>,
     /// Theoretical arrival time in µs since the epoch; 0 = never hit.
     tat: AtomicU64,
 }
@@ -118,9 +118,9 @@ impl RateTable {
 
     /// Keyed SipHash of the key bytes (one `write`, no `str` terminator: the
     /// hash only ever sees whole keys).
-    fn hash(&self, key: &str) -> u64 {
+    fn hash(&self, key: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write(key.as_bytes());
+        h.write(key);
         h.finish()
     }
 
@@ -130,7 +130,7 @@ impl RateTable {
     }
 
     /// Finds `key`'s slot, probing past (astronomically rare) 64-bit collisions.
-    fn find<'a>(cells: &'a Cells, hash: u64, key: &str) -> Result<&'a Cell, u64> {
+    fn find<'a>(cells: &'a Cells, hash: u64, key: &[u8]) -> Result<&'a Cell, u64> {
         let mut h = hash;
         loop {
             match cells.get(&h) {
@@ -142,8 +142,15 @@ impl RateTable {
     }
 
     /// Counts one request under `key`; [`Full`] when `key` is new and its
-    /// shard holds only live cells (nothing was counted).
-    pub(crate) fn hit(&self, key: &str, quota: &Quota, now_us: u64) -> Result<RateDecision, Full> {
+    /// shard holds only live cells (nothing was counted). Keys are bytes:
+    /// the layer's keys built on the stack skip a UTF-8 check.
+    pub(crate) fn hit<K: AsRef<[u8]> + ?Sized>(
+        &self,
+        key: &K,
+        quota: &Quota,
+        now_us: u64,
+    ) -> Result<RateDecision, Full> {
+        let key = key.as_ref();
         let hash = self.hash(key);
         let lock = &self.shards[self.shard_index(hash)];
         {
@@ -176,7 +183,7 @@ impl RateTable {
         limits: &[Limit<'_>],
         now_us: u64,
     ) -> Result<Vec<RateDecision>, Full> {
-        let hashes: Vec<u64> = limits.iter().map(|l| self.hash(l.key)).collect();
+        let hashes: Vec<u64> = limits.iter().map(|l| self.hash(l.key.as_bytes())).collect();
         let shard_of: Vec<usize> = hashes.iter().map(|&h| self.shard_index(h)).collect();
         let mut order = shard_of.clone();
         order.sort_unstable();
@@ -189,7 +196,7 @@ impl RateTable {
 
         let stored: Vec<Option<u64>> = (0..limits.len())
             .map(|n| {
-                Self::find(&guards[guard(n)].cells, hashes[n], limits[n].key)
+                Self::find(&guards[guard(n)].cells, hashes[n], limits[n].key.as_bytes())
                     .ok()
                     .map(|cell| cell.tat.load(Ordering::Acquire))
                     .filter(|&tat| tat != 0)
@@ -204,14 +211,14 @@ impl RateTable {
         let batch = self.batch();
         for (g, shard) in guards.iter_mut().enumerate() {
             let mine = || (0..limits.len()).filter(|&n| guard(n) == g);
-            let mut absent: Vec<&str> = mine()
-                .filter(|&n| Self::find(&shard.cells, hashes[n], limits[n].key).is_err())
-                .map(|n| limits[n].key)
+            let mut absent: Vec<&[u8]> = mine()
+                .filter(|&n| Self::find(&shard.cells, hashes[n], limits[n].key.as_bytes()).is_err())
+                .map(|n| limits[n].key.as_bytes())
                 .collect();
             absent.sort_unstable();
             absent.dedup();
             if shard.cells.len() + absent.len() > self.per_shard {
-                let ours: Vec<&str> = mine().map(|n| limits[n].key).collect();
+                let ours: Vec<&[u8]> = mine().map(|n| limits[n].key.as_bytes()).collect();
                 Self::sweep(shard, now_us, &ours, batch);
                 if shard.cells.len() + absent.len() > self.per_shard {
                     return Err(Full);
@@ -221,15 +228,15 @@ impl RateTable {
 
         for (n, limit) in limits.iter().enumerate() {
             let shard = &mut guards[guard(n)];
-            match Self::find(&shard.cells, hashes[n], limit.key) {
+            match Self::find(&shard.cells, hashes[n], limit.key.as_bytes()) {
                 Ok(cell) => cell.tat.store(next[n], Ordering::Release),
-                Err(_) => Self::insert(shard, hashes[n], limit.key, next[n]),
+                Err(_) => Self::insert(shard, hashes[n], limit.key.as_bytes(), next[n]),
             }
         }
         Ok(decisions)
     }
 
-    fn insert(shard: &mut Shard, hash: u64, key: &str, tat: u64) {
+    fn insert(shard: &mut Shard, hash: u64, key: &[u8], tat: u64) {
         // Looked up again: a sweep may have opened an earlier probe slot.
         if let Err(free) = Self::find(&shard.cells, hash, key) {
             shard.cells.insert(
@@ -268,7 +275,7 @@ impl RateTable {
     /// Drops the cells whose TAT has passed, except those of `keep` (the
     /// keys of the call in progress), unless the last sweep's batch is not
     /// due yet. Never touches a live cell.
-    fn sweep(shard: &mut Shard, now_us: u64, keep: &[&str], batch: usize) {
+    fn sweep(shard: &mut Shard, now_us: u64, keep: &[&[u8]], batch: usize) {
         if shard.earliest > now_us || shard.next_sweep > now_us {
             return; // nothing, or too little, can have expired yet
         }
@@ -373,7 +380,7 @@ mod tests {
             next_sweep: 0,
         };
         for tat in 1..=640u64 {
-            RateTable::insert(&mut shard, tat, &key(tat), tat);
+            RateTable::insert(&mut shard, tat, key(tat).as_bytes(), tat);
         }
         // The first sweep frees what has expired and waits for 10 more.
         RateTable::sweep(&mut shard, 1, &[], 10);
