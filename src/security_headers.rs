@@ -95,8 +95,10 @@ struct Prepared {
     entries: Box<[Entry]>,
     /// The headers as a map, hashed once here: each response starts from a
     /// copy of it and the inner service's headers are laid over it, which
-    /// costs fewer hash-and-probe steps than adding ours to its map. It has
-    /// room for [`SPARE_HEADERS`] more, so the copy never regrows.
+    /// costs fewer hash-and-probe steps than adding ours to its map. Its
+    /// index table has room for [`SPARE_HEADERS`] more, so the copy never
+    /// rehashes (its entry list, copied without spare capacity, still grows
+    /// once: one reallocation, no rehash).
     template: HeaderMap,
     /// Headers of ours that replace the inner service's.
     forced: Box<[HeaderName]>,
@@ -135,7 +137,9 @@ impl SecurityHeadersLayer {
     fn from_entries(entries: Vec<Entry>) -> Self {
         // Room for the headers the inner service and the server add
         // (content type and length, rate-limit headers, …): a copy of a map
-        // with spare slots takes them without regrowing and rehashing.
+        // with spare index slots takes them without rehashing. (`Clone`
+        // keeps the index table's size but not the entry list's spare
+        // capacity, so the first added header reallocates that list once.)
         let mut template = HeaderMap::with_capacity(entries.len() + SPARE_HEADERS);
         for e in &entries {
             template.insert(&e.name, e.value.clone());
@@ -400,7 +404,7 @@ where
 }
 
 /// How many headers besides ours a response may carry before its map has to
-/// regrow (see [`SecurityHeadersLayer::from_entries`]).
+/// rehash (see [`SecurityHeadersLayer::from_entries`]).
 const SPARE_HEADERS: usize = 12;
 
 fn apply(prepared: &Prepared, headers: &mut HeaderMap) {
