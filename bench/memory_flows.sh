@@ -14,6 +14,15 @@
 # set them; MemoryStore's defaults (1000000 each) fill after ~330 000 flows,
 # and from then on new identifiers are refused (503 store_unavailable) and
 # the run fails.
+#
+# STEADY_TTL_SECS=T shortens what a flow leaves behind to about T (session,
+# cooldown and per-identifier cells; bench/src/flows.rs), so that with the
+# default bounds (MAX_RECORDS=1000000 MAX_RATE_KEYS=1000000) the store runs
+# at them, reclaiming as fast as it fills: the steady state of a full store.
+# LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (apt-get install
+# libjemalloc2) runs the same binary over jemalloc instead of glibc malloc.
+# After our run, the peer (bench/src/peer_flow.rs) runs the same loop for
+# PEER_SECONDS (default: as long; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")" # the bench crate
 

@@ -65,10 +65,17 @@ pub fn env_opt<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 /// The benchmarked router over `store`: a random secret, the limits that
 /// would refuse one client address raised (see the module doc).
+///
+/// `STEADY_TTL_SECS=T` in the environment shortens what a flow leaves
+/// behind to about `T`: the session lives `T`, and the resend cooldown and
+/// the per-identifier limits (same counts, windows scaled) keep their cells
+/// `T` after one hit — so a long run reaches a steady store size, and with
+/// small bounds runs at them, expiring and reclaiming as fast as it fills.
 pub fn router<S: Store>(store: S, codes: Codes) -> OtpRouter<S, Codes> {
     let secret: String = (0..32)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
+    let steady: Option<u64> = env_opt("STEADY_TTL_SECS");
     OtpRouter::builder(store, codes)
         .secret(secret)
         .configure(|c| {
@@ -78,6 +85,13 @@ pub fn router<S: Store>(store: S, codes: Codes) -> OtpRouter<S, Codes> {
             limits.verify_per_ip = lots;
             limits.request_per_number_prefix = lots;
             limits.global_messages = lots;
+            if let Some(t) = steady.map(Duration::from_secs) {
+                c.refresh_ttl = t;
+                limits.resend_cooldown = t;
+                // One hit of n per n·T keeps its cell T.
+                limits.request_per_identifier = Quota::new(3, t * 3);
+                limits.verify_per_identifier = Quota::new(5, t * 5);
+            }
             c.limits = limits;
         })
         .build()

@@ -65,7 +65,10 @@ fn per_hour(n: u32) -> Quota {
 }
 
 fn valid_phone(p: &str) -> bool {
-    p.len() >= 8 && p.len() <= 16 && p.starts_with('+') && p[1..].bytes().all(|b| b.is_ascii_digit())
+    p.len() >= 8
+        && p.len() <= 16
+        && p.starts_with('+')
+        && p[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Peer {
@@ -84,7 +87,10 @@ async fn request(
     Json(req): Json<CodeRequest>,
 ) -> (StatusCode, Json<Value>) {
     if !valid_phone(&req.phone) {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"code": "invalid_request"})));
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"code": "invalid_request"})),
+        );
     }
     let ip = addr.ip().to_string();
     let id = req.phone.clone();
@@ -92,7 +98,10 @@ async fn request(
         && peer.cooldown.check_key(&id).is_ok()
         && peer.request_per_identifier.check_key(&id).is_ok();
     if !allowed {
-        return (StatusCode::TOO_MANY_REQUESTS, Json(json!({"code": "rate_limited"})));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"code": "rate_limited"})),
+        );
     }
     let code = format!("{:06}", rand::random_range(0..1_000_000u32));
     let hashed = peer.mac(&[b"phone:", id.as_bytes()]);
@@ -110,7 +119,12 @@ async fn verify(
     Extension(PeerAddr(addr)): Extension<PeerAddr>,
     Json(req): Json<VerifyRequest>,
 ) -> (StatusCode, Json<Value>) {
-    let invalid = || (StatusCode::BAD_REQUEST, Json(json!({"code": "invalid_code"})));
+    let invalid = || {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": "invalid_code"})),
+        )
+    };
     if !valid_phone(&req.phone) || req.code.len() != 6 {
         return invalid();
     }
@@ -118,7 +132,10 @@ async fn verify(
     let allowed = peer.verify_per_ip.check_key(&ip).is_ok()
         && peer.verify_per_identifier.check_key(&req.phone).is_ok();
     if !allowed {
-        return (StatusCode::TOO_MANY_REQUESTS, Json(json!({"code": "rate_limited"})));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"code": "rate_limited"})),
+        );
     }
     let hashed = peer.mac(&[b"phone:", req.phone.as_bytes()]);
     let Some((stored, attempts)) = peer.challenges.get(&hashed) else {
@@ -152,7 +169,10 @@ async fn verify(
     let Ok(access) = jsonwebtoken::encode(&Header::default(), &claims, &peer.jwt) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
     };
-    let refresh = format!("{sid}.{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+    let refresh = format!(
+        "{sid}.{}",
+        URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    );
     peer.sessions.insert(
         Sha256::digest(refresh.as_bytes()).into(),
         Arc::from(claims["sub"].as_str().unwrap_or_default()),
