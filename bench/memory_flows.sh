@@ -38,4 +38,4 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); co
 echo
 echo "== tower-otp: POST /otp/request + POST /otp/verify (in-process router, MemoryStore) =="
 CONCURRENCY="$CONCURRENCY" BENCH_SECONDS="$SECONDS_RUN" INTERVAL_SECS="$INTERVAL" \
-    cargo bench --bench memory_flows 2>&1 | grep --line-buffered -E '^(interval|tower-otp|failed flows)'
+    cargo bench --bench memory_flows 2>&1 | grep --line-buffered -E '^(interval|tower-otp|peer|failed flows)'
