@@ -435,9 +435,33 @@ impl HashedId {
     }
 }
 
+impl HashedId {
+    /// The 22 base64url characters, on the stack.
+    fn encoded(&self) -> [u8; 22] {
+        let mut out = [0u8; 22];
+        // 16 bytes are always 22 characters unpadded.
+        let _ = URL_SAFE_NO_PAD.encode_slice(self.0, &mut out);
+        out
+    }
+
+    /// `prefix` followed by this hash, as a store key, in one allocation of
+    /// the exact size (a `format!` of it would allocate twice, growing).
+    pub(crate) fn key(&self, prefix: &str) -> String {
+        let mut key = String::with_capacity(prefix.len() + 22);
+        key.push_str(prefix);
+        key.push_str(ascii(&self.encoded()));
+        key
+    }
+}
+
+/// base64url output as text (it is ASCII).
+fn ascii(encoded: &[u8]) -> &str {
+    std::str::from_utf8(encoded).unwrap_or_default()
+}
+
 impl fmt::Display for HashedId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+        f.write_str(ascii(&self.encoded()))
     }
 }
 
@@ -450,6 +474,25 @@ impl fmt::Debug for HashedId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stack encoding and the store key spell the hash exactly as the
+    /// base64 engine's own `encode` does.
+    #[test]
+    fn hashed_id_text_is_base64url_of_its_bytes() {
+        let h = IdentifierHasher::new(b"k");
+        for value in ["", "a", "+14155550100", "ada@example.com"] {
+            let id = h.hash_str("x", value);
+            let expected = URL_SAFE_NO_PAD.encode(id.as_bytes());
+            assert_eq!(id.to_string(), expected);
+            assert_eq!(id.key("otp:req:id:"), format!("otp:req:id:{expected}"));
+            assert_eq!(id.key(""), expected);
+            assert_eq!(
+                id.key("p:").capacity(),
+                24,
+                "one allocation of the exact size"
+            );
+        }
+    }
 
     #[test]
     fn phones_normalise() {

@@ -143,7 +143,6 @@ pub struct TracingSink;
 
 impl EventSink for TracingSink {
     fn emit(&self, e: &Event) {
-        let identifier = e.identifier.map(|h| h.to_string());
         macro_rules! log {
             ($level:ident) => {
                 tracing::$level!(
@@ -152,7 +151,7 @@ impl EventSink for TracingSink {
                     request_id = e.request_id.as_deref(),
                     client_ip = e.client_ip.map(tracing::field::display),
                     user_agent = e.user_agent.as_deref(),
-                    identifier = identifier.as_deref(),
+                    identifier = e.identifier.map(tracing::field::display),
                     subject = e.subject.as_deref(),
                     reason = e.reason,
                     policy = e.policy.as_deref(),

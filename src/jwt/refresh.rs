@@ -28,10 +28,16 @@ impl RefreshToken {
 
     /// A fresh random token for family `sid`.
     pub fn generate(sid: &str) -> Self {
-        Self(format!(
-            "{sid}.{}",
-            URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-        ))
+        Self::joined(sid, &rand::random::<[u8; 32]>())
+    }
+
+    /// `<sid>.<base64url(secret)>`, in one allocation of the exact size.
+    fn joined(sid: &str, secret: &[u8; 32]) -> Self {
+        let mut token = String::with_capacity(sid.len() + 1 + SECRET_LEN);
+        token.push_str(sid);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(secret, &mut token);
+        Self(token)
     }
 
     /// Checks the shape (no store lookup); `None` when malformed.
@@ -65,11 +71,7 @@ impl RefreshToken {
         let mut mac = key.clone();
         mac.update(b"refresh-successor:");
         mac.update(self.0.as_bytes());
-        Self(format!(
-            "{}.{}",
-            self.sid(),
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        ))
+        Self::joined(self.sid(), &mac.finalize().into_bytes().into())
     }
 }
 

@@ -261,7 +261,9 @@ struct Header<'a> {
 /// Signs `claims` (any JSON object) with the signing key.
 pub fn encode<C: Serialize>(keys: &JwtKeys, claims: &C) -> Result<String, JwtError> {
     let key = keys.signing();
-    let payload = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
+    // Room for a typical access token's claims: one allocation, no growth.
+    let mut payload = Vec::with_capacity(256);
+    serde_json::to_writer(&mut payload, claims).map_err(|_| JwtError::Claims)?;
     let mut token = String::with_capacity(key.encoded_header.len() + payload.len() * 4 / 3 + 48);
     token.push_str(&key.encoded_header);
     token.push('.');

@@ -92,6 +92,23 @@ struct SessionInfo<'a> {
     claims: Map<String, Value>,
 }
 
+/// The claims of an access token: the subject's own (never a registered
+/// name, see [`SessionData::of`]) and the registered ones the router sets.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    #[serde(flatten)]
+    custom: &'a Map<String, Value>,
+    sub: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: &'a str,
+    sid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
 /// What a session stores: enough to mint access tokens on refresh.
 #[derive(Serialize, Deserialize)]
 struct SessionData {
@@ -343,12 +360,12 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             ),
             Check::new(
                 "resend_cooldown",
-                format!("otp:req:cd:{limit_id}"),
+                limit_id.key("otp:req:cd:"),
                 Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1))),
             ),
             Check::new(
                 "request_per_identifier",
-                format!("otp:req:id:{limit_id}"),
+                limit_id.key("otp:req:id:"),
                 limits.request_per_identifier,
             ),
         ];
@@ -360,7 +377,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             let prefix_key = self.secrets.identifiers.hash_str("prefix", prefix);
             checks.push(Check::new(
                 "request_per_number_prefix",
-                format!("otp:req:px:{prefix_key}"),
+                prefix_key.key("otp:req:px:"),
                 limits.request_per_number_prefix,
             ));
         }
@@ -388,7 +405,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             let put = self
                 .store
                 .put_challenge(
-                    &hashed.to_string(),
+                    &hashed.key(""),
                     &self.decoy(now),
                     &Check::limits(&checks),
                     now,
@@ -442,7 +459,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             mac: code::mac(&self.secrets.pepper, hashed, &code),
             expires_at_us: unix_micros(now + self.config.code_ttl),
         };
-        let key = hashed.to_string();
+        let key = hashed.key("");
         let limits = Check::limits(checks.unwrap_or_default());
         let put = self
             .store
@@ -509,11 +526,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             ),
             Check::new(
                 "verify_per_identifier",
-                format!("otp:verify:id:{limit_id}"),
+                limit_id.key("otp:verify:id:"),
                 limits.verify_per_identifier,
             ),
         ];
-        let key = hashed.to_string();
+        let key = hashed.key("");
         let attempt = self
             .store
             .attempt_challenge(
@@ -606,26 +623,29 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     }
 
     fn token_pair(&self, sid: &str, data: &SessionData, refresh: &RefreshToken) -> Answer {
-        let now = self.now();
-        let mut claims = data.claims.clone();
-        let iat = unix_secs(now);
-        claims.insert("sub".into(), data.sub.clone().into());
-        claims.insert("iat".into(), iat.into());
-        claims.insert(
-            "exp".into(),
-            (iat + ceil_secs(self.config.access_ttl)).into(),
-        );
-        claims.insert(
-            "jti".into(),
-            URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()).into(),
-        );
-        claims.insert("sid".into(), sid.into());
-        if let Some(iss) = &self.config.issuer {
-            claims.insert("iss".into(), iss.clone().into());
+        // The custom claims sit beside the registered ones in one JSON
+        // object: a registered name among them would be a duplicate key.
+        if data
+            .claims
+            .keys()
+            .any(|k| REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+        {
+            return Err(Problem::invalid_request("unusable claims"));
         }
-        if let Some(aud) = &self.config.audience {
-            claims.insert("aud".into(), aud.clone().into());
-        }
+        let iat = unix_secs(self.now());
+        let mut jti = [0u8; 22];
+        // 16 bytes are always 22 characters unpadded.
+        let _ = URL_SAFE_NO_PAD.encode_slice(rand::random::<[u8; 16]>(), &mut jti);
+        let claims = AccessClaims {
+            custom: &data.claims,
+            sub: &data.sub,
+            iat,
+            exp: iat + ceil_secs(self.config.access_ttl),
+            jti: std::str::from_utf8(&jti).unwrap_or_default(),
+            sid,
+            iss: self.config.issuer.as_deref(),
+            aud: self.config.audience.as_deref(),
+        };
         let access_token = jwt::encode(&self.keys, &claims)
             .map_err(|_| Problem::invalid_request("unusable claims"))?;
         Ok(json(

@@ -181,10 +181,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             Some(ip) => {
                 let mut key = String::with_capacity(48);
                 push_limit_key(&mut key, ip, settings.ipv6_prefix());
-                Ok(format!(
-                    "{namespace}{}",
-                    self.secrets.identifiers.hash_str("ip", &key)
-                ))
+                Ok(self.secrets.identifiers.hash_str("ip", &key).key(namespace))
             }
             None if settings.shares_bucket_for_unknown_clients() => {
                 settings.note_shared_bucket("OtpRouter", now_secs());
