@@ -435,13 +435,23 @@ impl HashedId {
     }
 }
 
+/// 16 bytes as their 22 unpadded base64url characters, on the stack (a
+/// hashed identifier, a token id).
+pub(crate) fn base64url_16(bytes: &[u8; 16]) -> [u8; 22] {
+    let mut out = [0u8; 22];
+    // 16 bytes are always 22 characters unpadded.
+    let _ = URL_SAFE_NO_PAD.encode_slice(bytes, &mut out);
+    out
+}
+
+/// base64url output as text (it is ASCII).
+pub(crate) fn ascii(encoded: &[u8]) -> &str {
+    std::str::from_utf8(encoded).unwrap_or_default()
+}
+
 impl HashedId {
-    /// The 22 base64url characters, on the stack.
     fn encoded(&self) -> [u8; 22] {
-        let mut out = [0u8; 22];
-        // 16 bytes are always 22 characters unpadded.
-        let _ = URL_SAFE_NO_PAD.encode_slice(self.0, &mut out);
-        out
+        base64url_16(&self.0)
     }
 
     /// `prefix` followed by this hash, as a store key, in one allocation of
@@ -452,11 +462,6 @@ impl HashedId {
         key.push_str(ascii(&self.encoded()));
         key
     }
-}
-
-/// base64url output as text (it is ASCII).
-fn ascii(encoded: &[u8]) -> &str {
-    std::str::from_utf8(encoded).unwrap_or_default()
 }
 
 impl fmt::Display for HashedId {

@@ -169,6 +169,81 @@ async fn email_happy_path_with_resolver_claims() {
     assert!(session["expires_at"].as_u64().unwrap() > 1);
 }
 
+/// An issued access token carries every registered claim the router sets,
+/// `iss` and `aud` when configured, and the subject's own claims — each
+/// name once — and nothing else.
+#[tokio::test]
+async fn access_token_claims_are_complete_and_unique() {
+    use base64::Engine;
+    let notifier = MemoryNotifier::new();
+    let (b, _, _) = builder(notifier.clone());
+    let resolver = |_id: Identifier| async move {
+        Ok::<_, ResolveError>(
+            Subject::new("usr_1")
+                .with_claim("plan", "pro")
+                .with_claim("sid", "forged"),
+        )
+    };
+    let router = b
+        .issuer("https://auth.example")
+        .audience("app")
+        .subject_resolver(resolver)
+        .build()
+        .unwrap();
+    let http = start(router).await;
+    let tokens = login(&http, &notifier, &json!({ "email": EMAIL }), EMAIL).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let payload = access.split('.').nth(1).unwrap();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let text = String::from_utf8(payload).unwrap();
+    let claims: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let mut names: Vec<&str> = claims.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["aud", "exp", "iat", "iss", "jti", "plan", "sid", "sub"]
+    );
+    for name in &names {
+        assert_eq!(
+            text.matches(&format!("\"{name}\":")).count(),
+            1,
+            "{name} in {text}"
+        );
+    }
+    assert_eq!(claims["iss"], "https://auth.example");
+    assert_eq!(claims["aud"], "app");
+    assert_eq!(claims["sub"], "usr_1");
+    assert_eq!(claims["plan"], "pro");
+    assert_ne!(claims["sid"], "forged", "the resolver cannot set sid");
+    assert_eq!(claims["jti"].as_str().unwrap().len(), 22);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        900
+    );
+    // Without an issuer or audience, neither claim is written.
+    let (http, notifier, _, _) = default_server().await;
+    let tokens = login(&http, &notifier, &json!({ "email": EMAIL }), EMAIL).await;
+    let payload = tokens["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let text = String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("\"iss\"") && !text.contains("\"aud\""),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let (http, notifier, clock, sink) = default_server().await;

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -20,7 +18,7 @@ use crate::clock::{ceil_secs, unix_micros, unix_secs};
 use crate::credentials;
 use crate::error::{FullBody, Problem};
 use crate::events::{EventKind, RequestContext};
-use crate::identifier::{Email, HashedId, Identifier, Phone};
+use crate::identifier::{Email, HashedId, Identifier, Phone, ascii, base64url_16};
 use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
@@ -402,17 +400,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             // Whether a message goes out (and a real challenge replaces the
             // decoy) is decided off the request path.
             let now = self.now();
-            let put = self
-                .store
-                .put_challenge(
-                    &hashed.key(""),
-                    &self.decoy(now),
-                    &Check::limits(&checks),
-                    now,
-                )
-                .await;
-            self.gate(ctx, &checks, &hashed, put)?;
-            self.event(ctx, EventKind::OtpRequested, Some(&hashed), None);
+            self.put_requested(ctx, &hashed, &self.decoy(now), &checks, now)
+                .await?;
             let this = Arc::clone(self);
             let ctx = ctx.clone();
             tokio::spawn(async move {
@@ -433,6 +422,26 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         self.deliver(ctx, &id, &hashed, channel, req.locale, Some(&checks))
             .await?;
         Ok(pending)
+    }
+
+    /// The store step of a code request: puts `challenge` for `hashed` with
+    /// the request's limits `checks`, all or nothing (a `429` when one
+    /// refuses, `503` on a store error), then emits `otp.requested`.
+    async fn put_requested(
+        &self,
+        ctx: &RequestContext,
+        hashed: &HashedId,
+        challenge: &Challenge,
+        checks: &[Check],
+        now: std::time::SystemTime,
+    ) -> Result<(), Problem> {
+        let put = self
+            .store
+            .put_challenge(&hashed.key(""), challenge, &Check::limits(checks), now)
+            .await;
+        self.gate(ctx, checks, hashed, put)?;
+        self.event(ctx, EventKind::OtpRequested, Some(hashed), None);
+        Ok(())
     }
 
     /// Puts a fresh challenge and sends its code; rolls the challenge back
@@ -460,14 +469,16 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             expires_at_us: unix_micros(now + self.config.code_ttl),
         };
         let key = hashed.key("");
-        let limits = Check::limits(checks.unwrap_or_default());
-        let put = self
-            .store
-            .put_challenge(&key, &challenge, &limits, now)
-            .await;
-        self.gate(ctx, checks.unwrap_or_default(), hashed, put)?;
-        if checks.is_some() {
-            self.event(ctx, EventKind::OtpRequested, Some(hashed), None);
+        match checks {
+            Some(checks) => {
+                self.put_requested(ctx, hashed, &challenge, checks, now)
+                    .await?;
+            }
+            None => {
+                if let Err(e) = self.store.put_challenge(&key, &challenge, &[], now).await {
+                    return Err(self.store_failed(ctx, &e));
+                }
+            }
         }
         let mut msg = Message::new(channel, id.as_str(), code, self.config.code_ttl)
             .with_app_name(self.config.app_name.clone());
@@ -633,15 +644,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             return Err(Problem::invalid_request("unusable claims"));
         }
         let iat = unix_secs(self.now());
-        let mut jti = [0u8; 22];
-        // 16 bytes are always 22 characters unpadded.
-        let _ = URL_SAFE_NO_PAD.encode_slice(rand::random::<[u8; 16]>(), &mut jti);
+        let jti = base64url_16(&rand::random());
         let claims = AccessClaims {
             custom: &data.claims,
             sub: &data.sub,
             iat,
             exp: iat + ceil_secs(self.config.access_ttl),
-            jti: std::str::from_utf8(&jti).unwrap_or_default(),
+            jti: ascii(&jti),
             sid,
             iss: self.config.issuer.as_deref(),
             aud: self.config.audience.as_deref(),
