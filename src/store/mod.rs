@@ -6,13 +6,14 @@
 //! | [`ChallengeStore`] (a `RateStore` + `SessionStore`) | [`put_challenge`](ChallengeStore::put_challenge), [`attempt_challenge`](ChallengeStore::attempt_challenge) (each with the limits of its request), [`consume_challenge`](ChallengeStore::consume_challenge), [`remove_challenge`](ChallengeStore::remove_challenge) | the router's request and verify |
 //! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked), [`is_any_revoked`](SessionStore::is_any_revoked) | the router's tokens, `JwtLayer::with_store` |
 //! | [`ApiKeyStore`] | [`put_api_key`](ApiKeyStore::put_api_key), [`get_api_key`](ApiKeyStore::get_api_key), [`delete_api_key`](ApiKeyStore::delete_api_key), [`list_api_keys`](ApiKeyStore::list_api_keys) | `ApiKeys`, `ApiKeyLayer` |
+//! | [`TenantStore`] | tenant records with a version, per-tenant counters (usage, quotas, analytics), pending signups | [`tenant`](crate::tenant) |
 //! | [`Ping`] | [`ping`](Ping::ping) | the router's readiness check |
 //!
-//! [`Store`] is all five at once, with a blanket impl: a type implementing
-//! the five traits is a `Store`, which is what the OTP router takes. Each
+//! [`Store`] is all six at once, with a blanket impl: a type implementing
+//! the six traits is a `Store`, which is what the OTP router takes. Each
 //! layer is generic over the one trait it needs, so a backend (or a test
 //! fake) for one concern implements only that trait. Both backends here
-//! implement all five.
+//! implement all six.
 //!
 //! Every operation is a whole step of the login or limiting logic — count a
 //! hit, put a challenge, count a verification attempt, rotate a refresh
@@ -76,6 +77,7 @@ mod rate;
 #[cfg(feature = "redis")]
 mod redis;
 mod session;
+mod tenant;
 
 pub use all::Store;
 pub use api_key::ApiKeyStore;
@@ -90,3 +92,4 @@ pub use rate::{Limit, RateStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
 pub use session::{NewSession, RefreshRotation, Rotation, SessionStore};
+pub use tenant::{CounterAdd, CounterGuard, Guarded, TenantRecord, TenantStore};

@@ -16,6 +16,7 @@ mod rate_table;
 mod records;
 mod session;
 mod store;
+mod tenant;
 
 pub use builder::MemoryStoreBuilder;
 pub use store::MemoryStore;

@@ -20,6 +20,7 @@ mod reply;
 mod scripts;
 mod session;
 mod store;
+mod tenant;
 
 pub use builder::RedisStoreBuilder;
 pub use error::RedisConnectError;
