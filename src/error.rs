@@ -396,8 +396,9 @@ impl MakeRejection for ProblemJson {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigError {
-    /// The setting that is wrong (e.g. `"jwt secret"`).
-    pub setting: &'static str,
+    /// The setting that is wrong (e.g. `"jwt secret"`, or a path such as
+    /// `"limits.request_per_ip.n"` in a tenant's configuration).
+    pub setting: Cow<'static, str>,
     /// What is wrong with it.
     pub reason: Cow<'static, str>,
 }
@@ -406,7 +407,15 @@ impl ConfigError {
     /// A new error for `setting`.
     pub fn new(setting: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            setting,
+            setting: Cow::Borrowed(setting),
+            reason: reason.into(),
+        }
+    }
+
+    /// A new error for a setting named at run time (a field path).
+    pub fn at(setting: impl Into<Cow<'static, str>>, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            setting: setting.into(),
             reason: reason.into(),
         }
     }

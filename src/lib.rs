@@ -37,6 +37,7 @@ pub mod security_headers;
 mod slot_cache;
 mod stack_str;
 pub mod store;
+pub mod tenant;
 pub mod webhook;
 
 #[cfg(test)]
