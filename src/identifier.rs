@@ -450,17 +450,10 @@ pub(crate) fn ascii(encoded: &[u8]) -> &str {
 }
 
 impl HashedId {
-    fn encoded(&self) -> [u8; 22] {
+    /// The hash in base64url, on the stack (store keys are built from it
+    /// in one allocation of the exact size).
+    pub(crate) fn encoded(&self) -> [u8; 22] {
         base64url_16(&self.0)
-    }
-
-    /// `prefix` followed by this hash, as a store key, in one allocation of
-    /// the exact size (a `format!` of it would allocate twice, growing).
-    pub(crate) fn key(&self, prefix: &str) -> String {
-        let mut key = String::with_capacity(prefix.len() + 22);
-        key.push_str(prefix);
-        key.push_str(ascii(&self.encoded()));
-        key
     }
 }
 
@@ -489,13 +482,7 @@ mod tests {
             let id = h.hash_str("x", value);
             let expected = URL_SAFE_NO_PAD.encode(id.as_bytes());
             assert_eq!(id.to_string(), expected);
-            assert_eq!(id.key("otp:req:id:"), format!("otp:req:id:{expected}"));
-            assert_eq!(id.key(""), expected);
-            assert_eq!(
-                id.key("p:").capacity(),
-                24,
-                "one allocation of the exact size"
-            );
+            assert_eq!(ascii(&id.encoded()), expected);
         }
     }
 

@@ -59,6 +59,8 @@ pub enum EventKind {
     ApiKeyRejected,
     /// The store failed; the request was refused (fail closed).
     StoreUnavailable,
+    /// A tenant's daily or monthly message quota refused a code request.
+    QuotaExceeded,
 }
 
 impl EventKind {
@@ -78,6 +80,7 @@ impl EventKind {
             Self::SessionRevoked => "session.revoked",
             Self::ApiKeyRejected => "api_key.rejected",
             Self::StoreUnavailable => "store.unavailable",
+            Self::QuotaExceeded => "quota.exceeded",
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct Event {
     /// The name of the rate-limit policy that refused, on the
     /// `rate_limit.exceeded` events of a `RateLimitLayer`.
     pub policy: Option<Arc<str>>,
+    /// The tenant whose API key made the request (multi-tenant service).
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Event {
@@ -126,6 +131,7 @@ impl Event {
             subject: None,
             reason: None,
             policy: None,
+            tenant: None,
         }
     }
 }
@@ -155,6 +161,7 @@ impl EventSink for TracingSink {
                     subject = e.subject.as_deref(),
                     reason = e.reason,
                     policy = e.policy.as_deref(),
+                    tenant = e.tenant.as_deref(),
                 )
             };
         }
@@ -164,6 +171,7 @@ impl EventSink for TracingSink {
             | EventKind::RateLimitExceeded
             | EventKind::CountryRefused
             | EventKind::StoreUnavailable
+            | EventKind::QuotaExceeded
             | EventKind::OtpDeliveryFailed => log!(warn),
             _ => log!(info),
         }

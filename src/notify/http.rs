@@ -131,7 +131,7 @@ impl HttpNotifier {
     /// The JSON body for `msg`.
     fn body(&self, msg: &Message) -> Result<Vec<u8>, NotifyError> {
         let (subject, html) = if msg.channel == Channel::Email {
-            let email = self.templates.render_email(msg);
+            let email = msg.templates_or(&self.templates).render_email(msg);
             (Some(email.subject), Some(email.html))
         } else {
             (None, None)
@@ -147,7 +147,7 @@ impl HttpNotifier {
                 app_name: &msg.app_name,
                 locale: msg.locale.as_deref(),
                 vars: &msg.vars,
-                text: self.templates.render_text(msg),
+                text: msg.templates_or(&self.templates).render_text(msg),
                 subject,
                 html,
             },

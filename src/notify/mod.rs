@@ -190,6 +190,9 @@ pub struct Message {
     pub app_name: String,
     /// Extra template variables.
     pub vars: BTreeMap<String, String>,
+    /// Templates that take the place of the notifier's own (a tenant's, in
+    /// the multi-tenant service); `None` uses the notifier's.
+    pub templates: Option<std::sync::Arc<template::Templates>>,
 }
 
 impl Message {
@@ -208,6 +211,7 @@ impl Message {
             locale: None,
             app_name: "tower-otp".into(),
             vars: BTreeMap::new(),
+            templates: None,
         }
     }
 
@@ -230,6 +234,21 @@ impl Message {
     pub fn with_var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.insert(name.into(), value.into());
         self
+    }
+
+    /// Renders with these templates instead of the notifier's own.
+    #[must_use]
+    pub fn with_templates(mut self, templates: std::sync::Arc<template::Templates>) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// The templates this message renders with: its own, else `notifier's`.
+    pub fn templates_or<'a>(
+        &'a self,
+        notifiers: &'a template::Templates,
+    ) -> &'a template::Templates {
+        self.templates.as_deref().unwrap_or(notifiers)
     }
 
     /// Validity in whole minutes, rounded up (`{{minutes}}`).

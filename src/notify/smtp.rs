@@ -520,7 +520,7 @@ impl SmtpEmail {
             NotifyError::permanent("smtp: the recipient is not a valid address")
                 .with_provider_code("invalid_recipient")
         })?;
-        let rendered = self.templates.render_email(msg);
+        let rendered = msg.templates_or(&self.templates).render_email(msg);
         let id = format!(
             "<{:032x}@{}>",
             rand::random::<u128>(),

@@ -319,7 +319,7 @@ impl TwilioSms {
             }
         };
         let to = prefixed(&msg.to);
-        let body = self.templates.render_text(msg);
+        let body = msg.templates_or(&self.templates).render_text(msg);
         let mut fields: Vec<(&str, String)> = vec![("To", to)];
         match &self.sender {
             TwilioSender::MessagingService(sid) => {

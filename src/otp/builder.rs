@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::config::{Limits, OtpConfig};
 use super::router::{Inner, OtpRouter};
 use super::secrets::{Secrets, derive};
+use super::site::{Site, SiteQuotas};
 use super::subject::{HashedSubject, SubjectResolver};
 use crate::client_ip::ClientIpKey;
 use crate::clock::{Clock, SystemClock};
@@ -205,12 +206,20 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             store: self.store,
             notifier: self.notifier,
             resolver: self.resolver,
-            config: self.config,
             keys,
-            validation,
             secrets,
             clock: self.clock,
-            events: self.events,
+            site: Arc::new(Site {
+                config: self.config,
+                validation,
+                key_prefix: String::new(),
+                tenant: None,
+                events: self.events,
+                templates: None,
+                quotas: SiteQuotas::default(),
+                version: 0,
+            }),
+            tenants: None,
         }))
     }
 }

@@ -1,6 +1,5 @@
 //! The endpoint logic: request, verify, refresh, logout, session.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -12,12 +11,12 @@ use serde_json::{Map, Value};
 
 use super::code;
 use super::input::read_json;
-use super::router::{Inner, json};
+use super::router::{Call, json};
 use super::subject::{ResolveError, Subject, SubjectResolver};
 use crate::clock::{ceil_secs, unix_micros, unix_secs};
 use crate::credentials;
 use crate::error::{FullBody, Problem};
-use crate::events::{EventKind, RequestContext};
+use crate::events::EventKind;
 use crate::identifier::{Email, HashedId, Identifier, Phone, ascii, base64url_16};
 use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
@@ -201,13 +200,13 @@ impl Check {
     }
 }
 
-impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
+impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
     /// `429 too_many_attempts`: the challenge burned after `max_attempts`
     /// wrong codes. Names the policy `max_attempts` and carries its
     /// `RateLimit` fields (per challenge, so no window); more attempts come
     /// with a new code, which may be requested after the resend cooldown.
     fn too_many_attempts(&self) -> Problem {
-        let wait = self.config.limits.resend_cooldown;
+        let wait = self.site.config.limits.resend_cooldown;
         let secs = ceil_secs(wait).max(1);
         let mut problem = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -219,7 +218,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let fields = [
             (
                 crate::rate_limit::RATELIMIT_POLICY,
-                format!("\"max_attempts\";q={}", self.config.max_attempts),
+                format!("\"max_attempts\";q={}", self.site.config.max_attempts),
             ),
             (
                 crate::rate_limit::RATELIMIT,
@@ -242,7 +241,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     /// [`ChallengeStore`]: crate::store::ChallengeStore
     fn gate<T>(
         &self,
-        ctx: &RequestContext,
         checks: &[Check],
         id: &HashedId,
         outcome: Result<Limited<T>, StoreError>,
@@ -256,9 +254,9 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                     d.len(),
                     checks.len()
                 ));
-                return Err(self.store_failed(ctx, &err));
+                return Err(self.store_failed(&err));
             }
-            Err(e) => return Err(self.store_failed(ctx, &e)),
+            Err(e) => return Err(self.store_failed(&e)),
         };
         let violated: Vec<_> = checks
             .iter()
@@ -267,9 +265,26 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             .map(|(c, d)| (c.policy, &c.quota, d))
             .collect();
         for (policy, _, _) in &violated {
-            self.event(ctx, EventKind::RateLimitExceeded, Some(id), Some(policy));
+            self.event(EventKind::RateLimitExceeded, Some(id), Some(policy));
         }
         Err(crate::rate_limit::refused(&violated))
+    }
+
+    /// The store key of identifier hash `id` under `namespace`, in this
+    /// request's key space.
+    fn id_key(&self, namespace: &str, id: &HashedId) -> String {
+        self.site.key(namespace, ascii(&id.encoded()))
+    }
+
+    /// The store id of session family `sid` in this request's key space
+    /// (the token carries only `sid`: another tenant's token names no family
+    /// of this one).
+    fn family<'a>(&self, sid: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.site.key_prefix.is_empty() {
+            std::borrow::Cow::Borrowed(sid)
+        } else {
+            std::borrow::Cow::Owned(self.site.key("", sid))
+        }
     }
 
     /// A challenge no code matches: its MAC is random, not a code's.
@@ -277,7 +292,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         Challenge {
             id: rand::random(),
             mac: rand::random(),
-            expires_at_us: unix_micros(now + self.config.code_ttl),
+            expires_at_us: unix_micros(now + self.site.config.code_ttl),
         }
     }
 
@@ -293,7 +308,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 Channel::Sms | Channel::Whatsapp | Channel::Voice
             ) | (Identifier::Email(_), Channel::Email)
         );
-        if !fits || !self.config.channels.contains(&channel) {
+        if !fits || !self.site.config.channels.contains(&channel) {
             return Err(Problem::invalid_request(format!(
                 "The channel {channel} is not available for this identifier."
             )));
@@ -303,11 +318,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
 
     fn country_allowed(&self, phone: &Phone) -> bool {
         let denied = self
+            .site
             .config
             .denied_calling_codes
             .iter()
             .any(|c| phone.has_calling_code(c));
         let allowed = self
+            .site
             .config
             .allowed_calling_codes
             .as_ref()
@@ -316,12 +333,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     }
 
     pub(crate) async fn request_code(
-        self: &Arc<Self>,
-        ctx: &RequestContext,
+        &self,
         parts: &Parts,
         body: impl Body<Error: Into<BoxError>>,
     ) -> Answer {
-        let req: CodeRequest = read_json(parts, body, self.config.body_limit).await?;
+        let req: CodeRequest = read_json(parts, body, self.site.config.body_limit).await?;
         let id = req.id.parse()?;
         let channel = self.channel_for(&id, req.channel)?;
         if let Some(locale) = &req.locale
@@ -338,7 +354,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             && !self.country_allowed(phone)
         {
             {
-                self.event(ctx, EventKind::CountryRefused, Some(&hashed), None);
+                self.event(EventKind::CountryRefused, Some(&hashed), None);
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,
                     "country_not_allowed",
@@ -347,23 +363,23 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             }
         }
 
-        let limits = &self.config.limits;
+        let limits = &self.site.config.limits;
         // Limits count per mailbox / number, whatever alias was typed.
         let limit_id = self.secrets.identifiers.limit_hash(&id);
         let mut checks = vec![
             Check::new(
                 "request_per_ip",
-                self.ip_key(ctx, "otp:req:ip:")?,
+                self.ip_key("otp:req:ip:")?,
                 limits.request_per_ip,
             ),
             Check::new(
                 "resend_cooldown",
-                limit_id.key("otp:req:cd:"),
+                self.id_key("otp:req:cd:", &limit_id),
                 Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1))),
             ),
             Check::new(
                 "request_per_identifier",
-                limit_id.key("otp:req:id:"),
+                self.id_key("otp:req:id:", &limit_id),
                 limits.request_per_identifier,
             ),
         ];
@@ -375,24 +391,24 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             let prefix_key = self.secrets.identifiers.hash_str("prefix", prefix);
             checks.push(Check::new(
                 "request_per_number_prefix",
-                prefix_key.key("otp:req:px:"),
+                self.id_key("otp:req:px:", &prefix_key),
                 limits.request_per_number_prefix,
             ));
         }
         checks.push(Check::new(
             "global_messages",
-            "otp:req:global".to_owned(),
+            self.site.key("otp:req:global", ""),
             limits.global_messages,
         ));
         let pending = json(
             StatusCode::ACCEPTED,
             &Pending {
                 status: "pending",
-                expires_in: ceil_secs(self.config.code_ttl),
+                expires_in: ceil_secs(self.site.config.code_ttl),
                 resend_after: ceil_secs(limits.resend_cooldown),
             },
         );
-        if self.config.known_users_only {
+        if self.site.config.known_users_only {
             // Everyone gets the same 202 at the same moment, after the same
             // work: a decoy challenge no code matches (put with the limits,
             // in one step), so that attempts at verify count and burn alike
@@ -400,16 +416,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             // Whether a message goes out (and a real challenge replaces the
             // decoy) is decided off the request path.
             let now = self.now();
-            self.put_requested(ctx, &hashed, &self.decoy(now), &checks, now)
+            self.put_requested(&hashed, &self.decoy(now), &checks, now)
                 .await?;
-            let this = Arc::clone(self);
-            let ctx = ctx.clone();
+            let this = self.clone();
             tokio::spawn(async move {
                 match this.resolver.may_request(&id).await {
                     Ok(true) => {
-                        let _ = this
-                            .deliver(&ctx, &id, &hashed, channel, req.locale, None)
-                            .await;
+                        let _ = this.deliver(&id, &hashed, channel, req.locale, None).await;
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -419,7 +432,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             });
             return Ok(pending);
         }
-        self.deliver(ctx, &id, &hashed, channel, req.locale, Some(&checks))
+        self.deliver(&id, &hashed, channel, req.locale, Some(&checks))
             .await?;
         Ok(pending)
     }
@@ -429,7 +442,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     /// refuses, `503` on a store error), then emits `otp.requested`.
     async fn put_requested(
         &self,
-        ctx: &RequestContext,
         hashed: &HashedId,
         challenge: &Challenge,
         checks: &[Check],
@@ -437,10 +449,15 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     ) -> Result<(), Problem> {
         let put = self
             .store
-            .put_challenge(&hashed.key(""), challenge, &Check::limits(checks), now)
+            .put_challenge(
+                &self.id_key("", hashed),
+                challenge,
+                &Check::limits(checks),
+                now,
+            )
             .await;
-        self.gate(ctx, checks, hashed, put)?;
-        self.event(ctx, EventKind::OtpRequested, Some(hashed), None);
+        self.gate(checks, hashed, put)?;
+        self.event(EventKind::OtpRequested, Some(hashed), None);
         Ok(())
     }
 
@@ -454,7 +471,6 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     /// the challenge an unknown one would have.
     async fn deliver(
         &self,
-        ctx: &RequestContext,
         id: &Identifier,
         hashed: &HashedId,
         channel: Channel,
@@ -462,30 +478,30 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         checks: Option<&[Check]>,
     ) -> Result<(), Problem> {
         let now = self.now();
-        let code = code::generate(self.config.code_length);
+        let code = code::generate(self.site.config.code_length);
         let challenge = Challenge {
             id: rand::random(),
             mac: code::mac(&self.secrets.pepper, hashed, &code),
-            expires_at_us: unix_micros(now + self.config.code_ttl),
+            expires_at_us: unix_micros(now + self.site.config.code_ttl),
         };
-        let key = hashed.key("");
+        let key = self.id_key("", &hashed);
         match checks {
             Some(checks) => {
-                self.put_requested(ctx, hashed, &challenge, checks, now)
-                    .await?;
+                self.put_requested(hashed, &challenge, checks, now).await?;
             }
             None => {
                 if let Err(e) = self.store.put_challenge(&key, &challenge, &[], now).await {
-                    return Err(self.store_failed(ctx, &e));
+                    return Err(self.store_failed(&e));
                 }
             }
         }
-        let mut msg = Message::new(channel, id.as_str(), code, self.config.code_ttl)
-            .with_app_name(self.config.app_name.clone());
+        let mut msg = Message::new(channel, id.as_str(), code, self.site.config.code_ttl)
+            .with_app_name(self.site.config.app_name.clone());
         msg.locale = locale;
+        msg.templates.clone_from(&self.site.templates);
         match self.notifier.send(&msg).await {
             Ok(_) => {
-                self.event(ctx, EventKind::OtpSent, Some(hashed), None);
+                self.event(EventKind::OtpSent, Some(hashed), None);
                 Ok(())
             }
             Err(err) => {
@@ -505,7 +521,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                         tracing::error!(target: "tower_otp", error = %e, "could not roll back challenge; it expires on its own");
                     }
                 }
-                self.event(ctx, EventKind::OtpDeliveryFailed, Some(hashed), None);
+                self.event(EventKind::OtpDeliveryFailed, Some(hashed), None);
                 Err(Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "delivery_failed",
@@ -517,36 +533,35 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
 
     pub(crate) async fn verify_code(
         &self,
-        ctx: &RequestContext,
         parts: &Parts,
         body: impl Body<Error: Into<BoxError>>,
     ) -> Answer {
-        let req: VerifyRequest = read_json(parts, body, self.config.body_limit).await?;
+        let req: VerifyRequest = read_json(parts, body, self.site.config.body_limit).await?;
         let id = req.id.parse()?;
-        if !code::well_formed(&req.code, self.config.code_length) {
+        if !code::well_formed(&req.code, self.site.config.code_length) {
             return Err(invalid_code());
         }
         let hashed = self.secrets.identifiers.hash(&id);
-        let limits = &self.config.limits;
+        let limits = &self.site.config.limits;
         let limit_id = self.secrets.identifiers.limit_hash(&id);
         let checks = [
             Check::new(
                 "verify_per_ip",
-                self.ip_key(ctx, "otp:verify:ip:")?,
+                self.ip_key("otp:verify:ip:")?,
                 limits.verify_per_ip,
             ),
             Check::new(
                 "verify_per_identifier",
-                limit_id.key("otp:verify:id:"),
+                self.id_key("otp:verify:id:", &limit_id),
                 limits.verify_per_identifier,
             ),
         ];
-        let key = hashed.key("");
+        let key = self.id_key("", &hashed);
         let attempt = self
             .store
             .attempt_challenge(
                 &key,
-                self.config.max_attempts,
+                self.site.config.max_attempts,
                 &Check::limits(&checks),
                 self.now(),
             )
@@ -554,23 +569,18 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         let Attempt::Open {
             challenge,
             remaining,
-        } = self.gate(ctx, &checks, &hashed, attempt)?
+        } = self.gate(&checks, &hashed, attempt)?
         else {
-            self.event(
-                ctx,
-                EventKind::OtpFailed,
-                Some(&hashed),
-                Some("no_challenge"),
-            );
+            self.event(EventKind::OtpFailed, Some(&hashed), Some("no_challenge"));
             return Err(invalid_code());
         };
         let presented = code::mac(&self.secrets.pepper, &hashed, &req.code);
         if !code::mac_eq(&challenge.mac, &presented) {
             if remaining == 0 {
-                self.event(ctx, EventKind::OtpLocked, Some(&hashed), None);
+                self.event(EventKind::OtpLocked, Some(&hashed), None);
                 return Err(self.too_many_attempts());
             }
-            self.event(ctx, EventKind::OtpFailed, Some(&hashed), Some("mismatch"));
+            self.event(EventKind::OtpFailed, Some(&hashed), Some("mismatch"));
             return Err(invalid_code());
         }
         // The subject comes first: consuming the code starts the session in
@@ -580,7 +590,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             Err(ResolveError::Refused) => {
                 // The code was right: it is spent, but opens no session.
                 if let Err(e) = self.store.remove_challenge(&key, &challenge.id).await {
-                    return Err(self.store_failed(ctx, &e));
+                    return Err(self.store_failed(&e));
                 }
                 return Err(Problem::new(
                     StatusCode::FORBIDDEN,
@@ -610,26 +620,21 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                 &key,
                 &challenge.id,
                 NewSession {
-                    sid: &sid,
+                    sid: &self.family(&sid),
                     refresh_hash: &refresh.hash(),
                     data: &bytes,
-                    ttl: self.config.refresh_ttl,
+                    ttl: self.site.config.refresh_ttl,
                 },
                 self.now(),
             )
             .await
-            .map_err(|e| self.store_failed(ctx, &e))?;
+            .map_err(|e| self.store_failed(&e))?;
         if !won {
-            self.event(
-                ctx,
-                EventKind::OtpFailed,
-                Some(&hashed),
-                Some("already_used"),
-            );
+            self.event(EventKind::OtpFailed, Some(&hashed), Some("already_used"));
             return Err(invalid_code());
         }
         let answer = self.token_pair(&sid, &data, &refresh)?;
-        self.event(ctx, EventKind::OtpVerified, Some(&hashed), None);
+        self.event(EventKind::OtpVerified, Some(&hashed), None);
         Ok(answer)
     }
 
@@ -649,11 +654,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             custom: &data.claims,
             sub: &data.sub,
             iat,
-            exp: iat + ceil_secs(self.config.access_ttl),
+            exp: iat + ceil_secs(self.site.config.access_ttl),
             jti: ascii(&jti),
             sid,
-            iss: self.config.issuer.as_deref(),
-            aud: self.config.audience.as_deref(),
+            iss: self.site.config.issuer.as_deref(),
+            aud: self.site.config.audience.as_deref(),
         };
         let access_token = jwt::encode(&self.keys, &claims)
             .map_err(|_| Problem::invalid_request("unusable claims"))?;
@@ -662,54 +667,50 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             &TokenPair {
                 access_token,
                 token_type: "Bearer",
-                expires_in: ceil_secs(self.config.access_ttl),
+                expires_in: ceil_secs(self.site.config.access_ttl),
                 refresh_token: refresh.as_str(),
-                refresh_expires_in: ceil_secs(self.config.refresh_ttl),
+                refresh_expires_in: ceil_secs(self.site.config.refresh_ttl),
             },
         ))
     }
 
-    pub(crate) async fn refresh<B>(&self, ctx: &RequestContext, parts: &Parts, body: B) -> Answer
+    pub(crate) async fn refresh<B>(&self, parts: &Parts, body: B) -> Answer
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let req: RefreshRequest = read_json(parts, body, self.config.body_limit).await?;
+        let req: RefreshRequest = read_json(parts, body, self.site.config.body_limit).await?;
         let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(invalid_grant)?;
         let successor = presented.successor(&self.secrets.refresh);
         let rotation = self
             .store
             .rotate_refresh(
                 RefreshRotation {
-                    sid: presented.sid(),
+                    sid: &self.family(presented.sid()),
                     presented: &presented.hash(),
                     successor: &successor.hash(),
-                    grace: self.config.refresh_grace,
-                    ttl: self.config.refresh_ttl,
+                    grace: self.site.config.refresh_grace,
+                    ttl: self.site.config.refresh_ttl,
                 },
                 self.now(),
             )
             .await
-            .map_err(|e| self.store_failed(ctx, &e))?;
+            .map_err(|e| self.store_failed(&e))?;
         let data = match rotation {
             Rotation::Rotated(data) | Rotation::Grace(data) => data,
             Rotation::Reused => {
-                self.event(ctx, EventKind::TokenReuseDetected, None, None);
+                self.event(EventKind::TokenReuseDetected, None, None);
                 return Err(invalid_grant());
             }
             Rotation::Invalid => return Err(invalid_grant()),
         };
         let data: SessionData = serde_json::from_slice(&data).map_err(|_| invalid_grant())?;
-        self.event(ctx, EventKind::TokenRefreshed, None, None);
+        self.event(EventKind::TokenRefreshed, None, None);
         self.token_pair(presented.sid(), &data, &successor)
     }
 
     /// Verifies the bearer access token, including the revocation check.
-    async fn authenticate(
-        &self,
-        ctx: &RequestContext,
-        parts: &Parts,
-    ) -> Result<Verified<Map<String, Value>>, Problem> {
+    async fn authenticate(&self, parts: &Parts) -> Result<Verified<Map<String, Value>>, Problem> {
         // RFC 6750 §3.1: no credentials (or another scheme) get a bare
         // `Bearer` challenge; a Bearer token that fails gets `invalid_token`.
         let header = parts
@@ -719,7 +720,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             .ok_or_else(Problem::no_credentials)?;
         let token = credentials::bearer_token(header).ok_or_else(Problem::invalid_token)?;
         let verified: Verified<Map<String, Value>> =
-            jwt::decode(&self.keys, &self.validation, token, self.now()).map_err(|e| {
+            jwt::decode(&self.keys, &self.site.validation, token, self.now()).map_err(|e| {
                 tracing::debug!(target: "tower_otp", reason = %e, "access token refused");
                 Problem::invalid_token()
             })?;
@@ -730,30 +731,30 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             .ok_or_else(Problem::invalid_token)?;
         if self
             .store
-            .is_revoked(sid)
+            .is_revoked(&self.family(sid))
             .await
-            .map_err(|e| self.store_failed(ctx, &e))?
+            .map_err(|e| self.store_failed(&e))?
         {
             return Err(Problem::invalid_token());
         }
         Ok(verified)
     }
 
-    pub(crate) async fn logout(&self, ctx: &RequestContext, parts: &Parts) -> Answer {
-        let verified = self.authenticate(ctx, parts).await?;
+    pub(crate) async fn logout(&self, parts: &Parts) -> Answer {
+        let verified = self.authenticate(parts).await?;
         let sid = verified.registered.sid.as_deref().unwrap_or_default();
         self.store
-            .revoke(sid, self.config.refresh_ttl)
+            .revoke(&self.family(sid), self.site.config.refresh_ttl)
             .await
-            .map_err(|e| self.store_failed(ctx, &e))?;
-        self.event(ctx, EventKind::SessionRevoked, None, None);
+            .map_err(|e| self.store_failed(&e))?;
+        self.event(EventKind::SessionRevoked, None, None);
         let mut res = Response::new(FullBody::default());
         *res.status_mut() = StatusCode::NO_CONTENT;
         Ok(res)
     }
 
-    pub(crate) async fn session(&self, ctx: &RequestContext, parts: &Parts) -> Answer {
-        let verified = self.authenticate(ctx, parts).await?;
+    pub(crate) async fn session(&self, parts: &Parts) -> Answer {
+        let verified = self.authenticate(parts).await?;
         let claims = verified
             .claims
             .into_iter()

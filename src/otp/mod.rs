@@ -66,6 +66,7 @@ mod handlers;
 mod input;
 mod router;
 mod secrets;
+mod site;
 mod subject;
 
 pub use builder::OtpRouterBuilder;

@@ -17,12 +17,13 @@ use serde::Serialize;
 
 use super::config::OtpConfig;
 use super::secrets::Secrets;
+use super::site::{Site, SiteSource};
 use super::subject::{HashedSubject, SubjectResolver};
 use crate::client_ip::push_limit_key;
 use crate::clock::Clock;
 use crate::error::{FullBody, Problem};
-use crate::events::{self, EventKind, EventSink, RequestContext};
-use crate::identifier::HashedId;
+use crate::events::{self, EventKind, RequestContext};
+use crate::identifier::{HashedId, ascii};
 use crate::jwt::{JwtKeys, JwtLayer, StoreRevocation, Validation};
 use crate::notify::Notifier;
 use crate::store::{BoxError, Store, StoreError};
@@ -31,12 +32,41 @@ pub(crate) struct Inner<S, N, R> {
     pub(crate) store: S,
     pub(crate) notifier: N,
     pub(crate) resolver: R,
-    pub(crate) config: OtpConfig,
     pub(crate) keys: JwtKeys,
-    pub(crate) validation: Validation,
     pub(crate) secrets: Secrets,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) events: Arc<dyn EventSink>,
+    /// The app's settings; with `tenants`, the base every tenant's are
+    /// built from (and what health checks run under).
+    pub(crate) site: Arc<Site>,
+    /// Per-request settings from the request's API key (multi-tenant mode).
+    pub(crate) tenants: Option<Arc<dyn SiteSource>>,
+}
+
+/// One request being served: the router, the settings it runs under and
+/// who is asking. Cheap to clone (the known-users path moves one into a
+/// task).
+pub(crate) struct Call<S, N, R> {
+    pub(crate) inner: Arc<Inner<S, N, R>>,
+    pub(crate) site: Arc<Site>,
+    pub(crate) ctx: RequestContext,
+}
+
+impl<S, N, R> Clone for Call<S, N, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            site: Arc::clone(&self.site),
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<S, N, R> std::ops::Deref for Call<S, N, R> {
+    type Target = Inner<S, N, R>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
 /// The OTP login endpoints as one `tower::Service`.
@@ -91,7 +121,8 @@ impl<S: fmt::Debug, N: fmt::Debug, R> fmt::Debug for OtpRouter<S, N, R> {
         f.debug_struct("OtpRouter")
             .field("store", &self.inner.store)
             .field("notifier", &self.inner.notifier)
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.site.config)
+            .field("tenants", &self.inner.tenants)
             .field("keys", &self.inner.keys)
             .finish_non_exhaustive()
     }
@@ -112,7 +143,7 @@ impl<S, N, R> OtpRouter<S, N, R> {
 
     /// The validation rules access tokens must pass (issuer, audience, leeway).
     pub fn validation(&self) -> &Validation {
-        &self.inner.validation
+        &self.inner.site.validation
     }
 
     /// A [`JwtLayer`] that accepts this router's access tokens (same keys,
@@ -122,14 +153,14 @@ impl<S, N, R> OtpRouter<S, N, R> {
     where
         S: Store,
     {
-        JwtLayer::new(self.inner.keys.clone(), self.inner.validation.clone())
+        JwtLayer::new(self.inner.keys.clone(), self.inner.site.validation.clone())
             .with_clock(Arc::clone(&self.inner.clock))
             .with_store(self.inner.store.clone())
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &OtpConfig {
-        &self.inner.config
+        &self.inner.site.config
     }
 
     /// The store.
@@ -138,29 +169,31 @@ impl<S, N, R> OtpRouter<S, N, R> {
     }
 }
 
-impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
+impl<S, N, R> Inner<S, N, R> {
     pub(crate) fn now(&self) -> std::time::SystemTime {
         self.clock.now()
     }
+}
 
-    /// Emits an event for this request.
+impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
+    /// Emits an event for this request (with its tenant, if any).
     pub(crate) fn event(
         &self,
-        ctx: &RequestContext,
         kind: EventKind,
         id: Option<&HashedId>,
         reason: Option<&'static str>,
     ) {
-        let mut e = ctx.event(kind, self.now());
+        let mut e = self.ctx.event(kind, self.now());
         e.identifier = id.copied();
         e.reason = reason;
-        events::emit(self.events.as_ref(), &e);
+        e.tenant.clone_from(&self.site.tenant);
+        events::emit(self.site.events.as_ref(), &e);
     }
 
     /// Logs a store failure and answers 503 (fail closed).
-    pub(crate) fn store_failed(&self, ctx: &RequestContext, err: &StoreError) -> Problem {
+    pub(crate) fn store_failed(&self, err: &StoreError) -> Problem {
         tracing::error!(target: "tower_otp", error = %err, "store operation failed; refusing request");
-        self.event(ctx, EventKind::StoreUnavailable, None, None);
+        self.event(EventKind::StoreUnavailable, None, None);
         Problem::store_unavailable()
     }
 
@@ -170,27 +203,26 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     /// default), hashed. Without an address, `500 client_ip_unavailable`
     /// (logged at error level, at most once a minute) unless the app opted
     /// into one shared bucket.
-    pub(crate) fn ip_key(
-        &self,
-        ctx: &RequestContext,
-        namespace: &'static str,
-    ) -> Result<String, Problem> {
-        let settings = &self.config.client_ip_key;
+    pub(crate) fn ip_key(&self, namespace: &'static str) -> Result<String, Problem> {
+        let settings = &self.site.config.client_ip_key;
         let now_secs = || crate::clock::unix_secs(self.now());
-        match ctx.client_ip {
+        match self.ctx.client_ip {
             Some(ip) => {
                 let mut key = String::with_capacity(48);
                 push_limit_key(&mut key, ip, settings.ipv6_prefix());
-                Ok(self.secrets.identifiers.hash_str("ip", &key).key(namespace))
+                let hash = self.secrets.identifiers.hash_str("ip", &key);
+                Ok(self.site.key(namespace, ascii(&hash.encoded())))
             }
             None if settings.shares_bucket_for_unknown_clients() => {
                 settings.note_shared_bucket("OtpRouter", now_secs());
-                Ok(format!("{namespace}unknown"))
+                Ok(self.site.key(namespace, "unknown"))
             }
             None => Err(settings.refuse_unknown("OtpRouter", now_secs())),
         }
     }
+}
 
+impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
     async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<FullBody>
     where
         B: Body + Send,
@@ -198,35 +230,69 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        let ctx = RequestContext::from_parts(&parts);
         let started = Instant::now();
-        let (endpoint, result) = match (parts.uri.path(), &parts.method) {
-            ("/otp/request", &Method::POST) => {
-                ("otp_request", self.request_code(&ctx, &parts, body).await)
-            }
-            ("/otp/verify", &Method::POST) => {
-                ("otp_verify", self.verify_code(&ctx, &parts, body).await)
-            }
-            ("/token/refresh", &Method::POST) => {
-                ("token_refresh", self.refresh(&ctx, &parts, body).await)
-            }
-            ("/logout", &Method::POST) => ("logout", self.logout(&ctx, &parts).await),
-            ("/session", &Method::GET) => ("session", self.session(&ctx, &parts).await),
-            ("/health/live", &Method::GET) => (
-                "health_live",
-                Ok(json(StatusCode::OK, &Status { status: "ok" })),
-            ),
-            ("/health/ready", &Method::GET) => ("health_ready", self.ready().await),
-            ("/otp/request" | "/otp/verify" | "/token/refresh" | "/logout", _) => {
-                ("other", Err(Problem::method_not_allowed("POST")))
-            }
-            ("/session" | "/health/live" | "/health/ready", _) => {
-                ("other", Err(Problem::method_not_allowed("GET")))
-            }
-            _ => ("other", Err(Problem::not_found())),
+        let record = |endpoint: &'static str| {
+            metrics::histogram!("tower_otp_request_duration_seconds", "endpoint" => endpoint)
+                .record(started.elapsed().as_secs_f64());
         };
-        metrics::histogram!("tower_otp_request_duration_seconds", "endpoint" => endpoint)
-            .record(started.elapsed().as_secs_f64());
+        let endpoint = match (parts.uri.path(), &parts.method) {
+            ("/otp/request", &Method::POST) => Endpoint::Request,
+            ("/otp/verify", &Method::POST) => Endpoint::Verify,
+            ("/token/refresh", &Method::POST) => Endpoint::Refresh,
+            ("/logout", &Method::POST) => Endpoint::Logout,
+            ("/session", &Method::GET) => Endpoint::Session,
+            (path, method) => {
+                let (name, result) = match (path, method) {
+                    ("/health/live", &Method::GET) => (
+                        "health_live",
+                        Ok(json(StatusCode::OK, &Status { status: "ok" })),
+                    ),
+                    ("/health/ready", &Method::GET) => ("health_ready", self.ready().await),
+                    ("/otp/request" | "/otp/verify" | "/token/refresh" | "/logout", _) => {
+                        ("other", Err(Problem::method_not_allowed("POST")))
+                    }
+                    ("/session" | "/health/live" | "/health/ready", _) => {
+                        ("other", Err(Problem::method_not_allowed("GET")))
+                    }
+                    _ => ("other", Err(Problem::not_found())),
+                };
+                record(name);
+                return result.unwrap_or_else(Problem::into_response);
+            }
+        };
+        // The settings this request runs under: the app's, or (multi-tenant)
+        // those of the tenant its API key belongs to.
+        let site = match &self.tenants {
+            None => Arc::clone(&self.site),
+            Some(tenants) => match tenants.site(&parts).await {
+                Ok(site) => site,
+                Err(problem) => {
+                    record(endpoint.name());
+                    return problem.into_response();
+                }
+            },
+        };
+        let call = Call {
+            ctx: RequestContext::from_parts(&parts),
+            inner: self,
+            site,
+        };
+        let result = match endpoint {
+            Endpoint::Request => call.request_code(&parts, body).await,
+            Endpoint::Verify => call.verify_code(&parts, body).await,
+            Endpoint::Refresh => call.refresh(&parts, body).await,
+            Endpoint::Logout => call.logout(&parts).await,
+            Endpoint::Session => call.session(&parts).await,
+        };
+        let latency = started.elapsed();
+        record(endpoint.name());
+        if let Some(tenants) = &call.tenants {
+            tenants.finished(
+                &call.site,
+                latency,
+                result.as_ref().err().map(Problem::code),
+            );
+        }
         result.unwrap_or_else(Problem::into_response)
     }
 
@@ -245,6 +311,29 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             .with_member("component", "notifier"));
         }
         Ok(json(StatusCode::OK, &Status { status: "ok" }))
+    }
+}
+
+/// The endpoints that run under a [`Site`].
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Request,
+    Verify,
+    Refresh,
+    Logout,
+    Session,
+}
+
+impl Endpoint {
+    /// The `endpoint` label of the latency histogram.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Request => "otp_request",
+            Self::Verify => "otp_verify",
+            Self::Refresh => "token_refresh",
+            Self::Logout => "logout",
+            Self::Session => "session",
+        }
     }
 }
 

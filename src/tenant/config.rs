@@ -440,7 +440,10 @@ impl TenantConfig {
             );
         }
         if let Some(e) = &t.email {
-            b = b.email("", EmailTemplate::new(e.subject.as_str(), e.text.as_str(), e.html.as_str()));
+            b = b.email(
+                "",
+                EmailTemplate::new(e.subject.as_str(), e.text.as_str(), e.html.as_str()),
+            );
         }
         b.build().ok()
     }
