@@ -3,8 +3,14 @@
 //! CORS origins, templates and webhook (DESIGN.md, "Multi-tenant service").
 
 mod config;
+mod tenants;
+pub mod usage;
 
 pub use config::{
     EmailTemplateConfig, MAX_CONFIG_BYTES, Quotas, Rate, SmsTemplate, TenantConfig, TenantLimits,
     TenantTemplates, WEBHOOK_EVENTS, WebhookConfig, WebhookUrls,
+};
+pub use tenants::{
+    DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
+    TenantsBuilder, valid_tenant_id,
 };
