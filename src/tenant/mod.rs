@@ -3,6 +3,8 @@
 //! CORS origins, templates and webhook (DESIGN.md, "Multi-tenant service").
 
 mod config;
+mod cors;
+mod sites;
 mod tenants;
 pub mod usage;
 
@@ -10,6 +12,8 @@ pub use config::{
     EmailTemplateConfig, MAX_CONFIG_BYTES, Quotas, Rate, SmsTemplate, TenantConfig, TenantLimits,
     TenantTemplates, WEBHOOK_EVENTS, WebhookConfig, WebhookUrls,
 };
+pub use cors::{PREFLIGHT_MAX_AGE, key_free};
+pub(crate) use sites::TenantSites;
 pub use tenants::{
     DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
     TenantsBuilder, valid_tenant_id,
