@@ -9,7 +9,8 @@
 //!
 //! Each round runs the single-app router, then the tenant path, each on a
 //! fresh store, for `ROUND_SECONDS`; the last line gives the flows/s of
-//! each over all rounds and their ratio.
+//! each over all rounds and their ratio. `ONLY=tenant` (or `single-app`)
+//! runs one of them, for a profiler.
 
 use std::time::Duration;
 
@@ -79,17 +80,31 @@ async fn main() {
     let concurrency: usize = env("CONCURRENCY", 50);
     let rounds: u32 = env("ROUNDS", 3);
     let run = Duration::from_secs(env("ROUND_SECONDS", 10));
+    // `ONLY=tenant` (or `single-app`) runs one path, for a profiler.
+    let only: Option<String> = std::env::var("ONLY").ok();
     let (mut single, mut tenant) = ((0u64, 0f64), (0u64, 0f64));
     for round in 1..=rounds {
         for (name, total) in [("single-app", &mut single), ("tenant", &mut tenant)] {
+            if only.as_deref().is_some_and(|only| only != name) {
+                continue;
+            }
+            let cpu = flows::cpu_time();
             let outcome = if name == "single-app" {
                 single_app(concurrency, run).await
             } else {
                 tenant_path(concurrency, run).await
             };
             outcome.exit_on_failure();
+            let cpu_us = match (flows::cpu_time(), cpu) {
+                (Some(after), Some(before)) if outcome.flows > 0 => format!(
+                    "{:.1}",
+                    (after - before).as_secs_f64() * 1e6 / outcome.flows as f64
+                ),
+                _ => "?".into(),
+            };
             println!(
-                "round {round} {name}: flows={} flows_per_sec={:.0} flow_p50_ms={:.2} flow_p99_ms={:.2}",
+                "round {round} {name}: flows={} flows_per_sec={:.0} cpu_us_per_flow={cpu_us} \
+                 flow_p50_ms={:.2} flow_p99_ms={:.2}",
                 outcome.flows,
                 outcome.flows_per_sec(),
                 outcome.percentile_ms(0.50),
