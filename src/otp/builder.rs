@@ -28,6 +28,7 @@ impl<S: Store, N: Notifier> OtpRouter<S, N> {
             config: OtpConfig::default(),
             clock: Arc::new(SystemClock),
             events: Arc::new(TracingSink),
+            key_prefix: String::new(),
         }
     }
 }
@@ -43,6 +44,7 @@ pub struct OtpRouterBuilder<S, N, R = HashedSubject> {
     config: OtpConfig,
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
+    key_prefix: String,
 }
 
 impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
@@ -51,6 +53,7 @@ impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("keys", &self.keys)
             .field("config", &self.config)
+            .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -180,7 +183,23 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             config: self.config,
             clock: self.clock,
             events: self.events,
+            key_prefix: self.key_prefix,
         }
+    }
+
+    /// Puts every store key of this router — challenges, limit cells,
+    /// sessions — under `prefix` (default none, so a single app's keys stay
+    /// as they always were): a router for another purpose on the same store
+    /// (the tenant module's signup router) shares no state with the app's.
+    /// 1–32 visible ASCII characters ending in `:`, not starting with `t:`
+    /// (the tenants' namespace).
+    ///
+    /// Crate-private on purpose: [`OtpRouter::jwt_layer`]'s revocation
+    /// check reads the token's unprefixed `sid`, so a prefixed router's
+    /// logged-out tokens would pass it.
+    pub(crate) fn key_prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.key_prefix);
+        self
     }
 
     /// Checks the configuration and builds the router.
@@ -190,6 +209,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         })?;
         crate::secret::check("secret", &secret)?;
         self.config.validate()?;
+        check_key_prefix(&self.key_prefix)?;
         let keys = match self.keys {
             Some(keys) => keys,
             None => JwtKeys::new("default", derive(&secret, "jwt"))?,
@@ -212,7 +232,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             site: Arc::new(Site {
                 config: self.config,
                 validation,
-                key_prefix: String::new(),
+                key_prefix: self.key_prefix,
                 tenant: None,
                 events: self.events,
                 templates: None,
@@ -221,5 +241,21 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             }),
             tenants: None,
         }))
+    }
+}
+
+fn check_key_prefix(prefix: &str) -> Result<(), ConfigError> {
+    let ok = prefix.is_empty()
+        || ((1..=32).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_graphic())
+            && prefix.ends_with(':')
+            && !prefix.starts_with("t:"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "key_prefix",
+            "must be 1–32 visible ASCII characters ending in ':', not starting with 't:'",
+        ))
     }
 }

@@ -2,9 +2,16 @@
 //! deployment, each with its own API keys, configuration, limits, quotas,
 //! CORS origins, templates and webhook (DESIGN.md, "Multi-tenant service").
 
+mod admin;
 mod config;
+mod signup;
 mod tenants;
 pub mod usage;
+
+pub use admin::{
+    ADMIN_BODY_LIMIT, ANALYTICS_WINDOW_SECS, AdminRouter, AdminRouterBuilder,
+    DEFAULT_ANALYTICS_WINDOW, DEFAULT_ROTATION_GRACE, MAX_ROTATION_GRACE,
+};
 
 pub use config::{
     EmailTemplateConfig, MAX_CONFIG_BYTES, Quotas, Rate, SmsTemplate, TenantConfig, TenantLimits,
@@ -14,3 +21,4 @@ pub use tenants::{
     DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
     TenantsBuilder, valid_tenant_id,
 };
+pub use signup::{SignupRouter, SignupRouterBuilder};
