@@ -99,6 +99,7 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
             source: KeySource::default(),
             required: Vec::new(),
             refusal: Refusal::default(),
+            exempt: None,
         }
     }
 }
@@ -110,7 +111,12 @@ pub struct ApiKeyLayerBuilder<St> {
     source: KeySource,
     required: Vec<String>,
     refusal: Refusal,
+    exempt: Option<Exempt>,
 }
+
+/// Which requests pass an [`ApiKeyLayer`] without a key (see
+/// [`ApiKeyLayerBuilder::exempt`]).
+pub type Exempt = Arc<dyn Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync>;
 
 impl<St: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,6 +125,7 @@ impl<St: fmt::Debug> fmt::Debug for ApiKeyLayerBuilder<St> {
             .field("source", &self.source)
             .field("required", &self.required)
             .field("refusal", &self.refusal)
+            .field("exempt", &self.exempt.is_some())
             .finish()
     }
 }
@@ -127,6 +134,29 @@ impl<St: ApiKeyStore> ApiKeyLayerBuilder<St> {
     /// Where the key is read from (default: `X-API-Key`, else Bearer).
     pub fn source(mut self, source: KeySource) -> Self {
         self.source = source;
+        self
+    }
+
+    /// Lets the requests `f` answers `true` for through *without* a key
+    /// check and without an identity (a CORS preflight, which carries no
+    /// credentials; a health check). Everything else still needs a key.
+    ///
+    /// ```
+    /// use tower_otp::api_key::{ApiKeyLayer, ApiKeys};
+    /// use tower_otp::store::MemoryStore;
+    ///
+    /// let keys = ApiKeys::builder(MemoryStore::new()).build()?;
+    /// let layer = ApiKeyLayer::builder(keys)
+    ///     .exempt(|_, uri, _| uri.path().starts_with("/health/"))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_otp::error::ConfigError>(())
+    /// ```
+    pub fn exempt(
+        mut self,
+        f: impl Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.exempt = Some(Arc::new(f));
         self
     }
 
@@ -188,6 +218,7 @@ impl<St: ApiKeyStore> ApiKeyLayerBuilder<St> {
                 source,
                 required: self.required,
                 refusal: self.refusal,
+                exempt: self.exempt,
                 missing,
                 invalid,
                 forbidden,
@@ -202,6 +233,7 @@ pub(crate) struct Shared<St> {
     pub(super) source: KeySource,
     pub(super) required: Vec<String>,
     pub(super) refusal: Refusal,
+    pub(super) exempt: Option<Exempt>,
     /// `WWW-Authenticate` values: no key presented / invalid key / missing scope.
     pub(super) missing: Vec<HeaderValue>,
     pub(super) invalid: Vec<HeaderValue>,

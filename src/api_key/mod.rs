@@ -74,13 +74,14 @@ mod record;
 mod service;
 mod verify;
 
+pub(crate) use error::invalid_api_key;
 pub use error::{ApiKeyError, Rejection};
 #[cfg(feature = "axum")]
 pub use extract::MissingApiKeyIdentity;
 pub use format::{FormatError, KeyPrefix};
 pub use future::ResponseFuture;
 pub use identity::ApiKeyIdentity;
-pub use layer::{ApiKeyLayer, ApiKeyLayerBuilder, KeySource, X_API_KEY};
+pub use layer::{ApiKeyLayer, ApiKeyLayerBuilder, Exempt, KeySource, X_API_KEY};
 pub use manage::{
     ApiKeys, ApiKeysBuilder, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_LAST_USED_INTERVAL,
     DEFAULT_PREFIX, IssuedKey, KeyInfo, LAST_USED_RETENTION, MAX_CACHE_TTL,

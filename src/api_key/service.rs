@@ -86,6 +86,11 @@ where
     refusing_service_items!(ResB);
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        if let Some(exempt) = &self.shared.exempt
+            && exempt(req.method(), req.uri(), req.headers())
+        {
+            return ResponseFuture::new(LayerFuture::inner(self.inner.call(req), ()));
+        }
         let state = match self.shared.precheck(req.headers()) {
             Precheck::Refused(rejection) => {
                 LayerFuture::decided(self.shared.refuse(req, &rejection, None))

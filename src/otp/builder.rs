@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::config::{Limits, OtpConfig};
 use super::router::{Inner, OtpRouter};
 use super::secrets::{Secrets, derive};
-use super::site::{Site, SiteQuotas};
+use super::site::{Site, SiteQuotas, SiteSource};
 use super::subject::{HashedSubject, SubjectResolver};
 use crate::client_ip::ClientIpKey;
 use crate::clock::{Clock, SystemClock};
@@ -15,6 +15,7 @@ use crate::jwt::{JwtKeys, Validation};
 use crate::notify::Notifier;
 use crate::quota::Quota;
 use crate::store::Store;
+use crate::tenant::{TenantSites, Tenants};
 
 impl<S: Store, N: Notifier> OtpRouter<S, N> {
     /// Starts configuring a router over `store` and `notifier`.
@@ -29,6 +30,7 @@ impl<S: Store, N: Notifier> OtpRouter<S, N> {
             clock: Arc::new(SystemClock),
             events: Arc::new(TracingSink),
             key_prefix: String::new(),
+            tenants: None,
         }
     }
 }
@@ -45,6 +47,7 @@ pub struct OtpRouterBuilder<S, N, R = HashedSubject> {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
     key_prefix: String,
+    tenants: Option<Tenants<S>>,
 }
 
 impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
@@ -172,6 +175,20 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         self
     }
 
+    /// Serves many tenants: each request's settings come from the tenant
+    /// of its API key — the [`ApiKeyIdentity`](crate::api_key::ApiKeyIdentity)
+    /// an [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) in front put in its
+    /// extensions (`401 invalid_api_key` without one, `403
+    /// tenant_suspended` for a suspended tenant). The tenant's
+    /// [`TenantConfig`](crate::tenant::TenantConfig) is laid over this
+    /// builder's configuration; every store key is namespaced by the
+    /// tenant's id and its tokens carry `aud` = the tenant id. See the
+    /// [`tenant`](crate::tenant) module.
+    pub fn tenants(mut self, tenants: Tenants<S>) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
     /// The hook mapping verified identifiers to the app's users.
     pub fn subject_resolver<R2: SubjectResolver>(self, resolver: R2) -> OtpRouterBuilder<S, N, R2> {
         OtpRouterBuilder {
@@ -184,6 +201,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             clock: self.clock,
             events: self.events,
             key_prefix: self.key_prefix,
+            tenants: self.tenants,
         }
     }
 
@@ -210,6 +228,18 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         crate::secret::check("secret", &secret)?;
         self.config.validate()?;
         check_key_prefix(&self.key_prefix)?;
+        if self.tenants.is_some() && !self.key_prefix.is_empty() {
+            return Err(ConfigError::new(
+                "key_prefix",
+                "not available with tenants: each tenant's keys are under t:<id>:",
+            ));
+        }
+        if self.tenants.is_some() && self.config.known_users_only {
+            return Err(ConfigError::new(
+                "known_users_only",
+                "not available with tenants: a tenant's users are its own",
+            ));
+        }
         let keys = match self.keys {
             Some(keys) => keys,
             None => JwtKeys::new("default", derive(&secret, "jwt"))?,
@@ -222,6 +252,19 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             validation = validation.audience(aud.clone());
         }
         let secrets = Secrets::derive(&secret);
+        let site = Arc::new(Site {
+            config: self.config,
+            validation,
+            key_prefix: self.key_prefix,
+            tenant: None,
+            events: self.events,
+            templates: None,
+            quotas: SiteQuotas::default(),
+            version: 0,
+        });
+        let tenants = self
+            .tenants
+            .map(|t| Arc::new(TenantSites::new(t, Arc::clone(&site))) as Arc<dyn SiteSource>);
         Ok(OtpRouter::from_inner(Inner {
             store: self.store,
             notifier: self.notifier,
@@ -229,17 +272,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             keys,
             secrets,
             clock: self.clock,
-            site: Arc::new(Site {
-                config: self.config,
-                validation,
-                key_prefix: self.key_prefix,
-                tenant: None,
-                events: self.events,
-                templates: None,
-                quotas: SiteQuotas::default(),
-                version: 0,
-            }),
-            tenants: None,
+            site,
+            tenants,
         }))
     }
 }

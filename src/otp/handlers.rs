@@ -433,8 +433,18 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             });
             return Ok(pending);
         }
-        self.deliver(&id, &hashed, channel, req.locale, Some(&checks))
-            .await?;
+        let quotas = self.reserve_message().await?;
+        if let Err(refusal) = self
+            .deliver(&id, &hashed, channel, req.locale, Some(&checks))
+            .await
+        {
+            if self.site.tenant.is_some() {
+                self.release_message(&refusal).await;
+            }
+            return Err(refusal);
+        }
+        let mut pending = pending;
+        super::metering::add_quota_fields(&mut pending, &quotas);
         Ok(pending)
     }
 
@@ -537,6 +547,14 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         parts: &Parts,
         body: impl Body<Error: Into<BoxError>>,
     ) -> Answer {
+        let answer = self.verify(parts, body).await;
+        if self.site.tenant.is_some() {
+            self.count_verification(answer.as_ref().map(|_| ())).await;
+        }
+        answer
+    }
+
+    async fn verify(&self, parts: &Parts, body: impl Body<Error: Into<BoxError>>) -> Answer {
         let req: VerifyRequest = read_json(parts, body, self.site.config.body_limit).await?;
         let id = req.id.parse()?;
         if !code::well_formed(&req.code, self.site.config.code_length) {

@@ -64,9 +64,10 @@ mod config;
 pub mod fuzzing;
 mod handlers;
 mod input;
+mod metering;
 mod router;
 mod secrets;
-mod site;
+pub(crate) mod site;
 mod subject;
 
 pub use builder::OtpRouterBuilder;

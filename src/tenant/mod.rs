@@ -4,7 +4,9 @@
 
 mod admin;
 mod config;
+mod cors;
 mod signup;
+mod sites;
 mod tenants;
 pub mod usage;
 
@@ -12,11 +14,12 @@ pub use admin::{
     ADMIN_BODY_LIMIT, ANALYTICS_WINDOW_SECS, AdminRouter, AdminRouterBuilder,
     DEFAULT_ANALYTICS_WINDOW, DEFAULT_ROTATION_GRACE, MAX_ROTATION_GRACE,
 };
-
 pub use config::{
     EmailTemplateConfig, MAX_CONFIG_BYTES, Quotas, Rate, SmsTemplate, TenantConfig, TenantLimits,
     TenantTemplates, WEBHOOK_EVENTS, WebhookConfig, WebhookUrls,
 };
+pub use cors::{PREFLIGHT_MAX_AGE, key_free};
+pub(crate) use sites::TenantSites;
 pub use tenants::{
     DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
     TenantsBuilder, valid_tenant_id,

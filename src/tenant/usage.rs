@@ -356,6 +356,64 @@ pub async fn read_usage<S: TenantStore>(
     })
 }
 
+/// The `RateLimit-Policy` and `RateLimit` fields of `quotas` (policies
+/// `"quota-daily"` / `"quota-monthly"`), for the responses of code requests.
+pub(crate) fn quota_fields(
+    quotas: &[QuotaState],
+) -> Option<[(http::HeaderName, http::HeaderValue); 2]> {
+    if quotas.is_empty() {
+        return None;
+    }
+    let mut policy = String::new();
+    let mut limit = String::new();
+    for q in quotas {
+        let sep = if policy.is_empty() { "" } else { ", " };
+        let window = match q.period {
+            QuotaPeriod::Daily => 86_400,
+            QuotaPeriod::Monthly => 31 * 86_400,
+        };
+        policy.push_str(&format!(
+            "{sep}\"{}\";q={};w={window}",
+            q.period.policy(),
+            q.limit
+        ));
+        limit.push_str(&format!(
+            "{sep}\"{}\";r={};t={}",
+            q.period.policy(),
+            q.remaining,
+            q.reset_secs
+        ));
+    }
+    Some([
+        (
+            crate::rate_limit::RATELIMIT_POLICY,
+            http::HeaderValue::try_from(policy).ok()?,
+        ),
+        (
+            crate::rate_limit::RATELIMIT,
+            http::HeaderValue::try_from(limit).ok()?,
+        ),
+    ])
+}
+
+/// `429 quota_exceeded`: the exhausted quotas named as violated policies,
+/// `Retry-After` until the later of their resets, the `RateLimit` fields.
+pub(crate) fn quota_exceeded(quotas: &[QuotaState]) -> crate::error::Problem {
+    let exhausted: Vec<&QuotaState> = quotas.iter().filter(|q| q.remaining == 0).collect();
+    let wait = exhausted.iter().map(|q| q.reset_secs).max().unwrap_or(1);
+    let mut problem = crate::error::Problem::new(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        "The message quota of this account is used up; retry after the period ends.",
+    )
+    .with_retry_after(Duration::from_secs(wait))
+    .with_violated_policies(exhausted.iter().map(|q| q.period.policy()));
+    for (name, value) in quota_fields(quotas).into_iter().flatten() {
+        problem = problem.with_header(name, value);
+    }
+    problem
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,12 +50,20 @@ impl Receiver {
         Self::gated(None).await
     }
 
+    /// A receiver checking signatures with its own `secret` (`whsec_…`).
+    pub async fn with_secret(secret: &str) -> Self {
+        Self::new(None, WebhookSecret::parse(secret).unwrap()).await
+    }
+
     /// Like [`start`](Self::start), but each answer waits for a permit from
     /// `gate` (when set), so a test can hold deliveries in flight.
     pub async fn gated(gate: Option<Arc<Semaphore>>) -> Self {
+        Self::new(gate, WebhookSecret::parse(SECRET).unwrap()).await
+    }
+
+    async fn new(gate: Option<Arc<Semaphore>>, secret: WebhookSecret) -> Self {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let script: Script = Arc::default();
-        let secret = WebhookSecret::parse(SECRET).unwrap();
         let (h, s) = (Arc::clone(&hits), Arc::clone(&script));
         let peer = http_peer::serve(move |req| {
             let verdict = webhook::verify_webhook(
