@@ -293,3 +293,92 @@ fn check_key_prefix(prefix: &str) -> Result<(), ConfigError> {
         ))
     }
 }
+
+#[cfg(all(test, feature = "moka"))]
+mod tests {
+    use bytes::Bytes;
+    use http::{Request, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::client_ip::ClientIp;
+    use crate::notify::MemoryNotifier;
+    use crate::secret::TEST_SECRET;
+    use crate::store::MemoryStore;
+
+    fn router(
+        store: &MemoryStore,
+        notifier: &MemoryNotifier,
+        prefix: &str,
+    ) -> OtpRouter<MemoryStore, MemoryNotifier> {
+        OtpRouter::builder(store.clone(), notifier.clone())
+            .secret(TEST_SECRET)
+            .key_prefix(prefix)
+            .build()
+            .unwrap()
+    }
+
+    async fn post(
+        router: &OtpRouter<MemoryStore, MemoryNotifier>,
+        path: &str,
+        body: String,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ClientIp(crate::test_helpers::ip("192.0.2.7")));
+        let res = router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_key_prefix_separates_challenges_and_limits() {
+        let (store, notifier) = (MemoryStore::new(), MemoryNotifier::new());
+        let plain = router(&store, &notifier, "");
+        let prefixed = router(&store, &notifier, "signup:");
+        let ask = || r#"{"email":"ada@example.com"}"#.to_owned();
+        assert_eq!(
+            post(&plain, "/otp/request", ask()).await.0,
+            StatusCode::ACCEPTED
+        );
+        let code = notifier.last_code("ada@example.com").unwrap();
+        let verify = format!(r#"{{"email":"ada@example.com","code":"{code}"}}"#);
+        // Same secret, same store: only the prefix tells the two apart.
+        let (status, doc) = post(&prefixed, "/otp/verify", verify.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(doc["code"], "invalid_code");
+        assert_eq!(post(&plain, "/otp/verify", verify).await.0, StatusCode::OK);
+        // The plain router's cooldown for this address does not hold the
+        // prefixed one back.
+        assert_eq!(
+            post(&plain, "/otp/request", ask()).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            post(&prefixed, "/otp/request", ask()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+
+    #[test]
+    fn key_prefixes_are_checked() {
+        let build = |prefix: &str| {
+            OtpRouter::builder(MemoryStore::new(), MemoryNotifier::new())
+                .secret(TEST_SECRET)
+                .key_prefix(prefix)
+                .build()
+                .map(|_| ())
+        };
+        assert!(build("").is_ok());
+        assert!(build("signup:").is_ok());
+        for bad in ["signup", "t:acme:", "a b:", &format!("{}:", "a".repeat(32))] {
+            let err = build(bad).unwrap_err();
+            assert_eq!(err.setting, "key_prefix", "{bad}");
+        }
+    }
+}

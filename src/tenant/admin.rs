@@ -682,7 +682,9 @@ mod tests {
 
     #[test]
     fn routes() {
-        let ok = |p: &str| Route::parse(p).map(|r| (r.allow(), r.ids().collect::<Vec<_>>()));
+        fn ok(p: &str) -> Option<(&'static str, Vec<&str>)> {
+            Route::parse(p).map(|r| (r.allow(), r.ids().collect()))
+        }
         assert_eq!(ok("/tenants"), Some(("GET, POST", vec![])));
         assert_eq!(ok("/tenants/acme"), Some(("GET", vec!["acme"])));
         assert_eq!(ok("/tenants/acme/config"), Some(("PUT", vec!["acme"])));
