@@ -122,10 +122,22 @@ async fn admin_token_is_required<S: Store>(svc: Svc<S>) {
     let cases: [(&[(&str, &str)], &str); 7] = [
         (&[], "Bearer"),
         (&[("authorization", "Basic YWRtaW46YWRtaW4=")], "Bearer"),
-        (&[("authorization", &wrong_same_length)], "Bearer error=\"invalid_token\""),
-        (&[("authorization", &longer)], "Bearer error=\"invalid_token\""),
-        (&[("authorization", &prefix)], "Bearer error=\"invalid_token\""),
-        (&[("authorization", "Bearer")], "Bearer error=\"invalid_token\""),
+        (
+            &[("authorization", &wrong_same_length)],
+            "Bearer error=\"invalid_token\"",
+        ),
+        (
+            &[("authorization", &longer)],
+            "Bearer error=\"invalid_token\"",
+        ),
+        (
+            &[("authorization", &prefix)],
+            "Bearer error=\"invalid_token\"",
+        ),
+        (
+            &[("authorization", "Bearer")],
+            "Bearer error=\"invalid_token\"",
+        ),
         (
             &[
                 ("authorization", &format!("Bearer {TOKEN}")),
@@ -255,7 +267,11 @@ async fn tenants_are_created_read_and_reconfigured<S: Store>(svc: Svc<S>) {
     let reply = send("application/json", Bytes::from_static(b"{not json")).await;
     assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
     let reply = send("text/plain", Bytes::from_static(b"{}")).await;
-    assert_problem(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_problem(
+        &reply,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let huge = format!(r#"{{"app_name":"{}"}}"#, "a".repeat(70 * 1024));
     let reply = send("application/json", Bytes::from(huge)).await;
     assert_problem(&reply, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
@@ -346,7 +362,11 @@ async fn status_is_set<S: Store>(svc: Svc<S>) {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["status"], "suspended");
     assert_eq!(reply.json()["config_version"], 2);
-    for bad in [json!({"status": "paused"}), json!({}), json!({"status": null})] {
+    for bad in [
+        json!({"status": "paused"}),
+        json!({}),
+        json!({"status": null}),
+    ] {
         let reply = admin(&svc, Method::POST, "/tenants/acme/status", Some(bad)).await;
         assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
     }
@@ -411,7 +431,11 @@ async fn api_keys_are_issued_listed_rotated_and_revoked<S: Store>(svc: Svc<S>) {
     assert_eq!(k["scopes"], json!(["otp:send"]));
     assert_eq!(
         k["created_at"],
-        svc.clock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        svc.clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     );
     assert!(k["last_used_at"].is_u64() || k["last_used_at"].is_null());
     assert_eq!(k["expires_at"], Value::Null);
@@ -460,7 +484,10 @@ async fn api_keys_are_issued_listed_rotated_and_revoked<S: Store>(svc: Svc<S>) {
     )
     .await;
     assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
-    assert!(keys.verify(&key).await.is_ok(), "a refused rotation changes nothing");
+    assert!(
+        keys.verify(&key).await.is_ok(),
+        "a refused rotation changes nothing"
+    );
     let reply = admin(&svc, Method::POST, &rotate, Some(json!({"grace_secs": 60}))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     assert_eq!(reply.json()["key_id"], key_id.as_str());
@@ -555,7 +582,12 @@ async fn usage_dates_are_validated<S: Store>(svc: Svc<S>) {
     )
     .await;
     assert_problem(&reply, StatusCode::NOT_FOUND, "not_found");
-    for bad in ["window_secs=59", "window_secs=86401", "window_secs=1h", "w=60"] {
+    for bad in [
+        "window_secs=59",
+        "window_secs=86401",
+        "window_secs=1h",
+        "w=60",
+    ] {
         let path = format!("/tenants/acme/analytics?{bad}");
         let reply = admin(&svc, Method::GET, &path, None).await;
         assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid_request");
@@ -588,7 +620,10 @@ async fn signup_creates_a_tenant_and_its_key<S: Store>(svc: Svc<S>) {
     );
     let sent = svc.notifier.messages();
     assert_eq!(sent.len(), 2);
-    assert_eq!((sent[0].channel, sent[0].to.as_str()), (Channel::Email, email));
+    assert_eq!(
+        (sent[0].channel, sent[0].to.as_str()),
+        (Channel::Email, email)
+    );
     // The latest accepted request's name goes with its code.
     svc.clock.advance(Duration::from_secs(31));
     assert_eq!(
@@ -640,7 +675,10 @@ async fn signup_creates_a_tenant_and_its_key<S: Store>(svc: Svc<S>) {
 
 async fn a_wrong_code_creates_nothing<S: Store>(svc: Svc<S>) {
     let email = "ada@example.com";
-    assert_eq!(signup(&svc, email, "Ada").await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        signup(&svc, email, "Ada").await.status,
+        StatusCode::ACCEPTED
+    );
     let code = svc.notifier.last_code(email).unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = verify(&svc, email, wrong).await;
@@ -672,9 +710,18 @@ async fn signup_input_and_limits<S: Store>(svc: Svc<S>) {
     assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
     let reply = svc
         .http
-        .send(Method::POST, "/signup", &[], r#"{"email":"a@b.example","name":"x"}"#)
+        .send(
+            Method::POST,
+            "/signup",
+            &[],
+            r#"{"email":"a@b.example","name":"x"}"#,
+        )
         .await;
-    assert_problem(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_problem(
+        &reply,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let reply = svc.http.get("/signup", &[]).await;
     assert_problem(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     assert!(svc.notifier.messages().is_empty(), "no code was sent");

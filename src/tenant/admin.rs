@@ -187,7 +187,10 @@ impl<S: TenantStore + ApiKeyStore> AdminRouterBuilder<S> {
     /// Checks the token and builds.
     pub fn build(self) -> Result<AdminRouter<S>, ConfigError> {
         let token = self.token.ok_or_else(|| {
-            ConfigError::new("admin token", "an admin token of at least 32 bytes is required")
+            ConfigError::new(
+                "admin token",
+                "an admin token of at least 32 bytes is required",
+            )
         })?;
         crate::secret::check("admin token", &token)?;
         if !token.iter().all(u8::is_ascii_graphic) {
@@ -314,7 +317,10 @@ impl<S: TenantStore + ApiKeyStore> Inner<S> {
                         TenantConfig::from_value(doc, t.webhook_urls()).map_err(invalid_config)?
                     }
                 };
-                let tenant = t.create(&new.id, &new.name, config).await.map_err(refusal)?;
+                let tenant = t
+                    .create(&new.id, &new.name, config)
+                    .await
+                    .map_err(refusal)?;
                 tracing::info!(target: "tower_otp", tenant = %tenant.id, "admin: tenant created");
                 Ok(json(StatusCode::CREATED, &tenant.public_json()))
             }
@@ -479,7 +485,19 @@ where
         return Err(Problem::unsupported_media_type());
     }
     let bytes = read_limited(parts, body, ADMIN_BODY_LIMIT).await?;
-    parse_json(&bytes)
+    parse(&bytes)
+}
+
+/// Not JSON is `400`; JSON of the wrong shape `422`. In two steps: read
+/// directly, serde_json calls some wrong values (`null` for an enum) a
+/// syntax error.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let value: Value = parse_json(bytes)?;
+    serde_json::from_value(value).map_err(|e| {
+        let mut detail = e.to_string();
+        detail.truncate(200);
+        Problem::unprocessable(detail)
+    })
 }
 
 fn is_merge_patch(parts: &Parts) -> bool {
@@ -488,7 +506,10 @@ fn is_merge_patch(parts: &Parts) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/merge-patch+json"))
+        .is_some_and(|e| {
+            e.trim()
+                .eq_ignore_ascii_case("application/merge-patch+json")
+        })
 }
 
 /// The grace of a rotation: from `{"grace_secs"}`, or the default when the
@@ -505,7 +526,7 @@ where
     if !is_json(parts) {
         return Err(Problem::unsupported_media_type());
     }
-    let rotation: Rotation = parse_json(&bytes)?;
+    let rotation: Rotation = parse(&bytes)?;
     let grace = rotation
         .grace_secs
         .map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);

@@ -19,9 +19,9 @@ pub use config::{
     TenantTemplates, WEBHOOK_EVENTS, WebhookConfig, WebhookUrls,
 };
 pub use cors::{PREFLIGHT_MAX_AGE, key_free};
+pub use signup::{SignupRouter, SignupRouterBuilder};
 pub(crate) use sites::TenantSites;
 pub use tenants::{
     DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
     TenantsBuilder, valid_tenant_id,
 };
-pub use signup::{SignupRouter, SignupRouterBuilder};

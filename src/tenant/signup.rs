@@ -429,7 +429,10 @@ impl<S: Store, N: Notifier> Inner<S, N> {
 
     /// The pending signup's store key: a keyed hash of the address.
     fn pending_key(&self, email: &Email) -> String {
-        format!("{KEY_PREFIX}{}", self.pending.hash_str("email", email.as_str()))
+        format!(
+            "{KEY_PREFIX}{}",
+            self.pending.hash_str("email", email.as_str())
+        )
     }
 }
 
