@@ -43,11 +43,12 @@ use serde_json::{Value, json};
 use tower::ServiceBuilder;
 use tower_otp::client_ip::SetClientIpLayer;
 use tower_otp::jwt::{Claims, MIN_SECRET_LEN};
-use tower_otp::notify::{ByChannel, Channel, LogNotifier, Notifier};
 use tower_otp::otp::OtpRouter;
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::RedisStore;
 
+#[path = "support/notifier.rs"]
+mod notifier;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -131,7 +132,7 @@ async fn main() -> Result<(), BoxError> {
         .await?;
     tracing::info!(store = ?store, "connected to redis");
 
-    let notifier = notifier()?;
+    let notifier = notifier::from_env()?;
     let mut builder = OtpRouter::builder(store, notifier)
         .secret(&secret)
         .allow_calling_codes(calling_codes)
@@ -165,87 +166,13 @@ async fn main() -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "tower-otp production example listening");
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(serve::serve(
+    serve::serve_until_signal(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
         limits,
-        async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        },
-    ));
-    shutdown_signal().await;
-    tracing::info!(
-        ?grace,
-        "shutting down: no new connections, finishing in-flight requests"
-    );
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined??,
-        Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
-    }
-    Ok(())
-}
-
-/// Phones through Twilio and email through SMTP when configured (each with
-/// a timeout per attempt and retries); `LogNotifier` for a channel that is not.
-fn notifier() -> Result<impl Notifier, BoxError> {
-    #[cfg(any(feature = "twilio", feature = "smtp"))]
-    use tower_otp::notify::{NotifierExt, RetryPolicy};
-
-    let mut notifier = ByChannel::new();
-    #[cfg(feature = "twilio")]
-    if std::env::var_os("TWILIO_ACCOUNT_SID").is_some() {
-        let twilio = tower_otp::notify::TwilioSms::from_env()?;
-        notifier = notifier.phone(
-            twilio
-                .timeout(Duration::from_secs(10))
-                .retry(RetryPolicy::new()),
-        );
-    }
-    #[cfg(feature = "smtp")]
-    if std::env::var_os("SMTP_URL").is_some() {
-        let smtp = tower_otp::notify::SmtpEmail::from_env()?;
-        notifier = notifier.email(
-            smtp.timeout(Duration::from_secs(15))
-                .retry(RetryPolicy::new()),
-        );
-    }
-    let phone = [Channel::Sms, Channel::Whatsapp, Channel::Voice];
-    for (channels, name) in [(&phone[..], "phone"), (&[Channel::Email][..], "email")] {
-        if !notifier.handles(channels[0]) {
-            tracing::warn!(
-                channel = name,
-                "no provider configured: codes are printed on stdout by LogNotifier (development only)"
-            );
-            for channel in channels {
-                notifier = notifier.route(*channel, LogNotifier);
-            }
-        }
-    }
-    Ok(notifier)
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what orchestrators send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+        grace,
+    )
+    .await
 }
 
 async fn me(Extension(claims): Extension<Claims<Value>>) -> Json<Value> {

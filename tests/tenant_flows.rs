@@ -509,10 +509,8 @@ async fn rotation<S: Store>(store: S) {
         .to_owned();
     let who = json!({"email": "r@example.com"});
     for key in [&old, &new] {
-        assert_eq!(
-            post(&svc.http, key, "/otp/request", &who).await.status,
-            StatusCode::ACCEPTED
-        );
+        let res = post(&svc.http, key, "/otp/request", &who).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{:?}", res.json());
     }
     clock.advance(Duration::from_secs(61));
     assert_eq!(

@@ -23,9 +23,10 @@ use http_body_util::Full;
 use tower::{Service, ServiceExt};
 use tower_otp::client_ip::PeerAddr;
 use tower_otp::notify::{Delivery, Message, Notifier, NotifyError};
-use tower_otp::otp::{Limits, OtpRouter};
+use tower_otp::otp::{Limits, OtpRouter, OtpRouterBuilder};
 use tower_otp::quota::Quota;
 use tower_otp::store::Store;
+use tower_otp::tenant::Tenants;
 
 /// Keeps the last code per recipient, handed out once (so it holds only the
 /// codes of flows in progress, never one per flow run).
@@ -72,6 +73,19 @@ pub fn env_opt<T: std::str::FromStr>(name: &str) -> Option<T> {
 /// `T` after one hit — so a long run reaches a steady store size, and with
 /// small bounds runs at them, expiring and reclaiming as fast as it fills.
 pub fn router<S: Store>(store: S, codes: Codes) -> OtpRouter<S, Codes> {
+    builder(store, codes).build().expect("router")
+}
+
+/// The benchmarked router serving `tenants` (each request's settings from
+/// its API key's tenant), over the same base settings as [`router`].
+pub fn tenant_router<S: Store>(store: S, codes: Codes, tenants: Tenants<S>) -> OtpRouter<S, Codes> {
+    builder(store, codes)
+        .tenants(tenants)
+        .build()
+        .expect("router")
+}
+
+fn builder<S: Store>(store: S, codes: Codes) -> OtpRouterBuilder<S, Codes> {
     let secret: String = (0..32)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
@@ -94,8 +108,6 @@ pub fn router<S: Store>(store: S, codes: Codes) -> OtpRouter<S, Codes> {
             }
             c.limits = limits;
         })
-        .build()
-        .expect("router")
 }
 
 /// A JSON POST from one client address (the router fails closed without

@@ -466,3 +466,59 @@ where
         self.inner.size_hint()
     }
 }
+
+/// Serves `make_service` with [`serve`] until Ctrl-C or SIGTERM, then lets
+/// in-flight requests finish for up to `grace`.
+pub(crate) async fn serve_until_signal<M, S, B>(
+    listener: TcpListener,
+    make_service: M,
+    limits: Limits,
+    grace: Duration,
+) -> Result<(), BoxError>
+where
+    M: Service<SocketAddr, Response = S, Error = Infallible> + Send + 'static,
+    M::Future: Send,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, make_service, limits, async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    shutdown_signal().await;
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections, finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what orchestrators send).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

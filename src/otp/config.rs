@@ -25,7 +25,8 @@ pub struct Limits {
     pub request_per_identifier: Quota,
     /// Code requests per client IP (default 5 per hour).
     pub request_per_ip: Quota,
-    /// Minimum time between two codes to one identifier (default 30 s).
+    /// Minimum time between two codes to one identifier (default 30 s;
+    /// zero: none).
     pub resend_cooldown: Duration,
     /// Code requests per phone-number prefix (all but the last
     /// `prefix_hidden_digits` digits; default 20 per hour) — against

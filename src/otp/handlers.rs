@@ -1,7 +1,5 @@
 //! The endpoint logic: request, verify, refresh, logout, session.
 
-use std::time::Duration;
-
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -367,23 +365,24 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         let limits = &self.site.config.limits;
         // Limits count per mailbox / number, whatever alias was typed.
         let limit_id = self.secrets.identifiers.limit_hash(&id);
-        let mut checks = vec![
-            Check::new(
-                "request_per_ip",
-                self.ip_key("otp:req:ip:")?,
-                limits.request_per_ip,
-            ),
-            Check::new(
+        let mut checks = vec![Check::new(
+            "request_per_ip",
+            self.ip_key("otp:req:ip:")?,
+            limits.request_per_ip,
+        )];
+        // A zero cooldown is none (a tenant's `resend_cooldown_secs: 0`).
+        if !limits.resend_cooldown.is_zero() {
+            checks.push(Check::new(
                 "resend_cooldown",
                 self.id_key("otp:req:cd:", &limit_id),
-                Quota::new(1, limits.resend_cooldown.max(Duration::from_millis(1))),
-            ),
-            Check::new(
-                "request_per_identifier",
-                self.id_key("otp:req:id:", &limit_id),
-                limits.request_per_identifier,
-            ),
-        ];
+                Quota::new(1, limits.resend_cooldown),
+            ));
+        }
+        checks.push(Check::new(
+            "request_per_identifier",
+            self.id_key("otp:req:id:", &limit_id),
+            limits.request_per_identifier,
+        ));
         if let Identifier::Phone(phone) = &id {
             let digits = phone.digits();
             let prefix = &digits[..digits

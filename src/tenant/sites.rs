@@ -14,7 +14,9 @@ use http::request::Parts;
 use super::tenants::{Tenant, TenantStatus, Tenants};
 use crate::api_key::ApiKeyIdentity;
 use crate::error::Problem;
-use crate::events::{Event, EventSink};
+#[cfg(feature = "http-notifier")]
+use crate::events::Event;
+use crate::events::EventSink;
 use crate::jwt::Validation;
 use crate::otp::site::{BoxFuture, Site, SiteQuotas, SiteSource};
 use crate::store::Store;
@@ -167,12 +169,14 @@ impl<S: Store> SiteSource for TenantSites<S> {
 }
 
 /// The router's events, and a tenant's subscribed ones to its webhook.
+#[cfg(feature = "http-notifier")]
 struct TenantEvents {
     base: Arc<dyn EventSink>,
     hook: Arc<dyn EventSink>,
     events: Vec<String>,
 }
 
+#[cfg(feature = "http-notifier")]
 impl fmt::Debug for TenantEvents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenantEvents")
@@ -182,6 +186,7 @@ impl fmt::Debug for TenantEvents {
     }
 }
 
+#[cfg(feature = "http-notifier")]
 impl EventSink for TenantEvents {
     fn emit(&self, event: &Event) {
         self.base.emit(event);
