@@ -25,6 +25,7 @@ use crate::api_key::KeyInfo;
 use crate::clock::unix_secs;
 use crate::credentials;
 use crate::error::{ConfigError, FullBody, Problem};
+use crate::log_throttle::LogThrottle;
 use crate::otp::{ResponseFuture, is_json, json, parse_json, read_limited};
 use crate::store::{ApiKeyStore, BoxError, TenantStore};
 
@@ -126,6 +127,8 @@ struct Inner<S> {
     tenants: Tenants<S>,
     /// SHA-256 of the admin token: the token itself is not kept.
     token_digest: [u8; 32],
+    /// Wrong tokens are logged at most once a minute, with a count.
+    refused_log: LogThrottle,
 }
 
 impl<S> Clone for AdminRouter<S> {
@@ -203,6 +206,7 @@ impl<S: TenantStore + ApiKeyStore> AdminRouterBuilder<S> {
             inner: Arc::new(Inner {
                 tenants: self.tenants,
                 token_digest: Sha256::digest(&token).into(),
+                refused_log: LogThrottle::new(60),
             }),
         })
     }
@@ -415,7 +419,9 @@ impl<S: TenantStore + ApiKeyStore> Inner<S> {
         if bool::from(digest.ct_eq(&self.token_digest)) {
             Ok(())
         } else {
-            tracing::warn!(target: "tower_otp", "admin: request with a wrong admin token refused");
+            if let Some(unreported) = self.refused_log.due(unix_secs(self.tenants.now())) {
+                tracing::warn!(target: "tower_otp", unreported, "admin: request with a wrong admin token refused");
+            }
             Err(wrong_token())
         }
     }
@@ -767,5 +773,37 @@ mod tests {
         assert_eq!(p.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(p.code(), "invalid_config");
         assert_eq!(p.member("field"), Some(&json!("limits.request_per_ip.n")));
+    }
+
+    #[cfg(feature = "moka")]
+    #[test]
+    fn the_admin_token_is_checked_at_build() {
+        use crate::api_key::ApiKeys;
+        use crate::secret::TEST_SECRET;
+        use crate::store::MemoryStore;
+        let build = |token: Option<&str>| {
+            let store = MemoryStore::new();
+            let keys = ApiKeys::builder(store.clone()).build().unwrap();
+            let b = AdminRouter::builder(Tenants::builder(store, keys).build().unwrap());
+            match token {
+                Some(t) => b.admin_token(t),
+                None => b,
+            }
+            .build()
+            .map(|_| ())
+        };
+        assert!(build(Some(TEST_SECRET)).is_ok());
+        for bad in [
+            None,
+            Some(&TEST_SECRET[..31]),
+            Some("changeme-changeme-changeme-12345"),
+            Some("q7Vd2kLm9XwR4tBz 6NcP1yHs8GfJ3aEu"),
+        ] {
+            let err = build(bad).unwrap_err();
+            assert_eq!(err.setting, "admin token", "{bad:?}");
+            if let Some(t) = bad {
+                assert!(!err.reason.contains(t), "the token is never echoed");
+            }
+        }
     }
 }

@@ -489,4 +489,35 @@ mod tests {
             assert!(valid_tenant_id(id), "{id}");
         }
     }
+
+    #[cfg(feature = "moka")]
+    #[test]
+    fn settings_are_checked_at_build() {
+        use crate::api_key::ApiKeys;
+        use crate::notify::MemoryNotifier;
+        use crate::secret::TEST_SECRET;
+        use crate::store::MemoryStore;
+        let builder = || {
+            let store = MemoryStore::new();
+            let keys = ApiKeys::builder(store.clone()).build().unwrap();
+            SignupRouter::builder(
+                Tenants::builder(store, keys).build().unwrap(),
+                MemoryNotifier::new(),
+            )
+        };
+        assert!(builder().secret(TEST_SECRET).build().is_ok());
+        let setting = |b: SignupRouterBuilder<MemoryStore, MemoryNotifier>| {
+            b.build().unwrap_err().setting.into_owned()
+        };
+        assert_eq!(setting(builder()), "signup secret");
+        assert_eq!(setting(builder().secret("short")), "signup secret");
+        let sms_too = builder()
+            .secret(TEST_SECRET)
+            .configure(|c| c.channels = vec![Channel::Email, Channel::Sms]);
+        assert_eq!(setting(sms_too), "signup channels");
+        let weak = builder()
+            .secret(TEST_SECRET)
+            .configure(|c| c.code_length = 4);
+        assert_eq!(setting(weak), "code_length");
+    }
 }

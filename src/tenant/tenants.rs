@@ -307,7 +307,6 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     }
 
     /// The clock.
-    #[cfg(feature = "http-notifier")]
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
