@@ -22,9 +22,10 @@
 //! | 403 | `country_not_allowed`, `access_denied`, `insufficient_scope` |
 //! | 404 | `not_found` |
 //! | 405 | `method_not_allowed` |
+//! | 409 | `tenant_exists`, `conflict` (a concurrent change won; retry) |
 //! | 413 | `body_too_large` |
 //! | 415 | `unsupported_media_type` |
-//! | 422 | `unprocessable` (well-formed JSON with missing or wrong fields) |
+//! | 422 | `unprocessable` (well-formed JSON with missing or wrong fields), `invalid_config` (a tenant setting refused; `"field"` names it) |
 //! | 429 | `rate_limited`, `too_many_attempts` (with `Retry-After`, the `RateLimit` fields and `"violated-policies"`) |
 //! | 500 | `client_ip_unavailable` |
 //! | 502 | `delivery_failed` |
@@ -509,9 +510,12 @@ mod tests {
         ("csrf_failed", 403),
         ("not_found", 404),
         ("method_not_allowed", 405),
+        ("tenant_exists", 409),
+        ("conflict", 409),
         ("body_too_large", 413),
         ("unsupported_media_type", 415),
         ("unprocessable", 422),
+        ("invalid_config", 422),
         ("rate_limited", 429),
         ("too_many_attempts", 429),
         ("quota_exceeded", 429),
@@ -582,6 +586,7 @@ mod tests {
                 "FORBIDDEN" => 403,
                 "NOT_FOUND" => 404,
                 "METHOD_NOT_ALLOWED" => 405,
+                "CONFLICT" => 409,
                 "PAYLOAD_TOO_LARGE" => 413,
                 "UNSUPPORTED_MEDIA_TYPE" => 415,
                 "UNPROCESSABLE_ENTITY" => 422,

@@ -29,6 +29,7 @@ impl<S: Store, N: Notifier> OtpRouter<S, N> {
             config: OtpConfig::default(),
             clock: Arc::new(SystemClock),
             events: Arc::new(TracingSink),
+            key_prefix: String::new(),
             tenants: None,
         }
     }
@@ -45,6 +46,7 @@ pub struct OtpRouterBuilder<S, N, R = HashedSubject> {
     config: OtpConfig,
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventSink>,
+    key_prefix: String,
     tenants: Option<Tenants<S>>,
 }
 
@@ -54,6 +56,7 @@ impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("keys", &self.keys)
             .field("config", &self.config)
+            .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -197,8 +200,24 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             config: self.config,
             clock: self.clock,
             events: self.events,
+            key_prefix: self.key_prefix,
             tenants: self.tenants,
         }
+    }
+
+    /// Puts every store key of this router — challenges, limit cells,
+    /// sessions — under `prefix` (default none, so a single app's keys stay
+    /// as they always were): a router for another purpose on the same store
+    /// (the tenant module's signup router) shares no state with the app's.
+    /// 1–32 visible ASCII characters ending in `:`, not starting with `t:`
+    /// (the tenants' namespace).
+    ///
+    /// Crate-private on purpose: [`OtpRouter::jwt_layer`]'s revocation
+    /// check reads the token's unprefixed `sid`, so a prefixed router's
+    /// logged-out tokens would pass it.
+    pub(crate) fn key_prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.key_prefix);
+        self
     }
 
     /// Checks the configuration and builds the router.
@@ -208,6 +227,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         })?;
         crate::secret::check("secret", &secret)?;
         self.config.validate()?;
+        check_key_prefix(&self.key_prefix)?;
+        if self.tenants.is_some() && !self.key_prefix.is_empty() {
+            return Err(ConfigError::new(
+                "key_prefix",
+                "not available with tenants: each tenant's keys are under t:<id>:",
+            ));
+        }
         if self.tenants.is_some() && self.config.known_users_only {
             return Err(ConfigError::new(
                 "known_users_only",
@@ -229,7 +255,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
         let site = Arc::new(Site {
             config: self.config,
             validation,
-            key_prefix: String::new(),
+            key_prefix: self.key_prefix,
             tenant: None,
             events: self.events,
             templates: None,
@@ -249,5 +275,110 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             site,
             tenants,
         }))
+    }
+}
+
+fn check_key_prefix(prefix: &str) -> Result<(), ConfigError> {
+    let ok = prefix.is_empty()
+        || ((1..=32).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_graphic())
+            && prefix.ends_with(':')
+            && !prefix.starts_with("t:"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "key_prefix",
+            "must be 1–32 visible ASCII characters ending in ':', not starting with 't:'",
+        ))
+    }
+}
+
+#[cfg(all(test, feature = "moka"))]
+mod tests {
+    use bytes::Bytes;
+    use http::{Request, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::client_ip::ClientIp;
+    use crate::notify::MemoryNotifier;
+    use crate::secret::TEST_SECRET;
+    use crate::store::MemoryStore;
+
+    fn router(
+        store: &MemoryStore,
+        notifier: &MemoryNotifier,
+        prefix: &str,
+    ) -> OtpRouter<MemoryStore, MemoryNotifier> {
+        OtpRouter::builder(store.clone(), notifier.clone())
+            .secret(TEST_SECRET)
+            .key_prefix(prefix)
+            .build()
+            .unwrap()
+    }
+
+    async fn post(
+        router: &OtpRouter<MemoryStore, MemoryNotifier>,
+        path: &str,
+        body: String,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ClientIp(crate::test_helpers::ip("192.0.2.7")));
+        let res = router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_key_prefix_separates_challenges_and_limits() {
+        let (store, notifier) = (MemoryStore::new(), MemoryNotifier::new());
+        let plain = router(&store, &notifier, "");
+        let prefixed = router(&store, &notifier, "signup:");
+        let ask = || r#"{"email":"ada@example.com"}"#.to_owned();
+        assert_eq!(
+            post(&plain, "/otp/request", ask()).await.0,
+            StatusCode::ACCEPTED
+        );
+        let code = notifier.last_code("ada@example.com").unwrap();
+        let verify = format!(r#"{{"email":"ada@example.com","code":"{code}"}}"#);
+        // Same secret, same store: only the prefix tells the two apart.
+        let (status, doc) = post(&prefixed, "/otp/verify", verify.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(doc["code"], "invalid_code");
+        assert_eq!(post(&plain, "/otp/verify", verify).await.0, StatusCode::OK);
+        // The plain router's cooldown for this address does not hold the
+        // prefixed one back.
+        assert_eq!(
+            post(&plain, "/otp/request", ask()).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            post(&prefixed, "/otp/request", ask()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+
+    #[test]
+    fn key_prefixes_are_checked() {
+        let build = |prefix: &str| {
+            OtpRouter::builder(MemoryStore::new(), MemoryNotifier::new())
+                .secret(TEST_SECRET)
+                .key_prefix(prefix)
+                .build()
+                .map(|_| ())
+        };
+        assert!(build("").is_ok());
+        assert!(build("signup:").is_ok());
+        for bad in ["signup", "t:acme:", "a b:", &format!("{}:", "a".repeat(32))] {
+            let err = build(bad).unwrap_err();
+            assert_eq!(err.setting, "key_prefix", "{bad}");
+        }
     }
 }

@@ -146,7 +146,8 @@ pub(super) fn fuzz_request_body(data: &[u8]) {
     }
 }
 
-fn invalid_code() -> Problem {
+/// `400 invalid_code`: the one answer to a wrong, expired or unknown code.
+pub(crate) fn invalid_code() -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
         "invalid_code",

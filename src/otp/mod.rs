@@ -75,3 +75,10 @@ pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig};
 pub use router::{OtpRouter, ResponseFuture};
 pub use subject::{HashedSubject, ResolveError, Subject, SubjectResolver};
+
+// For the routers built on top of this one (the tenant module's admin and
+// signup routers): one way to read bodies and answer, one code refusal.
+pub(crate) use handlers::invalid_code;
+pub(crate) use input::{is_json, parse_json, read_json, read_limited};
+pub(crate) use router::json;
+pub(crate) use secrets::derive;

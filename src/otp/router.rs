@@ -354,9 +354,20 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<FullB
     res
 }
 
-/// The future returned by [`OtpRouter`]'s `call`.
+/// The future returned by the `call` of [`OtpRouter`] and of the routers
+/// built on it ([`AdminRouter`](crate::tenant::AdminRouter),
+/// [`SignupRouter`](crate::tenant::SignupRouter)).
 pub struct ResponseFuture {
     inner: Pin<Box<dyn Future<Output = Response<FullBody>> + Send>>,
+}
+
+impl ResponseFuture {
+    /// Wraps a router's handling of one request.
+    pub(crate) fn new(future: impl Future<Output = Response<FullBody>> + Send + 'static) -> Self {
+        Self {
+            inner: Box::pin(future),
+        }
+    }
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -391,9 +402,6 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner = Arc::clone(&self.inner);
-        ResponseFuture {
-            inner: Box::pin(inner.handle(req)),
-        }
+        ResponseFuture::new(Arc::clone(&self.inner).handle(req))
     }
 }

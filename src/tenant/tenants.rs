@@ -307,7 +307,6 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     }
 
     /// The clock.
-    #[cfg(feature = "http-notifier")]
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
@@ -557,7 +556,9 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ConfigError> {
+/// Refuses a tenant name that is empty, over 128 characters or holds
+/// control characters.
+pub(crate) fn check_name(name: &str) -> Result<(), ConfigError> {
     let len = name.chars().count();
     if !(1..=128).contains(&len) || name.chars().any(char::is_control) {
         return Err(ConfigError::new(
