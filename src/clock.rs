@@ -234,7 +234,7 @@ pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
 /// the inverse of [`civil_from_days`]; `None` for a date that does not
 /// exist or lies before 1970.
 pub(crate) fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let month_days = [
         31,
         if leap { 29 } else { 28 },
@@ -250,7 +250,7 @@ pub(crate) fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
         31,
     ];
     let days_in_month = *month_days.get(usize::try_from(month.checked_sub(1)?).ok()?)?;
-    if year < 1970 || year > 9999 || day == 0 || day > days_in_month {
+    if !(1970..=9999).contains(&year) || day == 0 || day > days_in_month {
         return None;
     }
     let y = if month <= 2 { year - 1 } else { year };

@@ -494,7 +494,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             mac: code::mac(&self.secrets.pepper, hashed, &code),
             expires_at_us: unix_micros(now + self.site.config.code_ttl),
         };
-        let key = self.id_key("", &hashed);
+        let key = self.id_key("", hashed);
         match checks {
             Some(checks) => {
                 self.put_requested(hashed, &challenge, checks, now).await?;

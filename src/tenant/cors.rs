@@ -41,7 +41,7 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     /// The CORS layer of the tenant API: only the methods and headers it
     /// uses, the `RateLimit` fields and `Retry-After` readable by pages,
     /// preflights cached for [`PREFLIGHT_MAX_AGE`], no credentials (keys go
-    /// in a header, not cookies). See the [module docs](self) for the order
+    /// in a header, not cookies). See the [module docs](crate::tenant) for the order
     /// of layers.
     pub fn cors_layer(&self) -> CorsLayer {
         let tenants = self.clone();
