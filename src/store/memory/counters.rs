@@ -3,12 +3,12 @@
 //! included — is one atomic record step, and all of it happens or none.
 //!
 //! Groups expire on the caller's clock (`now`, in µs), like the Redis
-//! store's; an expired group reads as empty and is dropped at the tenant's
-//! next change. Groups are shared (`Arc`) between a record and its
-//! successor, so a change copies only the groups it touches.
+//! store's; an expired group reads as empty, starts afresh when changed,
+//! and is dropped at the first change after the earliest deadline. A change
+//! is made in place (`RecordTable::modify`): no copy of the tenant's groups,
+//! and no allocation for a counter that exists.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::clock::unix_micros;
@@ -22,26 +22,19 @@ struct Group {
     until_us: u64,
 }
 
-/// Every counter group of one tenant.
+/// Every counter group of one tenant, changed in place.
 #[derive(Clone, Default)]
 pub(super) struct Counters {
-    groups: HashMap<Arc<str>, Arc<Group>>,
-}
-
-/// What [`Counters::change`] decided.
-pub(super) enum Change {
-    /// Store these counters (every group live).
-    Put(Counters),
-    /// Nothing to store: a guard failed, or there was nothing to change.
-    Keep,
+    groups: HashMap<Box<str>, Group>,
+    /// The latest deadline of any group (the record's backstop TTL).
+    latest_us: u64,
+    /// The earliest deadline of any group: when expired groups are dropped.
+    sweep_at_us: u64,
 }
 
 impl Counters {
     fn group(&self, group: &str, now_us: u64) -> Option<&Group> {
-        self.groups
-            .get(group)
-            .map(|g| &**g)
-            .filter(|g| g.until_us > now_us)
+        self.groups.get(group).filter(|g| g.until_us > now_us)
     }
 
     fn value(&self, group: &str, field: &str, now_us: u64) -> i64 {
@@ -60,59 +53,74 @@ impl Counters {
 
     /// The latest deadline of a group, if any group is live at `now_us`.
     pub(super) fn until_us(&self, now_us: u64) -> Option<u64> {
-        self.groups
-            .values()
-            .map(|g| g.until_us)
-            .filter(|until| *until > now_us)
-            .max()
+        (self.latest_us > now_us).then_some(self.latest_us)
     }
 
-    /// Decides `adds` behind `guards` on `current` (`None`: a tenant
-    /// without counters) at the caller's time `now`. Pure, so a record step
-    /// may run it twice.
-    pub(super) fn change(
-        current: Option<&Self>,
+    fn guard_values(&self, guards: &[CounterGuard<'_>], now_us: u64) -> Vec<i64> {
+        guards
+            .iter()
+            .map(|g| self.value(g.group, g.field, now_us))
+            .collect()
+    }
+
+    /// Applies `adds` behind `guards` at the caller's time `now`, in place
+    /// and all or nothing: every new value is decided (and checked against
+    /// the counter range) before the first one is written. Answers whether
+    /// anything changed, with the guards' values.
+    pub(super) fn apply(
+        &mut self,
         guards: &[CounterGuard<'_>],
         adds: &[CounterAdd<'_>],
         now: SystemTime,
-    ) -> Result<(Change, Guarded), StoreError> {
+    ) -> Result<(bool, Guarded), StoreError> {
         let now_us = unix_micros(now);
-        let values = |c: Option<&Self>| -> Vec<i64> {
-            guards
-                .iter()
-                .map(|g| c.map_or(0, |c| c.value(g.group, g.field, now_us)))
-                .collect()
-        };
-        let before = values(current);
+        let before = self.guard_values(guards, now_us);
         if guards.iter().zip(&before).any(|(g, v)| *v >= g.max) {
-            return Ok((Change::Keep, Guarded::Refused(before)));
+            return Ok((false, Guarded::Refused(before)));
         }
         if adds.is_empty() {
-            return Ok((Change::Keep, Guarded::Added(before)));
+            return Ok((false, Guarded::Added(before)));
         }
-        // The live groups only: an expired one starts afresh.
-        let mut next = Self {
-            groups: current
-                .into_iter()
-                .flat_map(|c| &c.groups)
-                .filter(|(_, g)| g.until_us > now_us)
-                .map(|(name, g)| (name.clone(), g.clone()))
-                .collect(),
-        };
-        for add in adds {
-            let until_us = deadline_us(now_us, add.ttl);
-            let group = match next.groups.get_mut(add.group) {
+        let mut planned = Vec::with_capacity(adds.len());
+        for (i, add) in adds.iter().enumerate() {
+            // An earlier change of the same counter in this call counts.
+            let base = adds[..i]
+                .iter()
+                .zip(&planned)
+                .rev()
+                .find(|(a, _)| a.group == add.group && a.field == add.field)
+                .map_or_else(|| self.value(add.group, add.field, now_us), |(_, v)| *v);
+            planned.push(counter_add(base, add.delta)?);
+        }
+        if self.sweep_at_us <= now_us {
+            self.groups.retain(|_, g| g.until_us > now_us);
+            self.sweep_at_us = self
+                .groups
+                .values()
+                .map(|g| g.until_us)
+                .min()
+                .unwrap_or(u64::MAX);
+        }
+        for (add, value) in adds.iter().zip(planned) {
+            let group = match self.groups.get_mut(add.group) {
                 Some(group) => group,
-                None => next.groups.entry(add.group.into()).or_default(),
+                None => self.groups.entry(add.group.into()).or_default(),
             };
-            let group = Arc::make_mut(group);
-            let value = group.fields.get(add.field).copied().unwrap_or(0);
-            let value = counter_add(value, add.delta)?;
-            group.fields.insert(add.field.into(), value);
-            group.until_us = group.until_us.max(until_us);
+            if group.until_us <= now_us {
+                // Expired, not yet swept: it starts afresh.
+                *group = Group::default();
+            }
+            match group.fields.get_mut(add.field) {
+                Some(counter) => *counter = value,
+                None => {
+                    group.fields.insert(add.field.into(), value);
+                }
+            }
+            group.until_us = group.until_us.max(deadline_us(now_us, add.ttl));
+            self.latest_us = self.latest_us.max(group.until_us);
+            self.sweep_at_us = self.sweep_at_us.min(group.until_us);
         }
-        let after = values(Some(&next));
-        Ok((Change::Put(next), Guarded::Added(after)))
+        Ok((true, Guarded::Added(self.guard_values(guards, now_us))))
     }
 }
 
@@ -139,42 +147,47 @@ mod tests {
         }
     }
 
-    fn put(c: Option<&Counters>, adds: &[CounterAdd<'_>], now: SystemTime) -> Counters {
-        match Counters::change(c, &[], adds, now).unwrap().0 {
-            Change::Put(next) => next,
-            Change::Keep => panic!("nothing stored"),
-        }
+    fn put(c: &mut Counters, adds: &[CounterAdd<'_>], now: SystemTime) {
+        assert!(c.apply(&[], adds, now).unwrap().0, "nothing stored");
     }
 
     #[test]
-    fn a_change_copies_only_the_groups_it_touches() {
-        let c = put(None, &[add("a", "f", 1, 60), add("b", "f", 1, 60)], t(0));
-        let next = put(Some(&c), &[add("a", "f", 1, 60)], t(1));
-        assert!(!Arc::ptr_eq(&c.groups["a"], &next.groups["a"]));
-        assert!(Arc::ptr_eq(&c.groups["b"], &next.groups["b"]));
-        assert_eq!(c.read("a", us(1)), [("f".to_owned(), 1)]);
-        assert_eq!(next.read("a", us(1)), [("f".to_owned(), 2)]);
+    fn changes_add_up_and_repeat_within_a_call() {
+        let mut c = Counters::default();
+        put(&mut c, &[add("a", "f", 1, 60), add("b", "f", 1, 60)], t(0));
+        put(&mut c, &[add("a", "f", 1, 60), add("a", "f", 3, 60)], t(1));
+        assert_eq!(c.read("a", us(1)), [("f".to_owned(), 5)]);
+        assert_eq!(c.read("b", us(1)), [("f".to_owned(), 1)]);
     }
 
     #[test]
     fn expired_groups_are_dropped_and_start_afresh() {
-        let c = put(None, &[add("a", "f", 5, 10), add("b", "f", 1, 100)], t(0));
+        let mut c = Counters::default();
+        put(&mut c, &[add("a", "f", 5, 10), add("b", "f", 1, 100)], t(0));
         assert_eq!(c.until_us(us(0)), Some(us(100)));
-        let next = put(Some(&c), &[add("b", "f", 1, 10)], t(10));
-        assert!(!next.groups.contains_key("a"), "expired group kept");
+        put(&mut c, &[add("b", "f", 1, 10)], t(10));
+        assert!(!c.groups.contains_key("a"), "expired group kept");
         // The later deadline stays: a shorter ttl never shortens a group.
-        assert_eq!(next.until_us(us(10)), Some(us(100)));
-        let next = put(Some(&next), &[add("a", "f", 1, 10)], t(11));
-        assert_eq!(next.read("a", us(11)), [("f".to_owned(), 1)]);
-        assert_eq!(next.until_us(us(100)), None);
+        assert_eq!(c.until_us(us(10)), Some(us(100)));
+        put(&mut c, &[add("a", "f", 1, 10)], t(11));
+        assert_eq!(c.read("a", us(11)), [("f".to_owned(), 1)]);
+        assert_eq!(c.until_us(us(100)), None);
     }
 
     #[test]
-    fn a_change_past_the_range_fails_whole() {
-        let c = put(None, &[add("a", "f", 1, 60)], t(0));
+    fn a_refused_or_failing_change_changes_nothing() {
+        let mut c = Counters::default();
+        put(&mut c, &[add("a", "f", 1, 60)], t(0));
+        let guard = CounterGuard {
+            group: "a",
+            field: "f",
+            max: 1,
+        };
+        let (changed, g) = c.apply(&[guard], &[add("a", "g", 1, 60)], t(1)).unwrap();
+        assert!(!changed);
+        assert_eq!(g, Guarded::Refused(vec![1]));
         let max = crate::store::tenant::COUNTER_MAX;
-        let r = Counters::change(
-            Some(&c),
+        let r = c.apply(
             &[],
             &[
                 add("a", "f", 1, 60),
@@ -184,5 +197,6 @@ mod tests {
             t(1),
         );
         assert!(matches!(r, Err(StoreError::Invalid(_))));
+        assert_eq!(c.read("a", us(1)), [("f".to_owned(), 1)], "nothing written");
     }
 }

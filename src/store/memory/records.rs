@@ -48,6 +48,16 @@ pub(crate) enum Op<V> {
     Remove,
 }
 
+/// What a [`RecordTable::modify`] step did.
+pub(crate) enum Modify<V> {
+    /// Nothing changed.
+    Unchanged,
+    /// The live record was changed in place; it now lives until the deadline.
+    Changed(Deadline),
+    /// There was no live record: store this one until the deadline.
+    Insert(V, Deadline),
+}
+
 /// No room for a new record: every record is live.
 #[derive(Debug)]
 pub(crate) struct Full;
@@ -166,6 +176,54 @@ impl<V> RecordTable<V> {
                     expires: put.1,
                 };
                 shard.insert(key.to_owned(), slot);
+                return Ok(out);
+            }
+            drop(shard);
+            if round == 0 {
+                self.sweep();
+            }
+        }
+        Err(Full)
+    }
+
+    /// Like [`compute`](Self::compute), but changes a live record *in place*
+    /// (no copy of the record, no new key): `f` gets `Some(&mut record)`
+    /// for a live one — and then must not answer `Insert` — or `None`, and
+    /// may then ask for a record to be inserted, which needs room like any
+    /// new record ([`Full`] when there is none; nothing changed). `f` may
+    /// run twice when it inserts (again after a sweep), so it must decide
+    /// before it changes anything.
+    pub(crate) fn modify<R>(
+        &self,
+        key: &str,
+        mut f: impl FnMut(Option<&mut V>, Deadline) -> (Modify<V>, R),
+    ) -> Result<R, Full> {
+        for round in 0..2 {
+            let now = self.now();
+            let mut shard = write(self.shard(key));
+            let (present, live) = match shard.get_mut(key) {
+                Some(slot) if slot.expires > now => (true, Some(slot)),
+                Some(_) => (true, None),
+                None => (false, None),
+            };
+            if let Some(slot) = live {
+                let (op, out) = f(Some(&mut slot.value), now);
+                if let Modify::Changed(expires) | Modify::Insert(_, expires) = &op {
+                    slot.expires = *expires;
+                    self.earliest.fetch_min(*expires, Ordering::Relaxed);
+                }
+                if let Modify::Insert(value, _) = op {
+                    slot.value = value;
+                }
+                return Ok(out);
+            }
+            let (op, out) = f(None, now);
+            let Modify::Insert(value, expires) = op else {
+                return Ok(out);
+            };
+            if present || self.reserve() {
+                self.earliest.fetch_min(expires, Ordering::Relaxed);
+                shard.insert(key.to_owned(), Slot { value, expires });
                 return Ok(out);
             }
             drop(shard);

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use moka::ops::compute::Op;
 
-use super::counters::{Change, Counters};
-use super::records::{NEVER, Op as RecordOp, RecordTable};
+use super::counters::Counters;
+use super::records::{Modify, NEVER, Op as RecordOp, RecordTable};
 use super::store::{MemoryStore, Pending, Record};
 use crate::clock::unix_micros;
 use crate::store::tenant::{
@@ -108,27 +108,39 @@ impl TenantStore for MemoryStore {
     ) -> Result<Guarded, StoreError> {
         check_counter_change(tenant, guards, adds)?;
         let now_us = unix_micros(now);
-        self.record(&counters_key(tenant), |current, table_now| {
-            let current = match current {
-                Some(Record::Counters(c)) => Some(c),
-                _ => None,
-            };
-            match Counters::change(current, guards, adds, now) {
-                Ok((Change::Put(next), guarded)) => {
-                    // The record outlives its latest group by the same
-                    // span on the table's clock: a backstop that reclaims
-                    // the room, while expiry itself follows `now`.
-                    let left_us = next.until_us(now_us).map_or(0, |u| u - now_us);
-                    let until = RecordTable::<Record>::deadline(
-                        table_now,
-                        Some(Duration::from_micros(left_us)),
-                    );
-                    (RecordOp::Put(Record::Counters(next), until), Ok(guarded))
+        // The record outlives its latest group by the same span on the
+        // table's clock: a backstop that reclaims the room, while expiry
+        // itself follows `now`.
+        let backstop = |c: &Counters, table_now| {
+            let left_us = c.until_us(now_us).map_or(0, |u| u - now_us);
+            RecordTable::<Record>::deadline(table_now, Some(Duration::from_micros(left_us)))
+        };
+        self.records
+            .modify(&counters_key(tenant), |current, table_now| match current {
+                Some(Record::Counters(c)) => match c.apply(guards, adds, now) {
+                    Ok((true, guarded)) => (Modify::Changed(backstop(c, table_now)), Ok(guarded)),
+                    Ok((false, guarded)) => (Modify::Unchanged, Ok(guarded)),
+                    Err(e) => (Modify::Unchanged, Err(e)),
+                },
+                Some(_) => (
+                    Modify::Unchanged,
+                    Err(StoreError::Corrupt(format!(
+                        "counters of {tenant}: another record"
+                    ))),
+                ),
+                None => {
+                    let mut c = Counters::default();
+                    match c.apply(guards, adds, now) {
+                        Ok((true, guarded)) => {
+                            let until = backstop(&c, table_now);
+                            (Modify::Insert(Record::Counters(c), until), Ok(guarded))
+                        }
+                        Ok((false, guarded)) => (Modify::Unchanged, Ok(guarded)),
+                        Err(e) => (Modify::Unchanged, Err(e)),
+                    }
                 }
-                Ok((Change::Keep, guarded)) => (RecordOp::Keep, Ok(guarded)),
-                Err(e) => (RecordOp::Keep, Err(e)),
-            }
-        })?
+            })
+            .map_err(|_| self.alarms.records.raise(self.records.capacity()))?
     }
 
     async fn counters(
