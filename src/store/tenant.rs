@@ -181,7 +181,13 @@ pub trait TenantStore: Clone + Send + Sync + fmt::Debug + 'static {
 /// Whether `s` is a valid counter group or field (or tenant id, see
 /// [`tenant_id_ok`]).
 fn name_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_NAME_LEN && !s.chars().any(char::is_whitespace)
+    let whitespace = if s.is_ascii() {
+        // `char::is_whitespace` on ASCII: these five and vertical tab.
+        s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b)
+    } else {
+        s.chars().any(char::is_whitespace)
+    };
+    !s.is_empty() && s.len() <= MAX_NAME_LEN && !whitespace
 }
 
 /// Whether `id` is a valid tenant id: a tenant that cannot be written cannot

@@ -90,14 +90,17 @@ impl Day {
         Self(self.0 + 1)
     }
 
-    fn group(self) -> String {
+    /// The day's counter group, `d:YYYYMMDD` (built for every request of
+    /// a tenant: on the stack).
+    fn group(self) -> GroupName {
         let (y, m, d) = civil_from_days(self.0);
-        format!("d:{y:04}{m:02}{d:02}")
+        GroupName::new(b'd', &[(y, 4), (m, 2), (d, 2)])
     }
 
-    fn month_group(self) -> String {
+    /// The month's counter group, `m:YYYYMM`.
+    fn month_group(self) -> GroupName {
         let (y, m, _) = civil_from_days(self.0);
-        format!("m:{y:04}{m:02}")
+        GroupName::new(b'm', &[(y, 4), (m, 2)])
     }
 
     fn month_name(self) -> String {
@@ -116,6 +119,39 @@ impl Day {
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         let first_next = days_from_civil(ny, nm, 1).unwrap_or(self.0 + 31);
         (first_next * 86_400).saturating_sub(unix_secs(at)).max(1)
+    }
+}
+
+/// A counter group's name, `<kind>:<digits>`, in a fixed buffer.
+struct GroupName {
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl GroupName {
+    /// `kind`, `:`, then each number zero-padded to its width (years have
+    /// four digits: `Day` covers 1970–9999).
+    fn new(kind: u8, parts: &[(u64, usize)]) -> Self {
+        let mut name = Self {
+            buf: [0; 12],
+            len: 2,
+        };
+        name.buf[0] = kind;
+        name.buf[1] = b':';
+        for &(mut n, width) in parts {
+            for i in (0..width).rev() {
+                if let Some(b) = name.buf.get_mut(name.len + i) {
+                    *b = b'0' + u8::try_from(n % 10).unwrap_or(0);
+                }
+                n /= 10;
+            }
+            name.len = (name.len + width).min(name.buf.len());
+        }
+        name
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
@@ -194,7 +230,7 @@ pub async fn count<S: TenantStore>(
     }
     let day = Day::of(now);
     let (d, m) = (day.group(), day.month_group());
-    let adds = adds(&d, &m, changes);
+    let adds = adds(d.as_str(), m.as_str(), changes);
     store.add_counters(tenant, &adds, now).await
 }
 
@@ -267,17 +303,13 @@ pub async fn reserve_message<S: TenantStore>(
 ) -> Result<Reservation, StoreError> {
     let day = Day::of(now);
     let (d, m) = (day.group(), day.month_group());
+    let (d, m) = (d.as_str(), m.as_str());
     let field = UsageField::MessagesSent.as_str();
     let mut quotas = Vec::new();
     let mut guards = Vec::new();
     for (period, limit, group, reset_secs) in [
-        (QuotaPeriod::Daily, daily, d.as_str(), day.secs_to_end(now)),
-        (
-            QuotaPeriod::Monthly,
-            monthly,
-            m.as_str(),
-            day.secs_to_month_end(now),
-        ),
+        (QuotaPeriod::Daily, daily, d, day.secs_to_end(now)),
+        (QuotaPeriod::Monthly, monthly, m, day.secs_to_month_end(now)),
     ] {
         if let Some(limit) = limit {
             quotas.push((period, limit, reset_secs));
@@ -289,8 +321,8 @@ pub async fn reserve_message<S: TenantStore>(
         }
     }
     let reserve = adds(
-        &d,
-        &m,
+        d,
+        m,
         &[(UsageField::MessagesSent, 1), (UsageField::OtpRequested, 1)],
     );
     let states = |values: &[i64]| -> Vec<QuotaState> {
@@ -332,9 +364,9 @@ pub async fn read_usage<S: TenantStore>(
         days.push(day);
         day = day.next();
     }
-    let mut groups: Vec<String> = days.iter().map(|d| d.group()).collect();
+    let mut groups: Vec<GroupName> = days.iter().map(|d| d.group()).collect();
     groups.push(to.month_group());
-    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
     let mut read = store.counters(tenant, &names, now).await?;
     let month = read.pop().unwrap_or_default();
     let mut by_day: BTreeMap<Day, UsageCounts> = BTreeMap::new();
@@ -364,25 +396,30 @@ pub(crate) fn quota_fields(
     if quotas.is_empty() {
         return None;
     }
-    let mut policy = String::new();
-    let mut limit = String::new();
+    let mut policy = String::with_capacity(40 * quotas.len());
+    let mut limit = String::with_capacity(40 * quotas.len());
+    let mut num = itoa::Buffer::new();
     for q in quotas {
-        let sep = if policy.is_empty() { "" } else { ", " };
-        let window = match q.period {
+        let window: u64 = match q.period {
             QuotaPeriod::Daily => 86_400,
             QuotaPeriod::Monthly => 31 * 86_400,
         };
-        policy.push_str(&format!(
-            "{sep}\"{}\";q={};w={window}",
-            q.period.policy(),
-            q.limit
-        ));
-        limit.push_str(&format!(
-            "{sep}\"{}\";r={};t={}",
-            q.period.policy(),
-            q.remaining,
-            q.reset_secs
-        ));
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            limit.push_str(", ");
+        }
+        for (out, pairs) in [
+            (&mut policy, [(";q=", q.limit), (";w=", window)]),
+            (&mut limit, [(";r=", q.remaining), (";t=", q.reset_secs)]),
+        ] {
+            out.push('"');
+            out.push_str(q.period.policy());
+            out.push('"');
+            for (key, value) in pairs {
+                out.push_str(key);
+                out.push_str(num.format(value));
+            }
+        }
     }
     Some([
         (
@@ -427,8 +464,16 @@ mod tests {
     fn days_parse_print_and_group() {
         let day = Day::parse("2026-12-01").unwrap();
         assert_eq!(day.to_date(), "2026-12-01");
-        assert_eq!(day.group(), "d:20261201");
-        assert_eq!(day.month_group(), "m:202612");
+        assert_eq!(day.group().as_str(), "d:20261201");
+        assert_eq!(day.month_group().as_str(), "m:202612");
+        assert_eq!(
+            Day::parse("1970-01-01").unwrap().group().as_str(),
+            "d:19700101"
+        );
+        assert_eq!(
+            Day::parse("9999-12-31").unwrap().group().as_str(),
+            "d:99991231"
+        );
         assert_eq!(day.month_name(), "2026-12");
         assert_eq!(Day::of(at(day.0 * 86_400 + 86_399)), day);
         assert_eq!(

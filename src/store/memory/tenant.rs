@@ -25,7 +25,10 @@ fn tenant_key(id: &str) -> String {
 
 /// All counters of one tenant share this one record.
 fn counters_key(tenant: &str) -> String {
-    format!("c:{tenant}")
+    let mut key = String::with_capacity(2 + tenant.len());
+    key.push_str("c:");
+    key.push_str(tenant);
+    key
 }
 
 impl TenantStore for MemoryStore {
