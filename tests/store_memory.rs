@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Limit, MemoryStore, RateStore, Rotation, SessionStore, StoreError,
+    ApiKeyStore, Guarded, Limit, MemoryStore, RateStore, Rotation, SessionStore, StoreError,
+    TenantStore,
 };
 
 store_conformance!(async { Some(MemoryStore::new()) });
@@ -309,4 +310,74 @@ async fn expired_records_make_room() {
     }
     let err = store.put_api_key("new4", b"r", None).await.unwrap_err();
     assert!(is_full(&err), "{err:?}");
+}
+
+/// Tenants and their counters are authoritative records: at capacity a
+/// write that needs a new record fails with `Full` and changes nothing —
+/// the counters of a new tenant stay empty, a guarded change counts
+/// nothing — while tenants and counters already stored stay readable and
+/// writable (a tenant's counter groups share its one record).
+#[tokio::test]
+async fn a_full_record_table_refuses_tenants_and_counters_and_changes_nothing() {
+    let store = MemoryStore::builder().max_records(4).build();
+    let add = |group, delta| support::conformance::add(group, "n", delta);
+    assert!(store.create_tenant("old", b"v1").await.unwrap());
+    store
+        .add_counters("old", &[add("d:1", 1)], t(0))
+        .await
+        .unwrap();
+    store.put_api_key("k1", b"r", None).await.unwrap();
+    store.put_api_key("k2", b"r", None).await.unwrap();
+
+    let err = store.create_tenant("new", b"v1").await.unwrap_err();
+    assert!(is_full(&err), "{err:?}");
+    assert_eq!(store.get_tenant("new").await.unwrap(), None);
+    assert!(
+        !store
+            .list_tenants()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(id, _)| id == "new")
+    );
+    let err = store
+        .add_counters("new", &[add("d:1", 1), add("m:1", 1)], t(1))
+        .await
+        .unwrap_err();
+    assert!(is_full(&err), "{err:?}");
+    let guard = support::conformance::guard("d:1", "n", 10);
+    let err = store
+        .add_counters_within("new", &[guard], &[add("d:1", 1), add("m:1", 1)], t(1))
+        .await
+        .unwrap_err();
+    assert!(is_full(&err), "{err:?}");
+    assert_eq!(
+        store.counters("new", &["d:1", "m:1"], t(2)).await.unwrap(),
+        [vec![], vec![]],
+        "a refused change counted"
+    );
+    // Guards alone need no record: they answer.
+    assert_eq!(
+        store
+            .add_counters_within("new", &[guard], &[], t(2))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![0])
+    );
+
+    // What is stored stays usable: a new group of an old tenant needs no
+    // new record, nor does an update.
+    store
+        .add_counters("old", &[add("d:1", 1), add("d:2", 5)], t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.counters("old", &["d:1", "d:2"], t(4)).await.unwrap(),
+        [vec![("n".to_owned(), 2)], vec![("n".to_owned(), 5)]]
+    );
+    assert!(store.update_tenant("old", 1, b"v2").await.unwrap());
+    assert_eq!(store.get_tenant("old").await.unwrap().unwrap().version, 2);
+    // Room made, room used.
+    assert!(store.delete_api_key("k1").await.unwrap());
+    assert!(store.create_tenant("new", b"v1").await.unwrap());
 }

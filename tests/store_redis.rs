@@ -13,7 +13,7 @@ use support::redis_server;
 use tower_otp::quota::Quota;
 use tower_otp::store::{
     ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Limited, RateStore, RedisStore,
-    SessionStore, StoreError,
+    SessionStore, StoreError, TenantStore,
 };
 
 async fn store_with_prefix(prefix: &str) -> Option<RedisStore> {
@@ -96,7 +96,7 @@ async fn hit_matches_memory_store_decisions() {
 }
 
 /// Every key lives under the prefix in a hash tag, and every key has a TTL
-/// except API keys stored without one and their index.
+/// except API keys stored without one, tenant records, and their indexes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_is_prefixed_and_expires() {
     let prefix = unique("layout");
@@ -138,6 +138,15 @@ async fn every_key_is_prefixed_and_expires() {
     store.revoke("jti", ttl).await.unwrap();
     store.put_api_key("k1", b"r1", None).await.unwrap();
     store.put_api_key("k2", b"r2", Some(ttl)).await.unwrap();
+    store.create_tenant("acme", b"t").await.unwrap();
+    store
+        .add_counters("acme", &[support::conformance::add("d:1", "n", 1)], t(0))
+        .await
+        .unwrap();
+    store
+        .put_pending("pk", b"p", Duration::from_secs(600), t(0))
+        .await
+        .unwrap();
 
     let mut conn = raw().await;
     let keys: Vec<String> = conn.keys(format!("*{prefix}*")).await.unwrap();
@@ -147,7 +156,12 @@ async fn every_key_is_prefixed_and_expires() {
         ttls.insert(key, pttl);
     }
     let p = &prefix;
-    let expected_forever = [format!("{{{p}:k}}:r:k1"), format!("{{{p}:k}}:i")];
+    let expected_forever = [
+        format!("{{{p}:k}}:r:k1"),
+        format!("{{{p}:k}}:i"),
+        format!("{{{p}:t}}:r:acme"),
+        format!("{{{p}:t}}:i"),
+    ];
     let expected: Vec<String> = [
         format!("{{{p}:r}}:rk"),
         format!("{{{p}:r}}c:ck"),
@@ -156,6 +170,8 @@ async fn every_key_is_prefixed_and_expires() {
         format!("{{{p}:s:sid2}}:x"),
         format!("{{{p}:s:jti}}:x"),
         format!("{{{p}:k}}:r:k2"),
+        format!("{{{p}:t:acme}}:c:d:1"),
+        format!("{{{p}:p:pk}}"),
     ]
     .into_iter()
     .chain(expected_forever.iter().cloned())
@@ -176,6 +192,10 @@ async fn every_key_is_prefixed_and_expires() {
     assert!(ttls[&format!("{{{p}:r}}c:ck")] <= 600_000);
     // The rate cell expires when the quota is full again (20 min for 3/h).
     assert!(ttls[&format!("{{{p}:r}}:rk")] <= 20 * 60 * 1000);
+    // A counter group lives its change's ttl (an hour), a pending signup
+    // its own (600 s).
+    assert!(ttls[&format!("{{{p}:t:acme}}:c:d:1")] <= 3600 * 1000);
+    assert!(ttls[&format!("{{{p}:p:pk}}")] <= 600_000);
 }
 
 /// After `SCRIPT FLUSH` (as after a restart) the scripts are reloaded
@@ -285,6 +305,156 @@ async fn unreadable_data_is_corrupt() {
         store.attempt_challenge("new", 5, &[], t(0)).await.unwrap(),
         Limited::Passed(Attempt::Missing),
         "nothing put"
+    );
+}
+
+/// Tenant keys holding the wrong type or unreadable values are `Corrupt`:
+/// never overwritten, and a call that meets one writes nothing, even to
+/// the keys it names before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_keys_of_the_wrong_type_are_corrupt() {
+    use support::conformance::{add, guard};
+    let prefix = unique("corrupt-tenant");
+    let Some(store) = store_with_prefix(&prefix).await else {
+        return;
+    };
+    let p = &prefix;
+    let mut conn = raw().await;
+    let strings = [
+        format!("{{{p}:t}}:r:str"),
+        format!("{{{p}:t:acme}}:c:str"),
+        format!("{{{p}:p:str}}"),
+    ];
+    for key in &strings {
+        let () = conn.set(key, "x").await.unwrap();
+    }
+    let () = conn
+        .hset_multiple(
+            format!("{{{p}:t:acme}}:c:text"),
+            &[(" exp", "99999999999999999"), ("n", "many")],
+        )
+        .await
+        .unwrap();
+    let () = conn
+        .hset(format!("{{{p}:t:acme}}:c:bare"), "n", "1")
+        .await
+        .unwrap();
+    let () = conn
+        .hset_multiple(format!("{{{p}:t}}:r:badv"), &[("v", "one"), ("d", "x")])
+        .await
+        .unwrap();
+    let () = conn
+        .hset(format!("{{{p}:t}}:r:half"), "v", "1")
+        .await
+        .unwrap();
+    let corrupt = |r: Result<_, StoreError>| match r {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+
+    corrupt(store.create_tenant("str", b"t").await.map(|_| ()));
+    corrupt(store.get_tenant("str").await.map(|_| ()));
+    corrupt(store.update_tenant("str", 1, b"t").await.map(|_| ()));
+    corrupt(store.get_tenant("badv").await.map(|_| ()));
+    corrupt(store.update_tenant("badv", 1, b"t").await.map(|_| ()));
+    corrupt(store.get_tenant("half").await.map(|_| ()));
+    for bad in ["str", "text", "bare"] {
+        let adds = [add("good", "n", 1), add(bad, "n", 1)];
+        corrupt(store.add_counters("acme", &adds, t(0)).await);
+        let guards = [guard("good", "n", 10), guard(bad, "n", 10)];
+        corrupt(
+            store
+                .add_counters_within("acme", &guards, &adds[..1], t(0))
+                .await
+                .map(|_| ()),
+        );
+        corrupt(
+            store
+                .counters("acme", &["good", bad], t(0))
+                .await
+                .map(|_| ()),
+        );
+    }
+    assert_eq!(
+        store.counters("acme", &["good"], t(0)).await.unwrap(),
+        [vec![]],
+        "a failed call wrote a group named before the bad one"
+    );
+    corrupt(
+        store
+            .put_pending("str", b"p", Duration::from_secs(60), t(0))
+            .await,
+    );
+    corrupt(store.take_pending("str", t(0)).await.map(|_| ()));
+    for key in &strings {
+        let kept: String = conn.get(key).await.unwrap();
+        assert_eq!(kept, "x", "{key} overwritten");
+    }
+
+    // An index of the wrong type: listing fails, and a create writes no
+    // record.
+    let () = conn.set(format!("{{{p}:t}}:i"), "x").await.unwrap();
+    corrupt(store.list_tenants().await.map(|_| ()));
+    corrupt(store.create_tenant("new", b"t").await.map(|_| ()));
+    let exists: bool = conn.exists(format!("{{{p}:t}}:r:new")).await.unwrap();
+    assert!(!exists, "create wrote a record it could not index");
+}
+
+/// Every tenant operation is one round trip: one `EVALSHA` (whatever the
+/// number of groups), or the one `HMGET` of `get_tenant`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_operation_is_one_redis_call() {
+    use support::conformance::{add, guard};
+    // A private server: the shared one counts other tests' commands too.
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::builder(server.url()).connect().await.unwrap();
+    let adds = [
+        add("d:1", "n", 1),
+        add("m:1", "n", 1),
+        add("d:1", "sent", 1),
+    ];
+    let one = |what: &str, before: &BTreeMap<String, u64>| {
+        let calls = server.calls_since(before);
+        assert_eq!(calls.get("evalsha"), Some(&1), "{what}: {calls:?}");
+    };
+    let before = server.command_calls();
+    store.create_tenant("acme", b"t").await.unwrap();
+    one("create_tenant", &before);
+    let before = server.command_calls();
+    store.update_tenant("acme", 1, b"t2").await.unwrap();
+    one("update_tenant", &before);
+    let before = server.command_calls();
+    store.list_tenants().await.unwrap();
+    one("list_tenants", &before);
+    let before = server.command_calls();
+    store.add_counters("acme", &adds, t(0)).await.unwrap();
+    one("add_counters", &before);
+    let before = server.command_calls();
+    let guards = [guard("d:1", "n", 10), guard("m:1", "n", 10)];
+    store
+        .add_counters_within("acme", &guards, &adds, t(0))
+        .await
+        .unwrap();
+    one("add_counters_within", &before);
+    let before = server.command_calls();
+    store.counters("acme", &["d:1", "m:1"], t(0)).await.unwrap();
+    one("counters", &before);
+    let before = server.command_calls();
+    store
+        .put_pending("p", b"p", Duration::from_secs(60), t(0))
+        .await
+        .unwrap();
+    one("put_pending", &before);
+    let before = server.command_calls();
+    store.take_pending("p", t(0)).await.unwrap();
+    one("take_pending", &before);
+    let before = server.command_calls();
+    store.get_tenant("acme").await.unwrap();
+    assert_eq!(
+        server.calls_since(&before),
+        BTreeMap::from([("hmget".to_owned(), 1)])
     );
 }
 

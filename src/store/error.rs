@@ -22,6 +22,11 @@ pub enum StoreError {
     /// forget live state (names the table: `"rate table"`, `"records"`).
     /// Nothing was changed.
     Full(&'static str),
+    /// The call asked for something outside the operation's documented
+    /// bounds (a counter field longer than 64 bytes, a counter taken past
+    /// its range…): a bug of the caller, not of the backend. Nothing was
+    /// changed.
+    Invalid(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -31,6 +36,7 @@ impl fmt::Display for StoreError {
             Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
             Self::Corrupt(what) => write!(f, "store returned unreadable data: {what}"),
             Self::Full(what) => write!(f, "store is full: {what} at capacity"),
+            Self::Invalid(what) => write!(f, "store refused the call: {what}"),
         }
     }
 }

@@ -5,9 +5,9 @@
 //! for a backend of every concern, or the suite of one trait for a partial
 //! backend (`rate_store_conformance!`, `challenge_store_conformance!`,
 //! `session_store_conformance!`, `api_key_store_conformance!`,
-//! `ping_conformance!`); each behaviour becomes its own `#[tokio::test]`.
-//! Keys are random per test, so backends that share a server (Redis) need
-//! no flushing.
+//! `tenant_store_conformance!`, `ping_conformance!`); each behaviour becomes
+//! its own `#[tokio::test]`. Keys are random per test, so backends that
+//! share a server (Redis) need no flushing.
 
 #![allow(dead_code)]
 
@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_otp::quota::Quota;
 use tower_otp::store::{
-    ApiKeyStore, Attempt, Challenge, ChallengeStore, Limit, Limited, NewSession, Ping, RateStore,
-    RefreshRotation, Rotation, SessionStore,
+    ApiKeyStore, Attempt, Challenge, ChallengeStore, CounterAdd, CounterGuard, Guarded, Limit,
+    Limited, NewSession, Ping, RateStore, RefreshRotation, Rotation, SessionStore, StoreError,
+    TenantRecord, TenantStore,
 };
 
 /// A random key with a readable label.
@@ -905,6 +906,634 @@ pub async fn api_keys_crud<S: ApiKeyStore>(store: S) {
     );
 }
 
+/// A change of `field` in `group` by `delta`, kept an hour.
+pub fn add<'a>(group: &'a str, field: &'a str, delta: i64) -> CounterAdd<'a> {
+    CounterAdd {
+        group,
+        field,
+        delta,
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+/// `field` of `group` must stay below `max`.
+pub fn guard<'a>(group: &'a str, field: &'a str, max: i64) -> CounterGuard<'a> {
+    CounterGuard { group, field, max }
+}
+
+/// The counters of one group, as `(field, value)`.
+fn fields(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(f, v)| ((*f).to_owned(), *v)).collect()
+}
+
+/// The counters of `groups` of `tenant` at `now`.
+async fn read<S: TenantStore>(
+    store: &S,
+    tenant: &str,
+    groups: &[&str],
+    now: SystemTime,
+) -> Vec<Vec<(String, i64)>> {
+    store.counters(tenant, groups, now).await.unwrap()
+}
+
+fn record(version: u64, data: &[u8]) -> TenantRecord {
+    TenantRecord {
+        version,
+        data: data.to_vec(),
+    }
+}
+
+/// A new tenant is at version 1; a second create changes nothing.
+pub async fn tenant_create_get<S: TenantStore>(store: S) {
+    let id = unique("tenant");
+    assert_eq!(store.get_tenant(&id).await.unwrap(), None);
+    assert!(store.create_tenant(&id, b"{\"name\":\"a\"}").await.unwrap());
+    assert_eq!(
+        store.get_tenant(&id).await.unwrap(),
+        Some(record(1, b"{\"name\":\"a\"}"))
+    );
+    assert!(!store.create_tenant(&id, b"other").await.unwrap());
+    assert_eq!(
+        store.get_tenant(&id).await.unwrap(),
+        Some(record(1, b"{\"name\":\"a\"}")),
+        "a second create changed the record"
+    );
+    // Empty data is a record too.
+    let empty = unique("tenant");
+    assert!(store.create_tenant(&empty, b"").await.unwrap());
+    assert_eq!(
+        store.get_tenant(&empty).await.unwrap(),
+        Some(record(1, b""))
+    );
+}
+
+/// An update with the current version replaces the record and bumps the
+/// version; a stale or future version, or a missing tenant, changes nothing.
+pub async fn tenant_update_checks_the_version<S: TenantStore>(store: S) {
+    let id = unique("tenant");
+    assert!(store.create_tenant(&id, b"v1").await.unwrap());
+    assert!(store.update_tenant(&id, 1, b"v2").await.unwrap());
+    assert_eq!(store.get_tenant(&id).await.unwrap(), Some(record(2, b"v2")));
+    for wrong in [0, 1, 3, u64::MAX - 1] {
+        assert!(!store.update_tenant(&id, wrong, b"lost").await.unwrap());
+        assert_eq!(
+            store.get_tenant(&id).await.unwrap(),
+            Some(record(2, b"v2")),
+            "version {wrong}"
+        );
+    }
+    assert!(store.update_tenant(&id, 2, b"v3").await.unwrap());
+    assert_eq!(store.get_tenant(&id).await.unwrap(), Some(record(3, b"v3")));
+    let missing = unique("tenant");
+    assert!(!store.update_tenant(&missing, 1, b"x").await.unwrap());
+    assert_eq!(store.get_tenant(&missing).await.unwrap(), None);
+}
+
+/// 64 concurrent updates from the same version: exactly one wins.
+pub async fn concurrent_updates_have_one_winner<S: TenantStore>(store: S) {
+    let id = Arc::new(unique("tenant"));
+    assert!(store.create_tenant(&id, b"v1").await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let (store, id) = (store.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            (i, store.update_tenant(&id, 1, &[i]).await.unwrap())
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, won) = task.await.unwrap();
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        store.get_tenant(&id).await.unwrap(),
+        Some(record(2, &[winners[0]]))
+    );
+}
+
+/// Every tenant is listed with its record, ordered by id.
+pub async fn tenants_listed_by_id<S: TenantStore>(store: S) {
+    let base = unique("tenant");
+    // Created out of order.
+    let ids = [
+        format!("{base}-b"),
+        format!("{base}-c"),
+        format!("{base}-a"),
+    ];
+    for id in &ids {
+        assert!(store.create_tenant(id, id.as_bytes()).await.unwrap());
+    }
+    assert!(store.update_tenant(&ids[1], 1, b"updated").await.unwrap());
+    let listed = store.list_tenants().await.unwrap();
+    assert!(
+        listed.windows(2).all(|w| w[0].0 < w[1].0),
+        "not ordered by id"
+    );
+    let ours: Vec<_> = listed
+        .into_iter()
+        .filter(|(id, _)| id.starts_with(&base))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            (ids[2].clone(), record(1, ids[2].as_bytes())),
+            (ids[0].clone(), record(1, ids[0].as_bytes())),
+            (ids[1].clone(), record(2, b"updated")),
+        ]
+    );
+}
+
+/// Names outside the bounds: a write fails with `Invalid` and changes
+/// nothing, a read finds nothing.
+pub async fn invalid_tenant_ids_are_refused<S: TenantStore>(store: S) {
+    let long = "t".repeat(65);
+    for id in ["", "a b", "a{b", "a}b", long.as_str()] {
+        let err = store.create_tenant(id, b"x").await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{id:?}: {err:?}");
+        assert_eq!(store.get_tenant(id).await.unwrap(), None, "{id:?}");
+        assert!(!store.update_tenant(id, 1, b"x").await.unwrap(), "{id:?}");
+        let err = store
+            .add_counters(id, &[add("g", "f", 1)], t(0))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{id:?}: {err:?}");
+        assert_eq!(read(&store, id, &["g"], t(0)).await, [vec![]], "{id:?}");
+    }
+    assert!(
+        !store
+            .list_tenants()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(id, _)| id.is_empty() || id.contains([' ', '{', '}']))
+    );
+}
+
+/// Several groups at once, negative deltas, a field named twice; a missing
+/// group reads empty and fields come sorted.
+pub async fn counters_add_and_read<S: TenantStore>(store: S) {
+    let tenant = unique("tenant");
+    assert_eq!(
+        read(&store, &tenant, &["d:1", "m:1"], t(0)).await,
+        [vec![], vec![]]
+    );
+    store
+        .add_counters(
+            &tenant,
+            &[
+                add("d:1", "otp_requested", 3),
+                add("m:1", "otp_requested", 3),
+                add("d:1", "messages_sent", 2),
+                add("d:1", "otp_requested", 1),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap();
+    store
+        .add_counters(
+            &tenant,
+            &[add("d:1", "messages_sent", -1), add("d:1", "a_first", -5)],
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&store, &tenant, &["m:1", "missing", "d:1"], t(2)).await,
+        [
+            fields(&[("otp_requested", 3)]),
+            vec![],
+            fields(&[("a_first", -5), ("messages_sent", 1), ("otp_requested", 4)]),
+        ]
+    );
+    // A group may be asked for twice; no groups is no answer; no adds is
+    // no change.
+    assert_eq!(
+        read(&store, &tenant, &["m:1", "m:1"], t(2)).await,
+        [
+            fields(&[("otp_requested", 3)]),
+            fields(&[("otp_requested", 3)])
+        ]
+    );
+    assert!(read(&store, &tenant, &[], t(2)).await.is_empty());
+    store.add_counters(&tenant, &[], t(2)).await.unwrap();
+    assert_eq!(
+        read(&store, &tenant, &["m:1"], t(2)).await,
+        [fields(&[("otp_requested", 3)])]
+    );
+}
+
+/// A group expires `ttl` after its change on the caller's clock; a later
+/// change with a longer ttl extends it, a shorter one never shortens it,
+/// and a change after expiry starts it afresh.
+pub async fn counter_groups_expire<S: TenantStore>(store: S) {
+    let tenant = unique("tenant");
+    let ttl = |group, delta, secs| CounterAdd {
+        ttl: Duration::from_secs(secs),
+        ..add(group, "n", delta)
+    };
+    store
+        .add_counters(&tenant, &[ttl("short", 1, 60), ttl("long", 1, 600)], t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&store, &tenant, &["short", "long"], t(59)).await,
+        [fields(&[("n", 1)]), fields(&[("n", 1)])]
+    );
+    assert_eq!(
+        read(&store, &tenant, &["short", "long"], t(60)).await,
+        [vec![], fields(&[("n", 1)])],
+        "expired at its deadline"
+    );
+    // After expiry, a change starts the group afresh; a longer ttl then
+    // moves its deadline (t(160) → t(710)).
+    store
+        .add_counters(&tenant, &[ttl("short", 5, 60)], t(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&store, &tenant, &["short"], t(100)).await,
+        [fields(&[("n", 5)])]
+    );
+    store
+        .add_counters(&tenant, &[ttl("short", 1, 600)], t(110))
+        .await
+        .unwrap();
+    // A shorter ttl keeps the later deadline (t(600), not t(210)).
+    store
+        .add_counters(&tenant, &[ttl("long", 1, 10)], t(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&store, &tenant, &["short", "long"], t(599)).await,
+        [fields(&[("n", 6)]), fields(&[("n", 2)])]
+    );
+    assert_eq!(
+        read(&store, &tenant, &["short", "long"], t(600)).await,
+        [fields(&[("n", 6)]), vec![]]
+    );
+    assert_eq!(
+        read(&store, &tenant, &["short"], t(709)).await,
+        [fields(&[("n", 6)])]
+    );
+    assert_eq!(read(&store, &tenant, &["short"], t(710)).await, [vec![]]);
+}
+
+/// The same group name under two tenants: two sets of counters.
+pub async fn counters_are_per_tenant<S: TenantStore>(store: S) {
+    let (a, b) = (unique("tenant"), unique("tenant"));
+    store
+        .add_counters(&a, &[add("d:1", "n", 7)], t(0))
+        .await
+        .unwrap();
+    assert_eq!(read(&store, &b, &["d:1"], t(1)).await, [vec![]]);
+    let g = guard("d:1", "n", 1);
+    assert_eq!(
+        store
+            .add_counters_within(&b, &[g], &[add("d:1", "n", 1)], t(1))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![1]),
+        "a's counter guarded b's"
+    );
+    assert_eq!(
+        read(&store, &a, &["d:1"], t(2)).await,
+        [fields(&[("n", 7)])]
+    );
+    assert_eq!(
+        read(&store, &b, &["d:1"], t(2)).await,
+        [fields(&[("n", 1)])]
+    );
+}
+
+/// Guards that hold: the changes are made and each guard's value comes
+/// back as after them, including a guard on a field no change names.
+pub async fn guarded_add_within_limits<S: TenantStore>(store: S) {
+    let tenant = unique("tenant");
+    store
+        .add_counters(
+            &tenant,
+            &[add("d:1", "sent", 2), add("m:1", "sent", 9)],
+            t(0),
+        )
+        .await
+        .unwrap();
+    let guards = [
+        guard("d:1", "sent", 10),
+        guard("m:1", "sent", 100),
+        guard("d:1", "unchanged", 1),
+        guard("never", "n", 1),
+    ];
+    let adds = [
+        add("d:1", "sent", 1),
+        add("m:1", "sent", 1),
+        add("d:1", "other", 4),
+    ];
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &guards, &adds, t(1))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![3, 10, 0, 0])
+    );
+    assert_eq!(
+        read(&store, &tenant, &["d:1", "m:1", "never"], t(2)).await,
+        [
+            fields(&[("other", 4), ("sent", 3)]),
+            fields(&[("sent", 10)]),
+            vec![]
+        ]
+    );
+    // Guards alone change nothing and report the values; no guards and no
+    // changes is an empty success.
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &guards[..2], &[], t(2))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![3, 10])
+    );
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &[], &[], t(2))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![])
+    );
+    // A guard holds below its max, not at it.
+    let at_max = [guard("d:1", "sent", 4)];
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &at_max, &adds[..1], t(3))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![4])
+    );
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &at_max, &adds[..1], t(3))
+            .await
+            .unwrap(),
+        Guarded::Refused(vec![4])
+    );
+}
+
+/// One failing guard refuses the call: the values come back as they are,
+/// and no change is made — neither to the guarded counters nor to any
+/// other group or field.
+pub async fn refused_guarded_add_changes_nothing<S: TenantStore>(store: S) {
+    let tenant = unique("tenant");
+    store
+        .add_counters(
+            &tenant,
+            &[add("d:1", "sent", 5), add("m:1", "sent", 5)],
+            t(0),
+        )
+        .await
+        .unwrap();
+    let guards = [
+        guard("d:1", "sent", 100),
+        guard("m:1", "sent", 5),
+        guard("d:1", "missing", 1),
+    ];
+    let adds = [
+        add("d:1", "sent", 1),
+        add("m:1", "sent", 1),
+        add("d:1", "new_field", 1),
+        add("new_group", "n", 1),
+    ];
+    for s in 1..4 {
+        assert_eq!(
+            store
+                .add_counters_within(&tenant, &guards, &adds, t(s))
+                .await
+                .unwrap(),
+            Guarded::Refused(vec![5, 5, 0])
+        );
+    }
+    assert_eq!(
+        read(&store, &tenant, &["d:1", "m:1", "new_group"], t(5)).await,
+        [fields(&[("sent", 5)]), fields(&[("sent", 5)]), vec![]]
+    );
+    // A max of 0 refuses even a counter that was never counted.
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &[guard("x", "y", 0)], &adds, t(5))
+            .await
+            .unwrap(),
+        Guarded::Refused(vec![0])
+    );
+    assert_eq!(read(&store, &tenant, &["new_group"], t(5)).await, [vec![]]);
+}
+
+/// Input outside the bounds — a long, empty or spaced name, a delta or a
+/// result past ±(2^53 − 1), a zero ttl — fails with `Invalid` and changes
+/// nothing, in any position of the call.
+pub async fn invalid_counter_changes_change_nothing<S: TenantStore>(store: S) {
+    let tenant = unique("tenant");
+    const MAX: i64 = (1 << 53) - 1;
+    store
+        .add_counters(
+            &tenant,
+            &[add("g", "near", MAX - 1), add("g", "n", 1)],
+            t(0),
+        )
+        .await
+        .unwrap();
+    let long = "f".repeat(65);
+    let zero_ttl = CounterAdd {
+        ttl: Duration::ZERO,
+        ..add("g", "n", 1)
+    };
+    let bad: [&[CounterAdd<'_>]; 7] = [
+        &[add("g", "n", 1), add("g", &long, 1)],
+        &[add("g", "n", 1), add("", "n", 1)],
+        &[add("g", "n", 1), add("g", "a b", 1)],
+        &[add("g", "n", 1), add("g", "n", MAX + 1)],
+        &[add("g", "n", 1), zero_ttl],
+        // In range alone, past it together.
+        &[add("g", "n", 1), add("g", "near", 1), add("g", "near", 1)],
+        &[add("g", "n", 1), add("g", "n", -MAX), add("g", "n", -MAX)],
+    ];
+    for (i, adds) in bad.iter().enumerate() {
+        let err = store.add_counters(&tenant, adds, t(1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{i}: {err:?}");
+        let err = store
+            .add_counters_within(&tenant, &[guard("g", "n", 100)], adds, t(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{i}: {err:?}");
+    }
+    let err = store
+        .add_counters_within(&tenant, &[guard("g", &long, 1)], &[], t(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        read(&store, &tenant, &["g"], t(2)).await,
+        [fields(&[("n", 1), ("near", MAX - 1)])]
+    );
+    // The bounds themselves are in range.
+    store
+        .add_counters(&tenant, &[add("g", "near", 1), add("g", "low", -MAX)], t(3))
+        .await
+        .unwrap();
+    let guards = [guard("g", "near", i64::MAX), guard("g", "low", i64::MIN)];
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &guards[..1], &[], t(3))
+            .await
+            .unwrap(),
+        Guarded::Added(vec![MAX])
+    );
+    assert_eq!(
+        store
+            .add_counters_within(&tenant, &guards[1..], &[], t(3))
+            .await
+            .unwrap(),
+        Guarded::Refused(vec![-MAX])
+    );
+}
+
+/// 64 concurrent guarded adds under a max of 10: exactly 10 are added, the
+/// counter ends at 10, and an unguarded field each added call changes ends
+/// at 10 too — a refused call changed nothing.
+pub async fn concurrent_guarded_adds_never_pass_max<S: TenantStore>(store: S) {
+    let tenant = Arc::new(unique("tenant"));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .add_counters_within(
+                    &tenant,
+                    &[guard("d:1", "quota", 10)],
+                    &[
+                        add("d:1", "quota", 1),
+                        add("d:1", "sent", 1),
+                        add("m:1", "sent", 1),
+                    ],
+                    t(0),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut added = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Guarded::Added(v) => added.push(v[0]),
+            Guarded::Refused(v) => assert_eq!(v, [10], "refused below the max"),
+        }
+    }
+    added.sort_unstable();
+    assert_eq!(added, (1..=10).collect::<Vec<i64>>());
+    assert_eq!(
+        read(&store, &tenant, &["d:1", "m:1"], t(1)).await,
+        [
+            fields(&[("quota", 10), ("sent", 10)]),
+            fields(&[("sent", 10)])
+        ]
+    );
+}
+
+/// 64 concurrent unguarded adds over two groups: exact sums.
+pub async fn concurrent_adds_sum_exactly<S: TenantStore>(store: S) {
+    let tenant = Arc::new(unique("tenant"));
+    let mut tasks = Vec::new();
+    for i in 0..64i64 {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .add_counters(
+                    &tenant,
+                    &[
+                        add("d:1", "n", i),
+                        add("m:1", "n", 1),
+                        add("d:1", "back", -1),
+                    ],
+                    t(0),
+                )
+                .await
+                .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        read(&store, &tenant, &["d:1", "m:1"], t(1)).await,
+        [
+            fields(&[("back", -64), ("n", 63 * 64 / 2)]),
+            fields(&[("n", 64)])
+        ]
+    );
+}
+
+/// A pending signup is taken once; a put replaces it; a zero ttl removes.
+pub async fn pending_taken_once<S: TenantStore>(store: S) {
+    let key = unique("pending");
+    let ttl = Duration::from_secs(600);
+    assert_eq!(store.take_pending(&key, t(0)).await.unwrap(), None);
+    store.put_pending(&key, b"first", ttl, t(0)).await.unwrap();
+    store.put_pending(&key, b"second", ttl, t(1)).await.unwrap();
+    assert_eq!(
+        store.take_pending(&key, t(2)).await.unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+    assert_eq!(store.take_pending(&key, t(3)).await.unwrap(), None);
+    store.put_pending(&key, b"", ttl, t(4)).await.unwrap();
+    assert_eq!(
+        store.take_pending(&key, t(5)).await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
+    store.put_pending(&key, b"x", ttl, t(6)).await.unwrap();
+    store
+        .put_pending(&key, b"y", Duration::ZERO, t(7))
+        .await
+        .unwrap();
+    assert_eq!(store.take_pending(&key, t(8)).await.unwrap(), None);
+}
+
+/// A pending signup is gone `ttl` after its put, on the caller's clock.
+pub async fn pending_expires<S: TenantStore>(store: S) {
+    let (a, b) = (unique("pending"), unique("pending"));
+    let ttl = Duration::from_secs(600);
+    store.put_pending(&a, b"a", ttl, t(0)).await.unwrap();
+    store.put_pending(&b, b"b", ttl, t(0)).await.unwrap();
+    assert_eq!(
+        store.take_pending(&a, t(599)).await.unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert_eq!(store.take_pending(&b, t(600)).await.unwrap(), None);
+    // Expired is gone: no later (or earlier) clock brings it back.
+    assert_eq!(store.take_pending(&b, t(0)).await.unwrap(), None);
+}
+
+/// 64 concurrent takes of one pending signup: exactly one gets it.
+pub async fn concurrent_takes_have_one_winner<S: TenantStore>(store: S) {
+    let key = Arc::new(unique("pending"));
+    store
+        .put_pending(&key, b"signup", Duration::from_secs(600), t(0))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store.take_pending(&key, t(1)).await.unwrap()
+        }));
+    }
+    let mut taken = Vec::new();
+    for task in tasks {
+        taken.extend(task.await.unwrap());
+    }
+    assert_eq!(taken, [b"signup".to_vec()]);
+}
+
 pub async fn ping_answers<S: Ping>(store: S) {
     store.ping().await.unwrap();
 }
@@ -970,6 +1599,21 @@ macro_rules! api_key_store_conformance {
     };
 }
 
+/// The [`TenantStore`] suite.
+#[macro_export]
+macro_rules! tenant_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!($make;
+            tenant_create_get, tenant_update_checks_the_version,
+            concurrent_updates_have_one_winner, tenants_listed_by_id,
+            invalid_tenant_ids_are_refused, counters_add_and_read, counter_groups_expire,
+            counters_are_per_tenant, guarded_add_within_limits,
+            refused_guarded_add_changes_nothing, invalid_counter_changes_change_nothing,
+            concurrent_guarded_adds_never_pass_max, concurrent_adds_sum_exactly,
+            pending_taken_once, pending_expires, concurrent_takes_have_one_winner);
+    };
+}
+
 /// The [`Ping`] suite.
 #[macro_export]
 macro_rules! ping_conformance {
@@ -986,6 +1630,7 @@ macro_rules! store_conformance {
         $crate::challenge_store_conformance!($make);
         $crate::session_store_conformance!($make);
         $crate::api_key_store_conformance!($make);
+        $crate::tenant_store_conformance!($make);
         $crate::ping_conformance!($make);
     };
 }

@@ -34,7 +34,7 @@ impl ApiKeyStore for MemoryStore {
             .records
             .get(&api_key_key(id), |record, _| match record {
                 Record::ApiKey(bytes) => Some(bytes.to_vec()),
-                Record::Session(_) => None,
+                _ => None,
             })
             .flatten())
     }

@@ -49,15 +49,17 @@ impl MemoryStoreBuilder {
         }
     }
 
-    /// Most pending challenges kept (default 1 000 000); past it the cache
-    /// evicts (a lost challenge only means requesting a new code).
+    /// Most pending challenges kept, and as many pending signups (default
+    /// 1 000 000 each); past it the cache evicts (a lost challenge only
+    /// means requesting a new code, a lost signup signing up again).
     pub fn max_capacity(mut self, n: u64) -> Self {
         self.max_capacity = n;
         self
     }
 
-    /// Most authoritative records kept — API keys, revocation markers and
-    /// session families together (default 1 000 000). Never evicted: when
+    /// Most authoritative records kept — API keys, revocation markers,
+    /// session families, tenants and one counter record per tenant together
+    /// (default 1 000 000). Never evicted: when
     /// all are live, writing a new one fails with [`StoreError::Full`].
     pub fn max_records(mut self, n: usize) -> Self {
         self.max_records = n;
@@ -76,6 +78,10 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         MemoryStore {
             challenges: Cache::builder()
+                .max_capacity(self.max_capacity)
+                .expire_after(EntryTtl)
+                .build(),
+            pending: Cache::builder()
                 .max_capacity(self.max_capacity)
                 .expire_after(EntryTtl)
                 .build(),

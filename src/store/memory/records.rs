@@ -1,8 +1,9 @@
 //! The memory store's authoritative records: a sharded map that never evicts.
 //!
-//! API keys, revocation markers and session families must not disappear
-//! because the process met many of them: an evicted revocation is a revoked
-//! token that works again, an evicted API key a customer locked out. So they
+//! API keys, revocation markers, session families, tenants and their
+//! counters must not disappear because the process met many of them: an
+//! evicted revocation is a revoked token that works again, an evicted API
+//! key or tenant a customer locked out, an evicted counter a reset quota. So they
 //! do not live in a cache. The table holds at most `capacity` records;
 //! expired ones are reclaimed (lazily: a write that finds the table full
 //! first sweeps out every expired record), and when every record is live a
@@ -14,6 +15,9 @@
 //! TTLs of the cache it replaces: the record operations of
 //! [`SessionStore`](crate::store::SessionStore) and
 //! [`ApiKeyStore`](crate::store::ApiKeyStore) are not given the caller's time.
+//! [`TenantStore`](crate::store::TenantStore) counters are, and decide their
+//! expiry by it; their record's deadline on this clock is only the backstop
+//! that reclaims the room.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -45,7 +45,7 @@ impl MemoryStore {
         self.records
             .get(&session_key(id), |record, now| match record {
                 Record::Session(s) => s.revoked_until > now,
-                Record::ApiKey(_) => false,
+                _ => false,
             })
             .unwrap_or(false)
     }

@@ -9,9 +9,10 @@ use moka::Expiry;
 use moka::sync::Cache;
 
 use super::capacity::FullAlarm;
+use super::counters::Counters;
 use super::rate_table::RateTable;
 use super::records::{Deadline, Op as RecordOp, RecordTable};
-use crate::store::{Challenge, Ping, StoreError};
+use crate::store::{Challenge, Ping, StoreError, TenantRecord};
 #[cfg(doc)]
 use crate::store::{SessionStore, Store};
 
@@ -23,22 +24,47 @@ pub(super) struct Entry {
     pub(super) ttl: Duration,
 }
 
-/// Each entry lives until its challenge expires.
+/// A pending signup in its cache, until `until_us` on the caller's clock.
+#[derive(Clone)]
+pub(super) struct Pending {
+    pub(super) data: Arc<[u8]>,
+    pub(super) until_us: u64,
+    pub(super) ttl: Duration,
+}
+
+/// A cache value with a TTL of its own.
+pub(super) trait Ttl {
+    fn ttl(&self) -> Duration;
+}
+
+impl Ttl for Entry {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+impl Ttl for Pending {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// Each cache entry lives for its own TTL (a challenge until it expires).
 pub(super) struct EntryTtl;
 
-impl Expiry<String, Entry> for EntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+impl<V: Ttl> Expiry<String, V> for EntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &V, _: Instant) -> Option<Duration> {
+        Some(entry.ttl())
     }
 
     fn expire_after_update(
         &self,
         _: &String,
-        entry: &Entry,
+        entry: &V,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(entry.ttl())
     }
 }
 
@@ -86,15 +112,19 @@ pub(super) struct Family {
 pub(super) enum Record {
     ApiKey(Arc<[u8]>),
     Session(Session),
+    Tenant(TenantRecord),
+    /// Every counter group of one tenant.
+    Counters(Counters),
 }
 
 /// The in-memory [`Store`]: bounded, per-entry TTLs, lock-free reads.
 ///
-/// Three structures, each bounded, and bounded the way its data can bear
-/// (clones share all three):
+/// Four structures, each bounded, and bounded the way its data can bear
+/// (clones share all four):
 ///
 /// * **Authoritative records** — API keys, revocation and logout markers,
-///   session families with their refresh state — are never evicted. They
+///   session families with their refresh state, tenant records and each
+///   tenant's counters (one record per tenant) — are never evicted. They
 ///   live in a table that holds at most [`MemoryStoreBuilder::max_records`]
 ///   (default 1 000 000); expired records are reclaimed, and when every
 ///   record is live a write that needs a *new* record fails with
@@ -111,6 +141,10 @@ pub(super) enum Record {
 /// * **Challenges** (short-lived and loss-tolerant: a lost one only means a
 ///   new code must be requested) live in a moka cache of at most
 ///   [`MemoryStoreBuilder::max_capacity`] entries, which evicts when full.
+/// * **Pending signups** (as loss-tolerant: the signup is asked for again)
+///   live in a second cache of the same bound. Not in the record table: a
+///   flood of signups, which anyone can start, must not fill the room of
+///   API keys, sessions and tenants.
 ///
 /// Every refusal for capacity counts in the metric
 /// `tower_otp_store_full_total{table="records"|"rate table"}` and logs a
@@ -136,6 +170,7 @@ pub(super) enum Record {
 #[derive(Clone)]
 pub struct MemoryStore {
     pub(super) challenges: Cache<String, Entry>,
+    pub(super) pending: Cache<String, Pending>,
     pub(super) records: Arc<RecordTable<Record>>,
     pub(super) rates: Arc<RateTable>,
     pub(super) alarms: Arc<Alarms>,
@@ -150,6 +185,7 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
             .field("challenges", &self.challenges.entry_count())
+            .field("pending", &self.pending.entry_count())
             .field("records", &self.records.len())
             .field("rate_keys", &self.rates.len())
             .finish()

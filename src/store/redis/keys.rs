@@ -6,6 +6,8 @@ pub(super) struct Keys {
     pub(super) prefix: String,
     pub(super) api_key_record_prefix: String,
     pub(super) api_key_index: String,
+    pub(super) tenant_record_prefix: String,
+    pub(super) tenant_index: String,
 }
 
 impl Keys {
@@ -14,6 +16,8 @@ impl Keys {
             prefix: prefix.to_owned(),
             api_key_record_prefix: format!("{{{prefix}:k}}:r:"),
             api_key_index: format!("{{{prefix}:k}}:i"),
+            tenant_record_prefix: format!("{{{prefix}:t}}:r:"),
+            tenant_index: format!("{{{prefix}:t}}:i"),
         }
     }
 
@@ -44,6 +48,25 @@ impl Keys {
     pub(super) fn api_key(&self, id: &str) -> String {
         format!("{}{id}", self.api_key_record_prefix)
     }
+
+    /// Tenant records share one slot, like API keys: listing them is one
+    /// script, and there are few.
+    pub(super) fn tenant(&self, id: &str) -> String {
+        format!("{}{id}", self.tenant_record_prefix)
+    }
+
+    /// A tenant's counter groups share the tenant's own tag, so one script
+    /// changes several groups at once and tenants spread over a cluster. The
+    /// id is checked to hold no `{` or `}` (else one tenant could name
+    /// another's groups).
+    pub(super) fn counters(&self, tenant: &str, group: &str) -> String {
+        format!("{{{}:t:{tenant}}}:c:{group}", self.prefix)
+    }
+
+    /// Each pending signup in a slot of its own: its scripts name one key.
+    pub(super) fn pending(&self, key: &str) -> String {
+        format!("{{{}:p:{key}}}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +82,10 @@ mod tests {
         assert_eq!(k.revoked("sid"), "{app:s:sid}:x");
         assert_eq!(k.api_key("id"), "{app:k}:r:id");
         assert_eq!(k.api_key_index, "{app:k}:i");
+        assert_eq!(k.tenant("acme"), "{app:t}:r:acme");
+        assert_eq!(k.tenant_index, "{app:t}:i");
+        assert_eq!(k.counters("acme", "d:1"), "{app:t:acme}:c:d:1");
+        assert_eq!(k.pending("p"), "{app:p:p}");
         // The hash tag (first `{` to first `}`) is the same for a family's keys.
         let tag = |key: &str| {
             let start = key.find('{').unwrap_or(0);
@@ -67,6 +94,11 @@ mod tests {
         };
         assert_eq!(tag(&k.family("a}b")), tag(&k.revoked("a}b")));
         assert_eq!(tag(&k.api_key("x")), tag(&k.api_key_index));
+        assert_eq!(tag(&k.tenant("x}")), tag(&k.tenant_index));
+        assert_eq!(tag(&k.counters("a", "g}{")), tag(&k.counters("a", "h")));
+        assert_ne!(tag(&k.counters("a", "g")), tag(&k.counters("b", "g")));
+        // No tenant record is a counter group, whatever the names.
+        assert!(!k.counters("a", "g").starts_with(&k.tenant_record_prefix));
         // Every rate cell shares one tag: one hit_all may name any of them,
         // and a challenge step names them with its challenge.
         assert_eq!(tag(&k.rate("ip:a}{b")), tag(&k.rate("global")));

@@ -7,7 +7,7 @@
 //! `connection.rs` (single node or cluster, recovery), `keys.rs` (the key
 //! layout), `scripts.rs` and `lua/` (the scripts), `reply.rs` (reading
 //! replies and errors), and one file per concern trait (`rate.rs`,
-//! `challenge.rs`, `session.rs`, `api_key.rs`).
+//! `challenge.rs`, `session.rs`, `api_key.rs`, `tenant.rs`).
 
 mod api_key;
 mod builder;

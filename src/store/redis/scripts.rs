@@ -19,10 +19,17 @@ pub(super) struct Scripts {
     pub(super) api_key_put: Script,
     pub(super) api_key_delete: Script,
     pub(super) api_key_list: Script,
+    pub(super) tenant_create: Script,
+    pub(super) tenant_update: Script,
+    pub(super) tenant_list: Script,
+    pub(super) counters_add: Script,
+    pub(super) counters_get: Script,
+    pub(super) pending_put: Script,
+    pub(super) pending_take: Script,
 }
 
 impl Scripts {
-    pub(super) fn all(&self) -> [&Script; 11] {
+    pub(super) fn all(&self) -> [&Script; 18] {
         [
             &self.hit_all,
             &self.challenge_put,
@@ -35,6 +42,13 @@ impl Scripts {
             &self.api_key_put,
             &self.api_key_delete,
             &self.api_key_list,
+            &self.tenant_create,
+            &self.tenant_update,
+            &self.tenant_list,
+            &self.counters_add,
+            &self.counters_get,
+            &self.pending_put,
+            &self.pending_take,
         ]
     }
 }
@@ -62,4 +76,11 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     api_key_put: script!("api_key_put"),
     api_key_delete: script!("api_key_delete"),
     api_key_list: script!("api_key_list"),
+    tenant_create: script!("tenant_create"),
+    tenant_update: script!("tenant_update"),
+    tenant_list: script!("tenant_list"),
+    counters_add: script!("counters_add"),
+    counters_get: script!("counters_get"),
+    pending_put: script!("pending_put"),
+    pending_take: script!("pending_take"),
 });

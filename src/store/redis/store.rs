@@ -42,17 +42,26 @@ const MAX_TTL_MS: u64 = 1 << 48;
 /// | key | type | what |
 /// |---|---|---|
 /// | `{P:r}:<key>` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset |
-/// | `{P:c:<key>}` | hash | challenge: `id`, `mac`, `exp`, attempt count `n` |
+/// | `{P:r}c:<key>` | hash | challenge: `id`, `mac`, `exp`, attempt count `n` |
 /// | `{P:s:<id>}` | hash | session family: `cur`, `data`, `prev`, `prev_at`, `spent` |
 /// | `{P:s:<id>}:x` | string | revoked marker of a family id or a token `jti` |
 /// | `{P:k}:r:<id>` | string | API-key record |
 /// | `{P:k}:i` | set | index of API-key ids (for listing) |
+/// | `{P:t}:r:<id>` | hash | tenant record: version `v`, data `d` |
+/// | `{P:t}:i` | set | index of tenant ids (for listing) |
+/// | `{P:t:<id>}:c:<group>` | hash | a tenant's counter group: one field per counter, and ` exp` (a space first), its deadline (µs) |
+/// | `{P:p:<key>}` | hash | pending signup: data `d`, deadline `exp` (µs) |
 ///
 /// The key parts passed in by `tower-otp` are already hashed or random; no
 /// phone, email, code or token reaches Redis in plain text. Every key carries
-/// a TTL except API-key records stored without one and their index; listing
-/// drops index entries whose record has expired. All API keys share one slot
-/// (they are few), so listing is one script even on a cluster.
+/// a TTL except API-key records stored without one, tenant records, and
+/// their indexes; listing drops index entries whose record is gone. All API
+/// keys share one slot, and so do all tenant records (they are few), so
+/// listing is one script even on a cluster. A tenant's counter groups share
+/// the tenant's own slot, so one script changes several groups of a tenant
+/// at once (its guards included) while tenants spread over the masters; a
+/// group's deadline on the caller's clock decides its expiry, its `PEXPIRE`
+/// (the longest ttl of its changes) reclaims it.
 ///
 /// All rate cells share the hash tag `{P:r}` too: [`RateStore::hit_all`] decides
 /// the limits of one request (per identifier, per client address, the global
@@ -66,18 +75,20 @@ const MAX_TTL_MS: u64 = 1 << 48;
 /// # Capacity
 ///
 /// `RedisStore` sets no bound of its own; memory is bounded by Redis. Revocation
-/// markers, session families and API keys are *authoritative*: an evicted
-/// revocation is a revoked token that works again. Run Redis with
+/// markers, session families, API keys, tenants and tenant counters are
+/// *authoritative*: an evicted revocation is a revoked token that works
+/// again, an evicted counter a reset quota. Run Redis with
 /// `maxmemory-policy noeviction` (the default) so a full Redis refuses writes —
 /// they fail as [`StoreError::Unavailable`] and the router answers `503` —
 /// instead of evicting; an `allkeys-*` or `volatile-*` policy can silently drop
-/// revocations, session families and exhausted rate cells (every key here but
-/// API keys stored without expiry carries a TTL, so `volatile-*` is no safer).
+/// revocations, session families, counters and exhausted rate cells (nearly
+/// every key here carries a TTL, so `volatile-*` is no safer).
 ///
 /// Without persistence (no RDB/AOF), a restart loses all of it: pending
 /// challenges (users request a new code), rate cells (limits start afresh),
 /// session families (users sign in again), revocations (revoked access tokens
-/// work again until they expire) and API keys.
+/// work again until they expire), API keys, tenants, their counters (usage
+/// and quotas start afresh) and pending signups.
 ///
 /// # Failure behaviour
 ///
