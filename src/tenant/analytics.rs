@@ -3,6 +3,7 @@
 //! aggregated in memory on each instance and merged in the store.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -91,8 +92,10 @@ const ERROR_PREFIX: &str = "e:";
 /// those of a flush under way included; a record for one more tenant is
 /// dropped and counted in [`dropped`](Self::dropped) and the metric
 /// `tower_otp_analytics_dropped_total{reason="tenants"}` — `record` stays
-/// synchronous and never waits for the store. Per tenant and slot, a
-/// pending aggregate holds at most 2 220 sketch buckets and 33 error codes.
+/// synchronous and never waits for the store. A pending tenant has at most
+/// one aggregate per slot of the longest window, plus one (older slots are
+/// dropped at flush, below), of at most 2 220 sketch buckets (a few hundred
+/// for real latencies) and 33 error codes.
 ///
 /// A flush that fails keeps everything it did not write, to be written by
 /// the next one, and counts `tower_otp_analytics_flush_errors_total`. Each
@@ -101,10 +104,17 @@ const ERROR_PREFIX: &str = "e:";
 /// store applied it (a Redis timeout at the wrong moment) is written again,
 /// so such a tenant's minute can count twice: delivery is at least once.
 /// A slot older than the longest window is dropped at flush instead of
-/// written, since no report can include it any more (`reason="stale"`).
-#[derive(Debug)]
+/// written, since no report can include it any more (`reason="stale"`);
+/// so is what the store refuses as [`StoreError::Invalid`] (a tenant id it
+/// cannot hold: `reason="invalid"`), which no retry could write.
 pub struct Analytics<S: TenantStore> {
     inner: Arc<Inner<S>>,
+}
+
+impl<S: TenantStore> fmt::Debug for Analytics<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
 }
 
 impl<S: TenantStore> Clone for Analytics<S> {
@@ -161,7 +171,11 @@ impl<S: TenantStore> AnalyticsBuilder<S> {
                 "must be at least 1",
             ));
         }
-        Ok(Analytics {
+        Ok(self.finish())
+    }
+
+    fn finish(self) -> Analytics<S> {
+        Analytics {
             inner: Arc::new(Inner {
                 store: self.store,
                 clock: self.clock,
@@ -170,11 +184,10 @@ impl<S: TenantStore> AnalyticsBuilder<S> {
                 pending: Mutex::default(),
                 dropped: AtomicU64::new(0),
             }),
-        })
+        }
     }
 }
 
-#[derive(Debug)]
 struct Inner<S> {
     store: S,
     clock: Arc<dyn Clock>,
@@ -184,6 +197,22 @@ struct Inner<S> {
     pending: Mutex<Pending>,
     /// Requests left out (see `dropped`).
     dropped: AtomicU64,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Inner<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the pending aggregates: thousands of them.
+        let pending = lock(&self.pending);
+        f.debug_struct("Analytics")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("window_slots", &self.window_slots)
+            .field("max_tenants", &self.max_tenants)
+            .field("pending_tenants", &pending.tenants.len())
+            .field("in_flight", &pending.in_flight)
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 /// What waits for the next flush.
@@ -366,16 +395,8 @@ impl<S: TenantStore> Analytics<S> {
     /// Analytics over `store` with the defaults: the system clock, a one-hour
     /// window, 10 000 pending tenants.
     pub fn new(store: S) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                clock: Arc::new(SystemClock),
-                window_slots: window_slots(DEFAULT_MAX_WINDOW),
-                max_tenants: DEFAULT_MAX_TENANTS,
-                pending: Mutex::default(),
-                dropped: AtomicU64::new(0),
-            }),
-        }
+        // The defaults need no checking.
+        Self::builder(store).finish()
     }
 
     /// Settings beyond the defaults of [`new`](Self::new).
@@ -410,7 +431,8 @@ impl<S: TenantStore> Analytics<S> {
     /// Writes every pending aggregate to the store, one
     /// [`add_counters`](TenantStore::add_counters) per tenant. On an error,
     /// what was not written stays pending (nothing is lost) and the error
-    /// is returned.
+    /// is returned; a tenant the store refuses as invalid is dropped and
+    /// the flush goes on.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
     }
@@ -477,8 +499,9 @@ impl<S: TenantStore> Analytics<S> {
     }
 
     /// Requests left out of the analytics so far: recorded while
-    /// `max_tenants` other tenants were pending, or in a slot that aged
-    /// out of the window before it could be written.
+    /// `max_tenants` other tenants were pending, in a slot that aged out of
+    /// the window before it could be written, or for a tenant id the store
+    /// refuses.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }
@@ -509,9 +532,19 @@ impl<S: TenantStore> Inner<S> {
             });
         }
         while let Some((tenant, slots)) = unwritten.rest.front() {
-            if let Err(e) = self.write(tenant, slots, now).await {
-                metrics::counter!("tower_otp_analytics_flush_errors_total").increment(1);
-                return Err(e);
+            match self.write(tenant, slots, now).await {
+                Ok(()) => {}
+                // Never writable (a tenant id the store refuses): retrying
+                // would fail every flush from now on.
+                Err(StoreError::Invalid(why)) => {
+                    let requests = slots.iter().map(|(_, a)| a.requests).sum();
+                    count_dropped(&self.dropped, "invalid", requests);
+                    tracing::warn!(tenant = ?tenant, why, "analytics the store refuses, dropped");
+                }
+                Err(e) => {
+                    metrics::counter!("tower_otp_analytics_flush_errors_total").increment(1);
+                    return Err(e);
+                }
             }
             unwritten.rest.pop_front();
         }
@@ -659,6 +692,57 @@ mod tests {
         ));
         // A later version's field is skipped.
         back.add_stored(&[("p:new".to_owned(), 5)]).unwrap();
+    }
+
+    /// A full store fails the flush; what it did not take stays pending,
+    /// merged with what was recorded since, and counts against the bound
+    /// only once.
+    #[cfg(feature = "moka")]
+    #[tokio::test]
+    async fn a_failed_flush_puts_back_what_it_did_not_write() {
+        use crate::clock::ManualClock;
+        use crate::store::MemoryStore;
+
+        // Room for one tenant's counter record.
+        let store = MemoryStore::builder().max_records(1).build();
+        let analytics = Analytics::builder(store)
+            .clock(ManualClock::default())
+            .max_tenants(2)
+            .build()
+            .unwrap();
+        let ms = Duration::from_millis;
+        analytics.record("t1", ms(1), Ok(()));
+        analytics.flush().await.unwrap();
+        for _ in 0..5 {
+            analytics.record("t2", ms(2), Err("invalid_code"));
+        }
+        analytics.record("t1", ms(1), Ok(()));
+        let err = analytics.flush().await.unwrap_err();
+        assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+        analytics.record("t2", ms(2), Ok(()));
+        let pending = |tenant: &str| {
+            let p = lock(&analytics.inner.pending);
+            assert_eq!(p.in_flight, 0);
+            p.tenants.get(tenant).map(|slots| {
+                assert_eq!(slots.len(), 1);
+                slots[0].1.clone()
+            })
+        };
+        // Tenants go in map order and a flush stops at its first error: t1
+        // was written, or is still pending whole.
+        assert!(pending("t1").is_none_or(|t1| t1.requests == 1));
+        let t2 = pending("t2").unwrap();
+        assert_eq!((t2.requests, t2.ok, t2.errors["invalid_code"]), (6, 1, 5));
+        assert_eq!(t2.latency.count(), 6);
+        // Still failing: nothing lost, nothing doubled.
+        let t1 = pending("t1");
+        assert!(analytics.flush().await.is_err());
+        assert_eq!(pending("t2").unwrap(), t2);
+        assert!(pending("t1").is_none_or(|again| Some(again) == t1));
+        assert_eq!(analytics.dropped(), 0);
+        let shown = format!("{analytics:?}");
+        assert!(shown.contains("pending_tenants: "), "{shown}");
+        assert!(!shown.contains("invalid_code"), "{shown}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub fn nearest_rank(q: f64, n: u64) -> Option<u64> {
 ///
 /// let mut a = LatencySketch::new();
 /// let mut b = LatencySketch::new();
-/// for ms in 1..=100 {
+/// for ms in 1..=100_u64 {
 ///     let sketch = if ms.is_multiple_of(2) { &mut a } else { &mut b };
 ///     sketch.record(Duration::from_millis(ms));
 /// }
