@@ -54,8 +54,11 @@ const ERROR_PREFIX: &str = "e:";
 /// instances write into one group. A record goes into the slot of the time
 /// it is recorded, so a minute's share is never split or moved.
 ///
-/// A report covers the last ⌈window / 60 s⌉ slots, the current (partial)
-/// one included: between `window − 60 s` and `window` of history.
+/// A report covers the last n = ⌈window / 60 s⌉ slots, the current
+/// (partial) one included: between n − 1 and n minutes of history, and
+/// `window_secs` says n × 60. It has this instance's records up to the
+/// moment (it flushes first) and the other instances' up to their last
+/// flush: at most one [flusher](Self::spawn_flusher) interval behind.
 ///
 /// ```
 /// # #[cfg(feature = "moka")] {
@@ -441,7 +444,8 @@ impl<S: TenantStore> Analytics<S> {
     /// longest window; rounded up to whole minutes, see [`Analytics`]):
     /// flushes first, so this instance's latest records count, then reads
     /// the window's slot groups in one [`counters`](TenantStore::counters)
-    /// call and merges them.
+    /// call and merges them. A failed flush fails the report (the store is
+    /// out either way); what it did not write stays pending.
     pub async fn report(
         &self,
         tenant: &str,
