@@ -291,6 +291,48 @@ pub fn http_date(data: &[u8]) {
     }
 }
 
+/// `TenantConfig::from_json` on arbitrary input, with and without plain
+/// `http://` webhooks: never panics; a config that parses serialises
+/// (`serde_json::to_vec`) to a document that parses to an equal config, is
+/// its own empty merge patch, and neither its public view nor its `Debug`
+/// shows the webhook secret (unless another field holds the same text).
+pub fn tenant_config(data: &[u8]) {
+    use crate::tenant::{TenantConfig, WebhookUrls};
+
+    for urls in [WebhookUrls::HttpsOnly, WebhookUrls::AllowHttp] {
+        let Ok(config) = TenantConfig::from_json(data, urls) else {
+            continue;
+        };
+        let bytes = serde_json::to_vec(&config).expect("a parsed config serialises");
+        let again = TenantConfig::from_json(&bytes, urls);
+        assert_eq!(again.as_ref().ok(), Some(&config), "{again:?}");
+        let patched = config.patched(&serde_json::json!({}), urls);
+        assert_eq!(patched.as_ref().ok(), Some(&config), "{patched:?}");
+
+        let shown = config.public_json();
+        let Some(hook) = &config.webhook else {
+            assert!(shown["webhook"].is_null());
+            continue;
+        };
+        assert!(shown["webhook"].get("secret").is_none());
+        assert_eq!(shown["webhook"]["url"].as_str(), Some(hook.url.as_str()));
+        let mut blanked = config.clone();
+        if let Some(h) = blanked.webhook.as_mut() {
+            h.secret.clear();
+        }
+        let elsewhere = serde_json::to_string(&blanked)
+            .expect("a parsed config serialises")
+            .contains(&hook.secret);
+        if !elsewhere {
+            assert!(!shown.to_string().contains(&hook.secret), "secret shown");
+            assert!(
+                !format!("{config:?}").contains(&hook.secret),
+                "secret in Debug"
+            );
+        }
+    }
+}
+
 /// Runs `entry` over every seed of fuzz target `target`
 /// (`fuzz/seeds/<target>/`); an empty seed directory fails.
 ///
@@ -362,7 +404,8 @@ mod tests {
         render_template,
         api_key,
         webhook_verify,
-        http_date
+        http_date,
+        tenant_config
     );
 
     /// Replayed next to its entry point, in `otp::fuzzing`.
