@@ -30,7 +30,7 @@ use tower_otp::events::{EventKind, MemorySink};
 use tower_otp::notify::MemoryNotifier;
 use tower_otp::otp::OtpRouter;
 use tower_otp::store::{MemoryStore, RedisStore, Store};
-use tower_otp::tenant::usage::{Day, read_usage};
+use tower_otp::tenant::usage::Day;
 use tower_otp::tenant::{TenantConfig, TenantStatus, Tenants, WebhookUrls, key_free};
 
 const SECRET: &str = "rD7kW2qZ9xM4vT6nB1cH8pL3jF5sG0yA";
@@ -143,9 +143,7 @@ fn claims(token: &str) -> Value {
 
 async fn usage_today<S: Store>(svc: &Svc<S>, clock: &ManualClock, id: &str) -> Value {
     let today = Day::of(clock.now());
-    let report = read_usage(svc.tenants.store(), id, today, today, clock.now())
-        .await
-        .unwrap();
+    let report = svc.tenants.usage(id, today, today).await.unwrap();
     serde_json::to_value(report).unwrap()["days"][0].clone()
 }
 
@@ -809,4 +807,62 @@ async fn each_tenants_events_go_to_its_own_signed_webhook() {
     assert!(hits[0].verdict.is_ok());
     assert_eq!(hits[0].json()["data"]["tenant"], "hook-b");
     assert_eq!(ra.hits().len(), 1);
+}
+
+/// Every request of a tenant through the API is in its analytics: counts
+/// and errors by code exact, a latency for each, another tenant's apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_count_every_tenant_request() {
+    let clock = clock();
+    let svc = service(MemoryStore::new(), &clock, Duration::from_secs(5)).await;
+    let key = tenant(&svc, "stats", wide()).await;
+    let other = tenant(&svc, "stats-other", json!({})).await;
+    for i in 0..3 {
+        login(&svc, &key, &json!({"email": format!("s{i}@example.com")})).await;
+    }
+    let res = post(
+        &svc.http,
+        &key,
+        "/otp/verify",
+        &json!({"email": "s0@example.com", "code": "000000"}),
+    )
+    .await;
+    assert_eq!(res.code(), "invalid_code");
+    let res = post(
+        &svc.http,
+        &key,
+        "/otp/request",
+        &json!({"phone": "not a phone"}),
+    )
+    .await;
+    assert_eq!(res.code(), "invalid_phone");
+    post(
+        &svc.http,
+        &other,
+        "/otp/request",
+        &json!({"email": "o@example.com"}),
+    )
+    .await;
+    let report = serde_json::to_value(
+        svc.tenants
+            .analytics("stats", Duration::from_secs(3600))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["requests"], 8, "{report}");
+    assert_eq!(
+        report["errors"],
+        json!({"invalid_code": 1, "invalid_phone": 1})
+    );
+    assert_eq!(report["success_rate"], 0.75);
+    assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    let other = serde_json::to_value(
+        svc.tenants
+            .analytics("stats-other", Duration::from_secs(3600))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(other["requests"], 1);
 }

@@ -432,18 +432,15 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             });
             return Ok(pending);
         }
-        let quotas = self.reserve_message().await?;
-        if let Err(refusal) = self
+        let metered = self.meter_request().await?;
+        let delivered = self
             .deliver(&id, &hashed, channel, req.locale, Some(&checks))
-            .await
-        {
-            if self.site.tenant.is_some() {
-                self.release_message(&refusal).await;
-            }
-            return Err(refusal);
-        }
+            .await;
+        self.settle_request(&metered, delivered.as_ref().copied())
+            .await;
+        delivered?;
         let mut pending = pending;
-        super::metering::add_quota_fields(&mut pending, &quotas);
+        super::metering::add_quota_fields(&mut pending, &metered);
         Ok(pending)
     }
 
@@ -547,9 +544,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         body: impl Body<Error: Into<BoxError>>,
     ) -> Answer {
         let answer = self.verify(parts, body).await;
-        if self.site.tenant.is_some() {
-            self.count_verification(answer.as_ref().map(|_| ())).await;
-        }
+        self.count_verification(answer.as_ref().map(|_| ()));
         answer
     }
 

@@ -15,6 +15,7 @@ use crate::error::Problem;
 use crate::events::EventSink;
 use crate::jwt::Validation;
 use crate::notify::template::Templates;
+use crate::tenant::usage::UsageField;
 
 /// Message quotas of a tenant (none for a single app).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +78,10 @@ pub(crate) trait SiteSource: Send + Sync + fmt::Debug + 'static {
     /// A request of `site`'s tenant took `latency` and ended with the problem
     /// `code` (or none): for analytics.
     fn finished(&self, site: &Site, latency: Duration, code: Option<&str>);
+
+    /// Changes a usage counter of `site`'s tenant with the next flush of
+    /// the analytics (counters that need no quota decision).
+    fn count(&self, site: &Site, field: UsageField, delta: i64);
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::config::TenantConfig;
 use super::tenants::{TenantError, TenantStatus, Tenants, valid_tenant_id};
-use super::usage::{Day, MAX_USAGE_DAYS, read_usage};
+use super::usage::{Day, MAX_USAGE_DAYS};
 use crate::api_key::KeyInfo;
 use crate::clock::unix_secs;
 use crate::credentials;
@@ -389,10 +389,7 @@ impl<S: TenantStore + ApiKeyStore> Inner<S> {
                 let to = to.map_or(Ok(today), date)?;
                 let from = from.map_or(Ok(to), date)?;
                 check_range(from, to)?;
-                t.get(id).await.map_err(refusal)?;
-                let report = read_usage(t.store(), id, from, to, t.now())
-                    .await
-                    .map_err(|e| refusal(e.into()))?;
+                let report = t.usage(id, from, to).await.map_err(refusal)?;
                 Ok(json(StatusCode::OK, &report))
             }
             (Route::Analytics(id), &Method::GET) => {
@@ -429,25 +426,14 @@ impl<S: TenantStore + ApiKeyStore> Inner<S> {
 
 /// `GET /tenants/{id}/analytics`.
 ///
-/// WIRING POINT: `Tenants::analytics(&self, id: &str, window: Duration) ->
-/// Result<AnalyticsReport, TenantError>` is not on this branch yet. Once it
-/// is, the body becomes
-/// `let report = tenants.analytics(id, window).await.map_err(refusal)?;
-/// Ok(json(StatusCode::OK, &report))`; until then the route answers
-/// `404 not_found` for every tenant that exists (after the usual checks)
-/// rather than invent a report.
+/// `GET /tenants/{id}/analytics`: the tenant's report over `window`.
 async fn analytics<S: TenantStore + ApiKeyStore>(
     tenants: &Tenants<S>,
     id: &str,
     window: Duration,
 ) -> Answer {
-    tenants.get(id).await.map_err(refusal)?;
-    let _ = window;
-    Err(Problem::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Analytics are not available on this server.",
-    ))
+    let report = tenants.analytics(id, window).await.map_err(refusal)?;
+    Ok(json(StatusCode::OK, &report))
 }
 
 #[derive(Deserialize)]

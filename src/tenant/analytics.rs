@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use super::sketch::LatencySketch;
+use super::usage::{self, Day, USAGE_FIELDS, UsageField};
 use crate::clock::{Clock, SystemClock, ceil_secs, unix_secs};
 use crate::error::ConfigError;
 use crate::store::{CounterAdd, StoreError, TenantStore};
@@ -110,17 +111,17 @@ const ERROR_PREFIX: &str = "e:";
 /// written, since no report can include it any more (`reason="stale"`);
 /// so is what the store refuses as [`StoreError::Invalid`] (a tenant id it
 /// cannot hold: `reason="invalid"`), which no retry could write.
-pub struct Analytics<S: TenantStore> {
+pub struct Analytics<S> {
     inner: Arc<Inner<S>>,
 }
 
-impl<S: TenantStore> fmt::Debug for Analytics<S> {
+impl<S: fmt::Debug> fmt::Debug for Analytics<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
     }
 }
 
-impl<S: TenantStore> Clone for Analytics<S> {
+impl<S> Clone for Analytics<S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -223,20 +224,52 @@ impl<S: fmt::Debug> fmt::Debug for Inner<S> {
 struct Pending {
     /// Per tenant, its slots with unwritten records (usually one, two
     /// around a minute's turn, more while the store fails).
-    tenants: HashMap<String, Vec<(u64, Aggregate)>>,
+    tenants: HashMap<String, TenantPending>,
     /// Tenants taken by flushes under way: they count against the bound,
     /// so putting back what a flush failed to write never exceeds it.
     in_flight: usize,
 }
 
+/// One tenant's unwritten records: request aggregates per slot, and usage
+/// counter changes per UTC day (see [`Analytics::count_usage`]).
+#[derive(Debug, Default)]
+struct TenantPending {
+    slots: Vec<(u64, Aggregate)>,
+    usage: Vec<(Day, [i64; USAGE_FIELDS.len()])>,
+}
+
+impl TenantPending {
+    /// Requests in it (what dropping it loses from the analytics).
+    fn requests(&self) -> u64 {
+        self.slots.iter().map(|(_, a)| a.requests).sum()
+    }
+
+    fn add_usage(&mut self, day: Day, field: UsageField, delta: i64) {
+        let i = USAGE_FIELDS.iter().position(|f| *f == field).unwrap_or(0);
+        match self.usage.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, counts)) => counts[i] = counts[i].saturating_add(delta),
+            None => {
+                let mut counts = [0; USAGE_FIELDS.len()];
+                counts[i] = delta;
+                self.usage.push((day, counts));
+            }
+        }
+    }
+}
+
 impl Pending {
-    /// Merges `slots` of `tenant` back in (after a failed write).
-    fn put_back(&mut self, tenant: String, slots: Vec<(u64, Aggregate)>) {
+    /// Merges `taken` of `tenant` back in (after a failed write).
+    fn put_back(&mut self, tenant: String, taken: TenantPending) {
         let mine = self.tenants.entry(tenant).or_default();
-        for (slot, aggregate) in slots {
-            match mine.iter_mut().find(|(s, _)| *s == slot) {
+        for (slot, aggregate) in taken.slots {
+            match mine.slots.iter_mut().find(|(s, _)| *s == slot) {
                 Some((_, kept)) => kept.merge(aggregate),
-                None => mine.push((slot, aggregate)),
+                None => mine.slots.push((slot, aggregate)),
+            }
+        }
+        for (day, counts) in taken.usage {
+            for (field, delta) in USAGE_FIELDS.iter().zip(counts) {
+                mine.add_usage(day, *field, delta);
             }
         }
     }
@@ -380,7 +413,7 @@ fn count_dropped(dropped: &AtomicU64, reason: &'static str, requests: u64) {
 /// error, or the flush future being dropped, loses nothing.
 struct Unwritten<'a> {
     pending: &'a Mutex<Pending>,
-    rest: VecDeque<(String, Vec<(u64, Aggregate)>)>,
+    rest: VecDeque<(String, TenantPending)>,
     taken: usize,
 }
 
@@ -420,14 +453,40 @@ impl<S: TenantStore> Analytics<S> {
         let slot = slot_of(self.inner.clock.now());
         let mut pending = lock(&self.inner.pending);
         let Pending { tenants, in_flight } = &mut *pending;
-        if let Some(slots) = tenants.get_mut(tenant) {
-            record_in(slots, slot, latency, outcome);
+        if let Some(mine) = tenants.get_mut(tenant) {
+            record_in(&mut mine.slots, slot, latency, outcome);
         } else if tenants.len() + *in_flight < self.inner.max_tenants {
-            let slots = tenants.entry(tenant.to_owned()).or_default();
-            record_in(slots, slot, latency, outcome);
+            let mine = tenants.entry(tenant.to_owned()).or_default();
+            record_in(&mut mine.slots, slot, latency, outcome);
         } else {
             drop(pending);
             count_dropped(&self.inner.dropped, "tenants", 1);
+        }
+    }
+
+    /// Changes `tenant`'s usage counter `field` by `delta` for today (UTC,
+    /// on the configured clock), with the next flush: the day's and the
+    /// month's counters then change in the same atomic store call as the
+    /// tenant's analytics. Synchronous, like [`record`](Self::record); the
+    /// same bound on pending tenants applies (a change past it is dropped
+    /// and counted, `reason="tenants"`). Counters that must be exact at
+    /// once — a quota's — are changed in the store directly instead
+    /// ([`usage::reserve_message`](super::usage::reserve_message)).
+    pub fn count_usage(&self, tenant: &str, field: UsageField, delta: i64) {
+        let day = Day::of(self.inner.clock.now());
+        let mut pending = lock(&self.inner.pending);
+        let Pending { tenants, in_flight } = &mut *pending;
+        if let Some(mine) = tenants.get_mut(tenant) {
+            mine.add_usage(day, field, delta);
+        } else if tenants.len() + *in_flight < self.inner.max_tenants {
+            tenants
+                .entry(tenant.to_owned())
+                .or_default()
+                .add_usage(day, field, delta);
+        } else {
+            drop(pending);
+            metrics::counter!("tower_otp_analytics_dropped_total", "reason" => "usage")
+                .increment(1);
         }
     }
 
@@ -526,8 +585,8 @@ impl<S: TenantStore> Inner<S> {
         };
         // Slots no report can include any more are not written.
         let oldest = slot_of(now).saturating_sub(self.window_slots - 1);
-        for (_, slots) in &mut unwritten.rest {
-            slots.retain(|(slot, aggregate)| {
+        for (_, mine) in &mut unwritten.rest {
+            mine.slots.retain(|(slot, aggregate)| {
                 let keep = *slot >= oldest;
                 if !keep {
                     count_dropped(&self.dropped, "stale", aggregate.requests);
@@ -535,14 +594,13 @@ impl<S: TenantStore> Inner<S> {
                 keep
             });
         }
-        while let Some((tenant, slots)) = unwritten.rest.front() {
-            match self.write(tenant, slots, now).await {
+        while let Some((tenant, mine)) = unwritten.rest.front() {
+            match self.write(tenant, mine, now).await {
                 Ok(()) => {}
                 // Never writable (a tenant id the store refuses): retrying
                 // would fail every flush from now on.
                 Err(StoreError::Invalid(why)) => {
-                    let requests = slots.iter().map(|(_, a)| a.requests).sum();
-                    count_dropped(&self.dropped, "invalid", requests);
+                    count_dropped(&self.dropped, "invalid", mine.requests());
                     tracing::warn!(tenant = ?tenant, why, "analytics the store refuses, dropped");
                 }
                 Err(e) => {
@@ -555,14 +613,16 @@ impl<S: TenantStore> Inner<S> {
         Ok(())
     }
 
-    /// One tenant's slots, in one atomic store call.
+    /// One tenant's slots and usage changes, in one atomic store call.
     async fn write(
         &self,
         tenant: &str,
-        slots: &[(u64, Aggregate)],
+        mine: &TenantPending,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        if slots.is_empty() {
+        let slots = &mine.slots;
+        let usage = usage::pending_adds(&mine.usage);
+        if slots.is_empty() && usage.is_empty() {
             return Ok(());
         }
         // Slot groups live as long as the longest window, plus a margin.
@@ -581,6 +641,7 @@ impl<S: TenantStore> Inner<S> {
                     ttl,
                 })
             })
+            .chain(usage.iter().map(|c| c.add()))
             .collect();
         self.store.add_counters(tenant, &adds, now).await
     }
@@ -727,9 +788,9 @@ mod tests {
         let pending = |tenant: &str| {
             let p = lock(&analytics.inner.pending);
             assert_eq!(p.in_flight, 0);
-            p.tenants.get(tenant).map(|slots| {
-                assert_eq!(slots.len(), 1);
-                slots[0].1.clone()
+            p.tenants.get(tenant).map(|mine| {
+                assert_eq!(mine.slots.len(), 1);
+                mine.slots[0].1.clone()
             })
         };
         // Tenants go in map order and a flush stops at its first error: t1

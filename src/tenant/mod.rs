@@ -29,6 +29,6 @@ pub use signup::{SignupRouter, SignupRouterBuilder};
 pub(crate) use sites::TenantSites;
 pub use sketch::{LatencySketch, RELATIVE_ACCURACY, SketchFieldError, nearest_rank};
 pub use tenants::{
-    DEFAULT_TENANT_CACHE_TTL, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus, Tenants,
-    TenantsBuilder, valid_tenant_id,
+    DEFAULT_TENANT_CACHE_TTL, FLUSH_EVERY, MAX_TENANT_CACHE_TTL, Tenant, TenantError, TenantStatus,
+    Tenants, TenantsBuilder, valid_tenant_id,
 };

@@ -12,6 +12,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use super::tenants::{Tenant, TenantStatus, Tenants};
+use super::usage::UsageField;
 use crate::api_key::ApiKeyIdentity;
 use crate::error::Problem;
 #[cfg(feature = "http-notifier")]
@@ -164,6 +165,12 @@ impl<S: Store> SiteSource for TenantSites<S> {
     fn finished(&self, site: &Site, latency: Duration, code: Option<&str>) {
         if let Some(tenant) = &site.tenant {
             self.tenants.record_request(tenant, latency, code);
+        }
+    }
+
+    fn count(&self, site: &Site, field: UsageField, delta: i64) {
+        if let Some(tenant) = &site.tenant {
+            self.tenants.count_usage(tenant, field, delta);
         }
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::analytics::{Analytics, AnalyticsReport};
 use super::config::{TenantConfig, WebhookUrls};
+use super::usage::{Day, UsageField, UsageReport, read_usage};
 use crate::api_key::{ApiKeyError, ApiKeys, IssuedKey, KeyInfo};
 use crate::clock::{Clock, SystemClock, unix_micros, unix_secs};
 use crate::error::ConfigError;
@@ -22,6 +24,8 @@ use crate::store::{ApiKeyStore, StoreError, TenantStore};
 pub const DEFAULT_TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The longest cache TTL accepted.
 pub const MAX_TENANT_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How often each instance writes its analytics and pending usage counts.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Most tenants cached per instance.
 const CACHE_CAPACITY: usize = 100_000;
 /// Attempts at a config or status change racing with others.
@@ -156,6 +160,9 @@ struct Origins {
 struct Inner<S> {
     store: S,
     keys: ApiKeys<S>,
+    analytics: Analytics<S>,
+    /// Whether the analytics flusher runs (started with the first record).
+    flusher: std::sync::atomic::AtomicBool,
     clock: Arc<dyn Clock>,
     cache_ttl: Duration,
     webhook_urls: WebhookUrls,
@@ -260,10 +267,15 @@ impl<S: TenantStore + ApiKeyStore> TenantsBuilder<S> {
                 "at most 5 s: it bounds how long other instances serve a changed tenant",
             ));
         }
+        let analytics = Analytics::builder(self.store.clone())
+            .clock(Arc::clone(&self.clock))
+            .build()?;
         Ok(Tenants {
             inner: Arc::new(Inner {
                 store: self.store,
                 keys: self.keys,
+                analytics,
+                flusher: std::sync::atomic::AtomicBool::new(false),
                 clock: self.clock,
                 cache_ttl: self.cache_ttl,
                 webhook_urls: self.webhook_urls,
@@ -479,9 +491,52 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
         }
     }
 
-    /// Counts one request of `tenant` in this instance's analytics.
+    /// Counts one request of `tenant` in this instance's analytics (flushed
+    /// to the store every [`FLUSH_EVERY`] by a task started with the first).
     pub(crate) fn record_request(&self, tenant: &str, latency: Duration, code: Option<&str>) {
-        let _ = (tenant, latency, code);
+        self.start_flusher();
+        self.inner
+            .analytics
+            .record(tenant, latency, code.map_or(Ok(()), Err));
+    }
+
+    /// Changes a usage counter of `tenant` with the next analytics flush.
+    pub(crate) fn count_usage(&self, tenant: &str, field: UsageField, delta: i64) {
+        self.start_flusher();
+        self.inner.analytics.count_usage(tenant, field, delta);
+    }
+
+    fn start_flusher(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.inner.flusher.load(Ordering::Relaxed)
+            && !self.inner.flusher.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.inner.analytics.spawn_flusher(FLUSH_EVERY)
+        {
+            // Outside a runtime: try again with the next request.
+            self.inner.flusher.store(false, Ordering::Release);
+            tracing::debug!(target: "tower_otp", error = %e, "analytics flusher not started");
+        }
+    }
+
+    /// `tenant`'s usage from `from` to `to` (UTC days, inclusive; at most
+    /// [`MAX_USAGE_DAYS`](super::usage::MAX_USAGE_DAYS)), after writing this
+    /// instance's pending counts: exact for this instance, and at most one
+    /// [`FLUSH_EVERY`] behind for the others.
+    pub async fn usage(&self, id: &str, from: Day, to: Day) -> Result<UsageReport, TenantError> {
+        self.load(id).await?;
+        self.inner.analytics.flush().await?;
+        Ok(read_usage(&self.inner.store, id, from, to, self.now()).await?)
+    }
+
+    /// `tenant`'s request analytics over the last `window` (see
+    /// [`Analytics::report`]).
+    pub async fn analytics(
+        &self,
+        id: &str,
+        window: Duration,
+    ) -> Result<AnalyticsReport, TenantError> {
+        self.load(id).await?;
+        Ok(self.inner.analytics.report(id, window).await?)
     }
 
     /// Whether some active tenant lists `origin` among its CORS origins

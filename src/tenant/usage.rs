@@ -53,6 +53,61 @@ impl UsageField {
     }
 }
 
+/// Every usage counter, in the order of a pending day's counts.
+pub(crate) const USAGE_FIELDS: [UsageField; 5] = [
+    UsageField::OtpRequested,
+    UsageField::OtpVerified,
+    UsageField::OtpFailed,
+    UsageField::MessagesSent,
+    UsageField::RateLimited,
+];
+
+/// A usage counter change that waited in the analytics aggregate, with the
+/// name of its group.
+pub(crate) struct PendingAdd {
+    group: GroupName,
+    field: UsageField,
+    delta: i64,
+    ttl: Duration,
+}
+
+impl PendingAdd {
+    /// As a store change.
+    pub(crate) fn add(&self) -> CounterAdd<'_> {
+        CounterAdd {
+            group: self.group.as_str(),
+            field: self.field.as_str(),
+            delta: self.delta,
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// The store changes of pending usage counts per day: each non-zero count
+/// to its day's group and its month's.
+pub(crate) fn pending_adds(days: &[(Day, [i64; USAGE_FIELDS.len()])]) -> Vec<PendingAdd> {
+    let mut adds = Vec::new();
+    for (day, counts) in days {
+        for (field, delta) in USAGE_FIELDS.iter().zip(counts) {
+            if *delta == 0 {
+                continue;
+            }
+            for (group, ttl) in [
+                (day.group(), DAY_RETENTION),
+                (day.month_group(), MONTH_RETENTION),
+            ] {
+                adds.push(PendingAdd {
+                    group,
+                    field: *field,
+                    delta: *delta,
+                    ttl,
+                });
+            }
+        }
+    }
+    adds
+}
+
 /// A UTC calendar day, as a day number since 1970-01-01.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Day(u64);
