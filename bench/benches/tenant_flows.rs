@@ -7,9 +7,12 @@
 //! Run: `ROUNDS=3 ROUND_SECONDS=10 CONCURRENCY=50 \
 //!       cargo bench --manifest-path bench/Cargo.toml --bench tenant_flows`
 //!
-//! Each round runs the single-app router, then the tenant path, each on a
-//! fresh store, for `ROUND_SECONDS`; the last line gives the flows/s of
-//! each over all rounds and their ratio. `ONLY=tenant` (or `single-app`)
+//! Each round runs the single-app router, the tenant path (a tenant with
+//! the default config: no quota, so its usage counts wait for the
+//! analytics flush) and the tenant path with a daily quota (each message
+//! reserved in the store on the request path), each on a fresh store, for
+//! `ROUND_SECONDS`; the last line gives the flows/s of each over all rounds
+//! and their ratios to the single app. `ONLY=tenant` (or `single-app`)
 //! runs one of them, for a profiler.
 
 use std::time::Duration;
@@ -35,7 +38,28 @@ async fn single_app(concurrency: usize, run: Duration) -> Outcome {
     flows::drive(router, codes, concurrency, run, None, String::new).await
 }
 
-async fn tenant_path(concurrency: usize, run: Duration) -> Outcome {
+/// The single-app router behind the same `ApiKeyLayer` as the tenant path:
+/// what the key check alone costs.
+async fn single_app_with_key(concurrency: usize, run: Duration) -> Outcome {
+    let store = store();
+    let codes = Codes::default();
+    let keys = ApiKeys::builder(store.clone()).build().expect("keys");
+    let key = keys
+        .issue("bench", Vec::<String>::new(), "bench", None)
+        .await
+        .expect("key");
+    let key = HeaderValue::from_str(key.key()).expect("key header");
+    let api = ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<_>| {
+            req.headers_mut().insert("x-api-key", key.clone());
+            req
+        })
+        .layer(ApiKeyLayer::builder(keys).build().expect("layer"))
+        .service(flows::router(store, codes.clone()));
+    flows::drive(api, codes, concurrency, run, None, String::new).await
+}
+
+async fn tenant_path(concurrency: usize, run: Duration, quotas: bool) -> Outcome {
     let store = store();
     let codes = Codes::default();
     let keys = ApiKeys::builder(store.clone()).build().expect("keys");
@@ -45,11 +69,12 @@ async fn tenant_path(concurrency: usize, run: Duration) -> Outcome {
     // The limits the single-app bench raises (one client address), raised
     // the same way in the tenant's config; the others keep their defaults.
     let lots = json!({"n": 1_000_000, "per_secs": 3600});
-    let config = TenantConfig::from_value(
-        json!({"limits": {"request_per_ip": lots}, "quotas": {"daily": 1_000_000_000}}),
-        WebhookUrls::HttpsOnly,
-    )
-    .expect("config");
+    let mut config = json!({"limits": {"request_per_ip": lots}});
+    if quotas {
+        // A quota is reserved on the request path (one more store step).
+        config["quotas"] = json!({"daily": 1_000_000_000});
+    }
+    let config = TenantConfig::from_value(config, WebhookUrls::HttpsOnly).expect("config");
     tenants
         .create("bench", "Bench", config)
         .await
@@ -80,19 +105,26 @@ async fn main() {
     let concurrency: usize = env("CONCURRENCY", 50);
     let rounds: u32 = env("ROUNDS", 3);
     let run = Duration::from_secs(env("ROUND_SECONDS", 10));
-    // `ONLY=tenant` (or `single-app`) runs one path, for a profiler.
+    // `ONLY=tenant` (or `single-app`, `tenant+quota`) runs one path, for a
+    // profiler.
     let only: Option<String> = std::env::var("ONLY").ok();
-    let (mut single, mut tenant) = ((0u64, 0f64), (0u64, 0f64));
+    let (mut single, mut keyed, mut tenant, mut quota) = Default::default();
     for round in 1..=rounds {
-        for (name, total) in [("single-app", &mut single), ("tenant", &mut tenant)] {
+        for (name, total) in [
+            ("single-app", &mut single),
+            ("single-app+key", &mut keyed),
+            ("tenant", &mut tenant),
+            ("tenant+quota", &mut quota),
+        ] {
             if only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
             let cpu = flows::cpu_time();
-            let outcome = if name == "single-app" {
-                single_app(concurrency, run).await
-            } else {
-                tenant_path(concurrency, run).await
+            let outcome = match name {
+                "single-app" => single_app(concurrency, run).await,
+                "single-app+key" => single_app_with_key(concurrency, run).await,
+                "tenant" => tenant_path(concurrency, run, false).await,
+                _ => tenant_path(concurrency, run, true).await,
             };
             outcome.exit_on_failure();
             let cpu_us = match (flows::cpu_time(), cpu) {
@@ -110,6 +142,7 @@ async fn main() {
                 outcome.percentile_ms(0.50),
                 outcome.percentile_ms(0.99),
             );
+            let total: &mut (u64, f64) = total;
             total.0 += outcome.flows;
             total.1 += outcome.elapsed.as_secs_f64();
         }
@@ -117,9 +150,14 @@ async fn main() {
     let rate = |(flows, secs): (u64, f64)| flows as f64 / secs;
     println!(
         "tenant path vs single app over MemoryStore: concurrency={concurrency} rounds={rounds} \
-         single_flows_per_sec={:.0} tenant_flows_per_sec={:.0} ratio={:.3}",
+         single_flows_per_sec={:.0} keyed_flows_per_sec={:.0} key_ratio={:.3} \
+         tenant_flows_per_sec={:.0} ratio={:.3} tenant_quota_flows_per_sec={:.0} quota_ratio={:.3}",
         rate(single),
+        rate(keyed),
+        rate(keyed) / rate(single),
         rate(tenant),
         rate(tenant) / rate(single),
+        rate(quota),
+        rate(quota) / rate(single),
     );
 }

@@ -264,7 +264,10 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
         // those of the tenant its API key belongs to.
         let site = match &self.tenants {
             None => Arc::clone(&self.site),
-            Some(tenants) => match tenants.site(&parts).await {
+            Some(tenants) => match match tenants.cached_site(&parts) {
+                Some(cached) => cached,
+                None => tenants.site(&parts).await,
+            } {
                 Ok(site) => site,
                 Err(problem) => {
                     record(endpoint.name());

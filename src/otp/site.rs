@@ -75,6 +75,11 @@ pub(crate) trait SiteSource: Send + Sync + fmt::Debug + 'static {
     /// the refusal (`401 invalid_api_key`, `403 tenant_suspended`, `503`).
     fn site<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Arc<Site>, Problem>>;
 
+    /// [`site`](Self::site) when it needs no I/O (the tenant is cached and
+    /// fresh: nearly every request), without a boxed future; `None` when
+    /// the store must be asked.
+    fn cached_site(&self, parts: &Parts) -> Option<Result<Arc<Site>, Problem>>;
+
     /// A request of `site`'s tenant took `latency` and ended with the problem
     /// `code` (or none): for analytics.
     fn finished(&self, site: &Site, latency: Duration, code: Option<&str>);

@@ -56,11 +56,26 @@ impl<S: Store> TenantSites<S> {
         }
     }
 
-    async fn resolve(&self, parts: &Parts) -> Result<Arc<Site>, Problem> {
-        let who = parts
+    /// The key's identity, put in the extensions by the API-key layer.
+    fn identity(parts: &Parts) -> Result<&ApiKeyIdentity, Problem> {
+        parts
             .extensions
             .get::<ApiKeyIdentity>()
-            .ok_or_else(crate::api_key::invalid_api_key)?;
+            .ok_or_else(crate::api_key::invalid_api_key)
+    }
+
+    /// The site of a cached, fresh tenant, or `None` to ask the store.
+    fn cached(&self, parts: &Parts) -> Option<Result<Arc<Site>, Problem>> {
+        let who = match Self::identity(parts) {
+            Ok(who) => who,
+            Err(refused) => return Some(Err(refused)),
+        };
+        let tenant = self.tenants.fresh(who.tenant())?;
+        Some(self.site_of(&tenant))
+    }
+
+    async fn resolve(&self, parts: &Parts) -> Result<Arc<Site>, Problem> {
+        let who = Self::identity(parts)?;
         let tenant = match self.tenants.resolve(who.tenant()).await {
             Ok(Some(tenant)) => tenant,
             // The key outlived its tenant.
@@ -70,6 +85,11 @@ impl<S: Store> TenantSites<S> {
                 return Err(Problem::store_unavailable());
             }
         };
+        self.site_of(&tenant)
+    }
+
+    /// The site of `tenant`, built once per config version.
+    fn site_of(&self, tenant: &Tenant) -> Result<Arc<Site>, Problem> {
         if tenant.status == TenantStatus::Suspended {
             return Err(tenant_suspended());
         }
@@ -82,7 +102,7 @@ impl<S: Store> TenantSites<S> {
         {
             return Ok(Arc::clone(site));
         }
-        let site = Arc::new(self.build(&tenant)?);
+        let site = Arc::new(self.build(tenant)?);
         let mut sites = self.sites.write().unwrap_or_else(|e| e.into_inner());
         match sites.get(&tenant.id) {
             // A concurrent request built a newer one.
@@ -160,6 +180,10 @@ impl<S: Store> TenantSites<S> {
 impl<S: Store> SiteSource for TenantSites<S> {
     fn site<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Arc<Site>, Problem>> {
         Box::pin(self.resolve(parts))
+    }
+
+    fn cached_site(&self, parts: &Parts) -> Option<Result<Arc<Site>, Problem>> {
+        self.cached(parts)
     }
 
     fn finished(&self, site: &Site, latency: Duration, code: Option<&str>) {

@@ -424,11 +424,8 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     /// The tenant as this instance trusts it: from the cache while fresh,
     /// else from the store. `None` for an unknown tenant.
     pub(crate) async fn resolve(&self, id: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
-        let now_us = unix_micros(self.now());
-        if let Some(hit) = self.cached(id)
-            && now_us < hit.fresh_until_us
-        {
-            return Ok(Some(hit.tenant));
+        if let Some(tenant) = self.fresh(id) {
+            return Ok(Some(tenant));
         }
         match self.load(id).await {
             Ok(t) => Ok(Some(t)),
@@ -439,6 +436,14 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
             Err(TenantError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::Corrupt(e.to_string())),
         }
+    }
+
+    /// The tenant, if this instance read it within the cache TTL (no I/O).
+    pub(crate) fn fresh(&self, id: &str) -> Option<Arc<Tenant>> {
+        let now_us = unix_micros(self.now());
+        self.cached(id)
+            .filter(|hit| now_us < hit.fresh_until_us)
+            .map(|hit| hit.tenant)
     }
 
     fn cached(&self, id: &str) -> Option<Cached> {
