@@ -444,6 +444,96 @@ async fn the_curl_walk_through_works_when_pasted() {
     );
 }
 
+/// The multi-tenant walk-through (the second ```sh block under "A
+/// multi-tenant OTP service"), run with bash against the multi_tenant
+/// example as a reader pastes it, `ADMIN_TOKEN` exported.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_multi_tenant_walk_through_works_when_pasted() {
+    let start = README
+        .find("## A multi-tenant OTP service")
+        .expect("a multi-tenant section");
+    let section = &README[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut blocks = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| &b[..b.find("\n```").unwrap()]);
+    let start_block = blocks.next().expect("the block that starts the server");
+    let script = blocks.next().expect("the walk-through block");
+    assert!(
+        start_block.contains("cargo run --example multi_tenant > codes.jsonl"),
+        "{start_block}"
+    );
+    if !have("bash") || !have("curl") {
+        return;
+    }
+    let example = profile_dir().join("examples/multi_tenant");
+    assert!(
+        example.exists(),
+        "cargo test builds the examples; {} is missing",
+        example.display()
+    );
+    let port = free_port();
+    let dir = tempdir();
+    let admin_token = "c7d1f8a2b9e04c6d3a5f7e1b2c8d9a0f4e6b3c1d7a9f2e5b8c0d4a6f1e3b7c9d";
+    let mut server = Command::new(&example)
+        .env("PORT", port.to_string())
+        .env("ADMIN_TOKEN", admin_token)
+        .env("OTP_SECRET", SECRET)
+        .env_remove("REDIS_URL")
+        .current_dir(&dir)
+        .stdout(std::fs::File::create(dir.join("codes.jsonl")).unwrap())
+        .stderr(std::fs::File::create(dir.join("log.txt")).unwrap())
+        .spawn()
+        .expect("multi_tenant starts");
+    wait_for_port(port).await;
+    let script = script.replace("localhost:3000", &format!("localhost:{port}"));
+    let out = tokio::task::block_in_place(|| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("ADMIN_TOKEN", admin_token)
+            .current_dir(&dir)
+            .output()
+            .expect("bash runs")
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "walk-through failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default()
+    );
+    for status in ["HTTP/1.1 201", "HTTP/1.1 202", "HTTP/1.1 200"] {
+        assert!(stdout.contains(status), "no {status} in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("HTTP/1.1 4") && !stdout.contains("HTTP/1.1 5"),
+        "an error status in:\n{stdout}"
+    );
+    // The tenant's config decided the code (8 digits), and the usage the
+    // last step printed counts the request and the verification.
+    let codes = std::fs::read_to_string(dir.join("codes.jsonl")).unwrap();
+    let line: Value = serde_json::from_str(codes.lines().last().unwrap()).unwrap();
+    assert_eq!(line["code"].as_str().unwrap().len(), 8, "{line}");
+    let usage: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let today = &usage["days"][0];
+    assert_eq!(
+        (
+            today["otp_requested"].as_u64(),
+            today["otp_verified"].as_u64(),
+            today["messages_sent"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{usage}"
+    );
+    assert!(
+        stdout.contains("ratelimit-policy: \"quota-daily\";q=1000"),
+        "{stdout}"
+    );
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "tower-otp-readme-{}-{}",
