@@ -866,3 +866,62 @@ async fn analytics_count_every_tenant_request() {
     .unwrap();
     assert_eq!(other["requests"], 1);
 }
+
+/// Round trips of a tenant's login on a private Redis (commands a script
+/// runs count in `INFO commandstats` too, so the round trips are the
+/// `EVALSHA` calls): with the tenant and its key cached, no more than the
+/// single app's three; a quota adds one to the code request. The analytics
+/// flusher writes once a second and may land in a measured step: a step
+/// is measured again (a fresh identifier) until it ran alone, at most
+/// three times — a real extra round trip shows in every attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_login_on_redis_is_counted() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let clock = clock();
+    let store = redis_on(&server.url(), &support::conformance::unique("count")).await;
+    let svc = service(store, &clock, Duration::from_secs(5)).await;
+    let plain = tenant(&svc, "count-plain", json!({})).await;
+    let quota = tenant(&svc, "count-quota", json!({"quotas": {"daily": 100}})).await;
+    for (key, request_scripts) in [(&plain, 1), (&quota, 2)] {
+        // Warm the caches (tenant, key) with a first login.
+        login(
+            &svc,
+            key,
+            &json!({"email": format!("warm{request_scripts}@example.com")}),
+        )
+        .await;
+        let mut seen = Vec::new();
+        for attempt in 0..3 {
+            let who = json!({"email": format!("c{request_scripts}-{attempt}@example.com")});
+            let before = server.command_calls();
+            let code = code(&svc, key, &who).await;
+            let request = server.calls_since(&before);
+            let mut body = who.clone();
+            body["code"] = json!(code);
+            let before = server.command_calls();
+            assert_eq!(
+                post(&svc.http, key, "/otp/verify", &body).await.status,
+                StatusCode::OK
+            );
+            let verify = server.calls_since(&before);
+            let counts = (
+                request.get("evalsha").copied(),
+                verify.get("evalsha").copied(),
+            );
+            assert!(
+                !request.contains_key("hmget"),
+                "the tenant is cached: {request:?}"
+            );
+            if counts == (Some(request_scripts), Some(2)) {
+                break;
+            }
+            seen.push((request, verify));
+            assert!(
+                attempt < 2,
+                "request should be {request_scripts} scripts, verify 2: {seen:?}"
+            );
+        }
+    }
+}
