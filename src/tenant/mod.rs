@@ -50,7 +50,7 @@
 //! let mut req = Request::post("/otp/request")
 //!     .header("content-type", "application/json")
 //!     .header("x-api-key", key.key())
-//!     .body(Full::from(r#"{"email":"ada@example.com"}"#))?;
+//!     .body(Full::new(bytes::Bytes::from_static(br#"{"email":"ada@example.com"}"#)))?;
 //! req.extensions_mut().insert(PeerAddr(([192, 0, 2, 1], 4000).into()));
 //! assert_eq!(api.oneshot(req).await?.status(), StatusCode::ACCEPTED);
 //! assert_eq!(notifier.last_code("ada@example.com").unwrap().len(), 8);
