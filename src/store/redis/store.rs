@@ -41,7 +41,7 @@ const MAX_TTL_MS: u64 = 1 << 48;
 ///
 /// | key | type | what |
 /// |---|---|---|
-/// | `{P:r}:<key>` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset |
+/// | `{P:r}:<key>` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset + 1 s |
 /// | `{P:r}c:<key>` | hash | challenge: `id`, `mac`, `exp`, attempt count `n` |
 /// | `{P:s:<id>}` | hash | session family: `cur`, `data`, `prev`, `prev_at`, `spent` |
 /// | `{P:s:<id>}:x` | string | revoked marker of a family id or a token `jti` |

@@ -9,8 +9,11 @@
 -- call or ""} and the writes to make, or an error reply and nil when a cell
 -- is unreadable. A key named twice sees its earlier limit's count.
 -- rate_commit(writes) stores each new TAT with PEXPIRE = reset_after
--- (rounded up); a script calls it only when every limit allowed, so a
--- refused request writes nothing.
+-- (rounded up) plus one second; a script calls it only when every limit
+-- allowed, so a refused request writes nothing. The second is slack for the
+-- caller's clock, which decides (a stored TAT in the caller's past reads as
+-- no TAT), against Redis's, which expires: a caller a little behind Redis
+-- must still see a cell it may not yet ignore.
 local function rate_decide(n)
   local now = tonumber(ARGV[1])
   local out = {1}
@@ -50,7 +53,7 @@ end
 local function rate_commit(writes)
   local tat_of, wait_of = writes[1], writes[2]
   for key, new_tat in pairs(tat_of) do
-    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(wait_of[key] / 1000)))
+    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil(wait_of[key] / 1000) + 1000)
   end
 end
 
