@@ -272,9 +272,12 @@ async fn tenants_are_created_read_and_reconfigured<S: Store>(svc: Svc<S>) {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     );
-    let huge = format!(r#"{{"app_name":"{}"}}"#, "a".repeat(70 * 1024));
-    let reply = send("application/json", Bytes::from(huge)).await;
-    assert_problem(&reply, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    // Too large by its Content-Length: refused before the body is read, so
+    // the head alone is sent (a client still writing 70 KiB would meet the
+    // closed connection).
+    let (status, body) = declared_only(&svc.http, &auth, 70 * 1024).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains(r#""code":"body_too_large""#), "{body}");
     // RFC 7396's own media type is taken too.
     let reply = send(
         "application/merge-patch+json",
@@ -797,4 +800,34 @@ async fn redis_store() -> Option<RedisStore> {
         .await
         .unwrap();
     Some(store)
+}
+
+/// `PUT /admin/tenants/acme/config` declaring a `length`-byte JSON body and
+/// sending none of it, over a raw connection: the status and the body of
+/// the answer.
+async fn declared_only(http: &Http, auth: &str, length: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = http.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /admin/tenants/acme/config HTTP/1.1\r\nhost: {addr}\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
