@@ -363,8 +363,7 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     pub async fn list(&self) -> Result<Vec<Tenant>, TenantError> {
         let mut out = Vec::new();
         for (id, record) in self.inner.store.list_tenants().await? {
-            let stored: Stored = serde_json::from_slice(&record.data)
-                .map_err(|e| StoreError::Corrupt(format!("tenant {id}: {e}")))?;
+            let stored = parse(&id, &record.data)?;
             out.push(decode(&id, record.version, stored));
         }
         Ok(out)
@@ -398,23 +397,11 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
         change: impl Fn(&mut Stored) -> Result<(), TenantError>,
     ) -> Result<Tenant, TenantError> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let record = self
-                .inner
-                .store
-                .get_tenant(id)
-                .await?
-                .ok_or(TenantError::NotFound)?;
-            let mut stored: Stored = serde_json::from_slice(&record.data)
-                .map_err(|e| StoreError::Corrupt(format!("tenant {id}: {e}")))?;
+            let (version, mut stored) = self.read(id).await?;
             change(&mut stored)?;
             let bytes = encode(&stored)?;
-            if self
-                .inner
-                .store
-                .update_tenant(id, record.version, &bytes)
-                .await?
-            {
-                let tenant = decode(id, record.version + 1, stored);
+            if self.inner.store.update_tenant(id, version, &bytes).await? {
+                let tenant = decode(id, version + 1, stored);
                 return Ok(self.cache(tenant).as_ref().clone());
             }
         }
@@ -460,15 +447,19 @@ impl<S: TenantStore + ApiKeyStore> Tenants<S> {
     }
 
     async fn load(&self, id: &str) -> Result<Arc<Tenant>, TenantError> {
+        let (version, stored) = self.read(id).await?;
+        Ok(self.cache(decode(id, version, stored)))
+    }
+
+    /// Tenant `id`'s record from the store, with its version.
+    async fn read(&self, id: &str) -> Result<(u64, Stored), TenantError> {
         let record = self
             .inner
             .store
             .get_tenant(id)
             .await?
             .ok_or(TenantError::NotFound)?;
-        let stored: Stored = serde_json::from_slice(&record.data)
-            .map_err(|e| StoreError::Corrupt(format!("tenant {id}: {e}")))?;
-        Ok(self.cache(decode(id, record.version, stored)))
+        Ok((record.version, parse(id, &record.data)?))
     }
 
     /// Caches `tenant` (unless an entry of a newer version is there).
@@ -627,6 +618,11 @@ pub(crate) fn check_name(name: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A stored tenant record; unreadable is corrupt.
+fn parse(id: &str, data: &[u8]) -> Result<Stored, StoreError> {
+    serde_json::from_slice(data).map_err(|e| StoreError::Corrupt(format!("tenant {id}: {e}")))
 }
 
 fn encode(stored: &Stored) -> Result<Vec<u8>, TenantError> {
