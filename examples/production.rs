@@ -47,29 +47,15 @@ use tower_otp::otp::OtpRouter;
 use tower_otp::security_headers::SecurityHeadersLayer;
 use tower_otp::store::RedisStore;
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "support/notifier.rs"]
 mod notifier;
+use env::{env_or, parsed, required};
 #[path = "support/serve.rs"]
 mod serve;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A setting from the environment, or its default.
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn required(name: &str) -> Result<String, BoxError> {
-    std::env::var(name).map_err(|_| {
-        format!("{name} must be set (see the table at the top of examples/production.rs)").into()
-    })
-}
-
-fn parsed<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, BoxError> {
-    env_or(name, default)
-        .parse()
-        .map_err(|_| format!("{name} is not valid").into())
-}
 
 /// Refuses secrets that are short or obviously not random.
 fn check_secret(secret: &str) -> Result<(), BoxError> {
