@@ -384,4 +384,42 @@ mod tests {
             "access"
         ));
     }
+
+    #[tokio::test]
+    async fn the_layer_refuses_forged_cookie_requests_only() {
+        use tower::{ServiceExt, service_fn};
+        let policy = CsrfPolicy::new(["https://app.example.com"]).unwrap();
+        let svc = CsrfLayer::new(policy, "access").layer(service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        let send = |method: Method, pairs: &[(&str, &str)]| {
+            let mut req = Request::builder().method(method);
+            for (k, v) in pairs {
+                req = req.header(*k, *v);
+            }
+            svc.clone().oneshot(req.body(()).unwrap())
+        };
+        let forged = [("cookie", "access=jwt"), ("origin", "https://evil.example")];
+        let res = send(Method::POST, &forged).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            res.extensions().get::<Problem>().unwrap().code(),
+            "csrf_failed"
+        );
+        for (method, pairs) in [
+            (Method::GET, &forged[..]),
+            (Method::POST, &[("origin", "https://evil.example")][..]),
+            (
+                Method::POST,
+                &[
+                    ("cookie", "access=jwt; otp_csrf=t"),
+                    ("origin", "https://app.example.com"),
+                    ("x-csrf-token", "t"),
+                ][..],
+            ),
+        ] {
+            let res = send(method.clone(), pairs).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{method} {pairs:?}");
+        }
+    }
 }
