@@ -13,6 +13,7 @@ pub mod body;
 pub mod client_ip;
 pub mod clock;
 mod credentials;
+pub mod csrf;
 pub mod error;
 pub mod events;
 mod future;

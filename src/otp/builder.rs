@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::browser::BrowserMode;
 use super::config::{Limits, OtpConfig};
 use super::router::{Inner, OtpRouter};
 use super::secrets::{Secrets, derive};
@@ -31,6 +32,7 @@ impl<S: Store, N: Notifier> OtpRouter<S, N> {
             events: Arc::new(TracingSink),
             key_prefix: String::new(),
             tenants: None,
+            browser: None,
         }
     }
 }
@@ -48,6 +50,7 @@ pub struct OtpRouterBuilder<S, N, R = HashedSubject> {
     events: Arc<dyn EventSink>,
     key_prefix: String,
     tenants: Option<Tenants<S>>,
+    browser: Option<BrowserMode>,
 }
 
 impl<S, N, R> std::fmt::Debug for OtpRouterBuilder<S, N, R> {
@@ -202,7 +205,16 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             events: self.events,
             key_prefix: self.key_prefix,
             tenants: self.tenants,
+            browser: self.browser,
         }
+    }
+
+    /// Serves web pages of the given origins with the refresh token in an
+    /// `HttpOnly` cookie and CSRF checks (see [`BrowserMode`]); requests
+    /// from elsewhere keep the JSON contract. Not available with tenants.
+    pub fn browser_mode(mut self, browser: BrowserMode) -> Self {
+        self.browser = Some(browser);
+        self
     }
 
     /// Puts every store key of this router — challenges, limit cells,
@@ -240,6 +252,16 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
                 "not available with tenants: a tenant's users are its own",
             ));
         }
+        if self.tenants.is_some() && self.browser.is_some() {
+            return Err(ConfigError::new(
+                "browser_mode",
+                "not available with tenants: their clients authenticate with API keys",
+            ));
+        }
+        let browser = self
+            .browser
+            .map(|b| b.build(&derive(&secret, "csrf")))
+            .transpose()?;
         let keys = match self.keys {
             Some(keys) => keys,
             None => JwtKeys::new("default", derive(&secret, "jwt"))?,
@@ -274,6 +296,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             clock: self.clock,
             site,
             tenants,
+            browser,
         }))
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::code;
-use super::input::read_json;
+use super::input::{is_json, parse_json, read_json, read_limited};
 use super::router::{Call, json};
 use super::subject::{ResolveError, Subject, SubjectResolver};
 use crate::clock::{ceil_secs, unix_micros, unix_secs};
@@ -71,13 +71,18 @@ struct Pending {
     resend_after: u64,
 }
 
+/// The token response. In browser mode the refresh token goes into its
+/// cookie instead, and `csrf_token` comes along.
 #[derive(Serialize)]
 struct TokenPair<'a> {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
-    refresh_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
     refresh_expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -646,12 +651,21 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             self.event(EventKind::OtpFailed, Some(&hashed), Some("already_used"));
             return Err(invalid_code());
         }
-        let answer = self.token_pair(&sid, &data, &refresh)?;
+        let answer = self.token_pair(parts, &sid, &data, &refresh)?;
         self.event(EventKind::OtpVerified, Some(&hashed), None);
         Ok(answer)
     }
 
-    fn token_pair(&self, sid: &str, data: &SessionData, refresh: &RefreshToken) -> Answer {
+    /// Mints an access token for session `sid` and answers it with
+    /// `refresh`: in the body, or (browser mode, a request from an allowed
+    /// page) in the refresh cookie.
+    fn token_pair(
+        &self,
+        parts: &Parts,
+        sid: &str,
+        data: &SessionData,
+        refresh: &RefreshToken,
+    ) -> Answer {
         // The custom claims sit beside the registered ones in one JSON
         // object: a registered name among them would be a duplicate key.
         if data
@@ -675,16 +689,27 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         };
         let access_token = jwt::encode(&self.keys, &claims)
             .map_err(|_| Problem::invalid_request("unusable claims"))?;
-        Ok(json(
+        let refresh_expires_in = ceil_secs(self.site.config.refresh_ttl);
+        let browser = self
+            .browser
+            .as_ref()
+            .filter(|b| b.is_page_request(&parts.headers));
+        let csrf = browser.map(|b| b.csrf_token(sid));
+        let mut res = json(
             StatusCode::OK,
             &TokenPair {
                 access_token,
                 token_type: "Bearer",
                 expires_in: ceil_secs(self.site.config.access_ttl),
-                refresh_token: refresh.as_str(),
-                refresh_expires_in: ceil_secs(self.site.config.refresh_ttl),
+                refresh_token: browser.is_none().then(|| refresh.as_str()),
+                refresh_expires_in,
+                csrf_token: csrf.as_deref(),
             },
-        ))
+        );
+        if let (Some(b), Some(csrf)) = (browser, &csrf) {
+            b.set_cookies(&mut res, refresh.as_str(), csrf, refresh_expires_in);
+        }
+        Ok(res)
     }
 
     pub(crate) async fn refresh<B>(&self, parts: &Parts, body: B) -> Answer
@@ -692,8 +717,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let req: RefreshRequest = read_json(parts, body, self.site.config.body_limit).await?;
-        let presented = RefreshToken::parse(&req.refresh_token).ok_or_else(invalid_grant)?;
+        let presented = self.presented_refresh(parts, body).await?;
         let successor = presented.successor(&self.secrets.refresh);
         let rotation = self
             .store
@@ -719,7 +743,37 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         };
         let data: SessionData = serde_json::from_slice(&data).map_err(|_| invalid_grant())?;
         self.event(EventKind::TokenRefreshed, None, None);
-        self.token_pair(presented.sid(), &data, &successor)
+        self.token_pair(parts, presented.sid(), &data, &successor)
+    }
+
+    /// The refresh token of a refresh request: `{"refresh_token"}` in the
+    /// body, or — browser mode, empty body — the refresh cookie, once the
+    /// request has passed the CSRF checks (`403 csrf_failed` before any
+    /// store call).
+    async fn presented_refresh<B>(&self, parts: &Parts, body: B) -> Result<RefreshToken, Problem>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.site.config.body_limit;
+        let Some(browser) = &self.browser else {
+            let req: RefreshRequest = read_json(parts, body, limit).await?;
+            return RefreshToken::parse(&req.refresh_token).ok_or_else(invalid_grant);
+        };
+        let bytes = read_limited(parts, body, limit).await?;
+        if !bytes.is_empty() {
+            if !is_json(parts) {
+                return Err(Problem::unsupported_media_type());
+            }
+            let req: RefreshRequest = parse_json(&bytes)?;
+            return RefreshToken::parse(&req.refresh_token).ok_or_else(invalid_grant);
+        }
+        let token = browser
+            .refresh_cookie(&parts.headers)
+            .and_then(RefreshToken::parse)
+            .ok_or_else(invalid_grant)?;
+        browser.check(&parts.headers, token.sid())?;
+        Ok(token)
     }
 
     /// Verifies the bearer access token, including the revocation check.
@@ -763,6 +817,13 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         self.event(EventKind::SessionRevoked, None, None);
         let mut res = Response::new(FullBody::default());
         *res.status_mut() = StatusCode::NO_CONTENT;
+        if let Some(b) = self
+            .browser
+            .as_ref()
+            .filter(|b| b.is_page_request(&parts.headers))
+        {
+            b.clear_cookies(&mut res);
+        }
         Ok(res)
     }
 

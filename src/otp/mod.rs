@@ -56,6 +56,7 @@
 //! count, burn (`too_many_attempts` on the 5th) and expire alike for known
 //! and unknown identifiers: status, body and headers at verify are the same.
 
+mod browser;
 mod builder;
 mod code;
 mod config;
@@ -70,6 +71,7 @@ mod secrets;
 pub(crate) mod site;
 mod subject;
 
+pub use browser::{BrowserMode, REFRESH_COOKIE};
 pub use builder::OtpRouterBuilder;
 pub use code::{CODE_LENGTHS, WEAK_CODE_LENGTHS};
 pub use config::{DEFAULT_DENIED_CALLING_CODES, Limits, OtpConfig};

@@ -15,6 +15,7 @@ use http_body::Body;
 use http_body_util::Full;
 use serde::Serialize;
 
+use super::browser::Browser;
 use super::config::OtpConfig;
 use super::secrets::Secrets;
 use super::site::{Site, SiteSource};
@@ -40,6 +41,8 @@ pub(crate) struct Inner<S, N, R> {
     pub(crate) site: Arc<Site>,
     /// Per-request settings from the request's API key (multi-tenant mode).
     pub(crate) tenants: Option<Arc<dyn SiteSource>>,
+    /// Browser mode: refresh token in a cookie, CSRF checks.
+    pub(crate) browser: Option<Browser>,
 }
 
 /// One request being served: the router, the settings it runs under and
