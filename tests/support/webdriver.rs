@@ -238,7 +238,8 @@ impl Browser {
     }
 
     /// Polls `script` until it returns something truthy and returns that;
-    /// after [`GUARD`], saves a screenshot and fails naming `what`.
+    /// after [`GUARD`], saves a screenshot and fails naming `what`, with the
+    /// page's text and console (where a CSP refusal shows).
     pub(crate) async fn wait_for(&self, what: &str, script: &str) -> Value {
         let found = tokio::time::timeout(GUARD, async {
             loop {
@@ -260,8 +261,10 @@ impl Browser {
             Err(_) => {
                 let shot = self.screenshot("timed-out").await;
                 let page = self.eval("return document.body.innerText").await;
+                let console = self.console().await;
                 panic!(
-                    "the page never showed {what} (screenshot {}); it says: {page}",
+                    "the page never showed {what} (screenshot {}); it says: {page}; \
+                     its console: {console:?}",
                     shot.display()
                 );
             }
