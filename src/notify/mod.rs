@@ -494,7 +494,12 @@ mod tests {
 
     #[test]
     fn a_channel_is_found_by_its_name() {
-        for channel in [Channel::Sms, Channel::Whatsapp, Channel::Voice, Channel::Email] {
+        for channel in [
+            Channel::Sms,
+            Channel::Whatsapp,
+            Channel::Voice,
+            Channel::Email,
+        ] {
             assert_eq!(Channel::from_name(channel.as_str()), Some(channel));
         }
         assert_eq!(Channel::from_name("SMS"), None);

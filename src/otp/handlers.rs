@@ -21,8 +21,7 @@ use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
 use crate::store::{
     Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation,
-    SessionLifetime, Store,
-    StoreError,
+    SessionLifetime, Store, StoreError,
 };
 
 type Answer = Result<Response<FullBody>, Problem>;

@@ -92,11 +92,11 @@ pub use rate::{Limit, RateStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
 #[cfg(any(feature = "moka", feature = "redis"))]
-pub(crate) use session::{
-    FamilyState, PENDING_CREATE, RECLAIM_SLACK, deadline_after, oldest_first,
-};
+pub(crate) use session::{FamilyState, RECLAIM_SLACK, oldest_first};
 pub use session::{
     MAX_SESSIONS_PER_SUBJECT, NewSession, RefreshRotation, Rotation, SessionInfo, SessionLifetime,
     SessionStore,
 };
+#[cfg(feature = "redis")]
+pub(crate) use session::{PENDING_CREATE, deadline_after};
 pub use tenant::{CounterAdd, CounterGuard, Guarded, TenantRecord, TenantStore};

@@ -69,7 +69,10 @@ impl SessionLifetime {
     #[cfg(any(feature = "moka", feature = "redis"))]
     pub(crate) fn deadlines(&self, created_us: u64) -> (u64, u64) {
         let absolute = deadline_after(created_us, self.absolute);
-        (deadline_after(created_us, self.idle).min(absolute), absolute)
+        (
+            deadline_after(created_us, self.idle).min(absolute),
+            absolute,
+        )
     }
 
     /// The deadline of a session (created at `created_us`, absolute deadline

@@ -128,7 +128,12 @@ impl MemoryStore {
     /// Adds `entry` to the index of `subject`, dropping entries past their
     /// absolute deadline; `false` (nothing changed) when the subject holds
     /// [`MAX_SESSIONS_PER_SUBJECT`] entries even then.
-    fn index_add(&self, subject: &str, entry: &IndexEntry, now_us: u64) -> Result<bool, StoreError> {
+    fn index_add(
+        &self,
+        subject: &str,
+        entry: &IndexEntry,
+        now_us: u64,
+    ) -> Result<bool, StoreError> {
         self.record(&subject_key(subject), |current, now| {
             let mut entries = match current {
                 Some(Record::Subject(entries)) => entries.clone(),

@@ -20,8 +20,8 @@ use super::scripts::SCRIPTS;
 use super::store::{RedisStore, micros, ttl_ms};
 use crate::clock::unix_micros;
 use crate::store::{
-    FamilyState, MAX_SESSIONS_PER_SUBJECT, NewSession, PENDING_CREATE, RECLAIM_SLACK, RefreshRotation, Rotation,
-    SessionInfo, SessionStore, StoreError, deadline_after, oldest_first,
+    FamilyState, MAX_SESSIONS_PER_SUBJECT, NewSession, PENDING_CREATE, RECLAIM_SLACK,
+    RefreshRotation, Rotation, SessionInfo, SessionStore, StoreError, deadline_after, oldest_first,
 };
 
 /// Spent refresh tokens remembered per family for reuse detection, besides
