@@ -1048,14 +1048,14 @@ pub async fn idle_timeout_ends_a_session<S: SessionStore>(store: S) {
     ));
     assert_eq!(
         listed(&store, &subject, t(100)).await,
-        [kept.clone(), idle.clone()]
+        [kept.as_str(), idle.as_str()]
     );
-    assert_eq!(listed(&store, &subject, t(101)).await, [kept.clone()]);
+    assert_eq!(listed(&store, &subject, t(101)).await, [kept.as_str()]);
     assert_eq!(
         rotate(&store, &idle, &[5; 32], &[6; 32], life, t(101)).await,
         Rotation::Invalid
     );
-    assert_eq!(listed(&store, &subject, t(198)).await, [kept.clone()]);
+    assert_eq!(listed(&store, &subject, t(198)).await, [kept.as_str()]);
     assert!(listed(&store, &subject, t(199)).await.is_empty());
     assert_eq!(
         rotate(&store, &kept, &[2; 32], &[3; 32], life, t(199)).await,
@@ -1087,7 +1087,7 @@ pub async fn absolute_lifetime_ends_a_session<S: SessionStore>(store: S) {
             "rotation at {at}"
         );
     }
-    assert_eq!(listed(&store, &subject, t(249)).await, [sid.clone()]);
+    assert_eq!(listed(&store, &subject, t(249)).await, [sid.as_str()]);
     assert!(listed(&store, &subject, t(250)).await.is_empty());
     assert_eq!(
         rotate(&store, &sid, &[4; 32], &[5; 32], life, t(250)).await,
@@ -1109,7 +1109,7 @@ pub async fn absolute_lifetime_ends_a_session<S: SessionStore>(store: S) {
         .await,
         Rotation::Rotated(_)
     ));
-    assert_eq!(listed(&store, &subject, t(119)).await, [shortened.clone()]);
+    assert_eq!(listed(&store, &subject, t(119)).await, [shortened.as_str()]);
     assert!(listed(&store, &subject, t(120)).await.is_empty());
     assert_eq!(
         rotate(&store, &shortened, &[2; 32], &[3; 32], life, t(120)).await,
@@ -1135,7 +1135,7 @@ pub async fn revoke_session_only_of_its_subject<S: SessionStore>(store: S) {
             .unwrap()
     );
     assert!(!store.is_revoked(&theirs).await.unwrap());
-    assert_eq!(listed(&store, &other, t(10)).await, [theirs.clone()]);
+    assert_eq!(listed(&store, &other, t(10)).await, [theirs.as_str()]);
     let unknown = unique("sid");
     assert!(
         !store
@@ -1146,7 +1146,7 @@ pub async fn revoke_session_only_of_its_subject<S: SessionStore>(store: S) {
     assert!(!store.is_revoked(&unknown).await.unwrap());
     assert_eq!(
         listed(&store, &subject, t(10)).await,
-        [a.clone(), b.clone()]
+        [a.as_str(), b.as_str()]
     );
 
     assert!(
@@ -1156,7 +1156,7 @@ pub async fn revoke_session_only_of_its_subject<S: SessionStore>(store: S) {
             .unwrap()
     );
     assert!(store.is_revoked(&a).await.unwrap());
-    assert_eq!(listed(&store, &subject, t(11)).await, [b.clone()]);
+    assert_eq!(listed(&store, &subject, t(11)).await, [b.as_str()]);
     assert_eq!(
         rotate(&store, &a, &[1; 32], &[9; 32], HOURS, t(11)).await,
         Rotation::Invalid
@@ -1222,7 +1222,7 @@ pub async fn revoke_subject_with_and_without_keep<S: SessionStore>(store: S) {
     assert!(store.is_any_revoked(&[&a, &jti]).await.unwrap());
     assert!(store.is_revoked(&c).await.unwrap());
     assert!(!store.is_revoked(&b).await.unwrap());
-    assert_eq!(listed(&store, &subject, t(11)).await, [b.clone()]);
+    assert_eq!(listed(&store, &subject, t(11)).await, [b.as_str()]);
     assert_eq!(
         rotate(&store, &a, &[1; 32], &[11; 32], HOURS, t(11)).await,
         Rotation::Invalid
@@ -1262,7 +1262,7 @@ pub async fn revoke_subject_with_and_without_keep<S: SessionStore>(store: S) {
     );
     // Another subject's session is untouched.
     assert!(!store.is_revoked(&theirs).await.unwrap());
-    assert_eq!(listed(&store, &other, t(15)).await, [theirs.clone()]);
+    assert_eq!(listed(&store, &other, t(15)).await, [theirs.as_str()]);
 
     // Only live sessions count.
     let third = unique("subject");
