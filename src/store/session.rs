@@ -25,11 +25,12 @@ pub const MAX_SESSIONS_PER_SUBJECT: usize = 1024;
 #[cfg(any(feature = "moka", feature = "redis"))]
 pub(crate) const DEADLINE_CAP_US: u64 = 1 << 52;
 
-/// How long a backend keeps a session family or a subject index past its
-/// deadline before reclaiming it (Redis `PEXPIRE`, the memory store's record
-/// TTL). Expiry is decided by the deadlines against the caller's `now`; the
-/// slack covers callers whose clocks run a little behind, so that a subject
-/// index is never reclaimed while one of them still sees a family of it live.
+/// How long a backend keeps a subject index (Redis: also a session family)
+/// past its deadline before reclaiming it (Redis `PEXPIRE`, the memory
+/// store's record TTL). Expiry is decided by the deadlines against the
+/// caller's `now`; the slack covers callers whose clocks run a little
+/// behind, so that a subject index is never reclaimed while one of them
+/// still sees a family of it live.
 #[cfg(any(feature = "moka", feature = "redis"))]
 pub(crate) const RECLAIM_SLACK: Duration = Duration::from_secs(60);
 

@@ -38,10 +38,16 @@ fn nanos(d: Duration) -> u64 {
 
 /// The table deadline (from the table's `now`) that reclaims state whose
 /// deadline on the caller's clock is `until_us` (from the caller's
-/// `now_us`): the time left, plus [`RECLAIM_SLACK`].
-fn reclaim_at(now: Deadline, now_us: u64, until_us: u64) -> Deadline {
+/// `now_us`): the time left, plus `slack`.
+///
+/// A family is reclaimed at its deadline (no slack: a family reclaimed a
+/// little early, for a caller whose clock runs behind the process's, only
+/// ends sooner — and its room comes back as soon as it is dead). A subject's
+/// index keeps [`RECLAIM_SLACK`]: reclaimed early, it would hide a live
+/// session from `revoke_subject`.
+fn reclaim_at(now: Deadline, now_us: u64, until_us: u64, slack: Duration) -> Deadline {
     let left = Duration::from_micros(until_us.saturating_sub(now_us));
-    now.saturating_add(nanos(left.saturating_add(RECLAIM_SLACK)))
+    now.saturating_add(nanos(left.saturating_add(slack)))
 }
 
 /// The family of `session`, if it is live at `now_us` (and not reclaimed).
@@ -65,7 +71,10 @@ fn end(session: &mut Session, now: Deadline, ttl: Duration) {
 fn index_op(entries: Vec<IndexEntry>, now: Deadline, now_us: u64) -> RecordOp<Record> {
     match entries.iter().map(|e| e.absolute_us).max() {
         None => RecordOp::Remove,
-        Some(longest) => RecordOp::Put(Record::Subject(entries), reclaim_at(now, now_us, longest)),
+        Some(longest) => {
+            let reclaim = reclaim_at(now, now_us, longest, RECLAIM_SLACK);
+            RecordOp::Put(Record::Subject(entries), reclaim)
+        }
     }
 }
 
@@ -214,7 +223,10 @@ impl SessionStore for MemoryStore {
             if session.revoked_until > now {
                 return (None, ()); // revoked while being created
             }
-            session.family = Some((family.clone(), reclaim_at(now, now_us, until_us)));
+            session.family = Some((
+                family.clone(),
+                reclaim_at(now, now_us, until_us, Duration::ZERO),
+            ));
             (Some(session), ())
         });
         if started.is_err() {
@@ -255,7 +267,7 @@ impl SessionStore for MemoryStore {
                 next.current = *rotation.successor;
                 next.used_us = now_us;
                 next.until_us = until_us;
-                let reclaim = reclaim_at(now, now_us, until_us);
+                let reclaim = reclaim_at(now, now_us, until_us, Duration::ZERO);
                 session.family = Some((Arc::new(next), reclaim));
                 return (Some(session), Rotation::Rotated(family.data.to_vec()));
             }
