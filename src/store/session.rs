@@ -217,7 +217,8 @@ pub struct NewSession<'a> {
 /// rotation finds the family live, whether a listing shows it — compares
 /// those deadlines with the `now` passed in, so a manual clock drives idle
 /// and absolute expiry. A backend's own expiry (Redis `PEXPIRE`, the memory
-/// store's record TTL) only reclaims memory, a minute after the deadline.
+/// store's record TTL) only reclaims memory once the deadline has passed
+/// (a subject's index a minute after its last session's absolute deadline).
 ///
 /// # The subject index
 ///
