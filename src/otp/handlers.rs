@@ -155,8 +155,6 @@ pub(crate) fn invalid_code() -> Problem {
     )
 }
 
-/// `400 invalid_grant` (RFC 6749 §5.2): the one answer to an unknown,
-/// expired, revoked or reused refresh token.
 /// The channel a code for `id` goes by when the request names none.
 fn default_channel(id: &Identifier) -> Channel {
     match id {
@@ -165,6 +163,8 @@ fn default_channel(id: &Identifier) -> Channel {
     }
 }
 
+/// `400 invalid_grant` (RFC 6749 §5.2): the one answer to an unknown,
+/// expired, revoked or reused refresh token.
 fn invalid_grant() -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
