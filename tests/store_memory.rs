@@ -211,10 +211,12 @@ async fn revoke_at_capacity_is_never_ok_without_effect() {
 }
 
 /// Session families at capacity: every one created stays usable, revoking
-/// one needs no room (its record is reused), a new one fails.
+/// one needs no room (its record is reused), a new one fails. (Each
+/// session here is its subject's only one: two records, its family and its
+/// subject's index.)
 #[tokio::test]
 async fn sessions_at_capacity_stay_usable_and_revocable() {
-    let store = MemoryStore::builder().max_records(8).build();
+    let store = MemoryStore::builder().max_records(16).build();
     for i in 0..8u8 {
         let sid = format!("sid{i}");
         store
@@ -286,6 +288,52 @@ async fn sessions_at_capacity_stay_usable_and_revocable() {
     let err = store.revoke("some-jti", HOUR).await.unwrap_err();
     assert!(is_full(&err), "{err:?}");
     assert!(!store.is_revoked("some-jti").await.unwrap());
+}
+
+/// A subject's index is an authoritative record too: a full table refuses
+/// a session that finds no room for its family or its index, leaves the
+/// index as it was, and revoking the subject needs no room.
+#[tokio::test]
+async fn a_full_table_refuses_a_session_and_keeps_its_index_whole() {
+    use tower_otp::store::NewSession;
+    let store = MemoryStore::builder().max_records(3).build();
+    let of = |subject, sid| NewSession {
+        subject,
+        ..support::conformance::new_session(sid, &[1; 32], b"d", HOUR)
+    };
+    // Three records: u's index and two families.
+    store.create_session(of("u", "s1"), t(0)).await.unwrap();
+    store.create_session(of("u", "s2"), t(1)).await.unwrap();
+    let err = store.create_session(of("u", "s3"), t(2)).await.unwrap_err();
+    assert!(is_full(&err), "{err:?}");
+    let err = store.create_session(of("v", "s4"), t(2)).await.unwrap_err();
+    assert!(is_full(&err), "{err:?}");
+    let listed: Vec<String> = store
+        .list_sessions("u", t(3))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(listed, ["s1", "s2"]);
+    for sid in ["s3", "s4"] {
+        let r = store
+            .rotate_refresh(
+                support::conformance::rotation(sid, &[1; 32], &[2; 32], HOUR, HOUR),
+                t(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r, Rotation::Invalid, "{sid}");
+    }
+    assert_eq!(
+        store.revoke_subject("u", None, HOUR, t(4)).await.unwrap(),
+        2
+    );
+    assert!(store.is_revoked("s1").await.unwrap());
+    assert!(store.is_revoked("s2").await.unwrap());
+    // The index went with its last session: its room takes a new record.
+    store.revoke("some-jti", HOUR).await.unwrap();
 }
 
 /// Expired records are reclaimed: a full store of expired revocations takes

@@ -108,6 +108,7 @@ async fn every_key_is_prefixed_and_expires() {
         id: [1; 16],
         mac: [2; 32],
         expires_at_us: us(t(600)),
+        channel: tower_otp::notify::Channel::Sms,
     };
     store.hit("rk", &Quota::per_hour(3), t(0)).await.unwrap();
     store.put_challenge("ck", &c, &[], t(0)).await.unwrap();
@@ -167,7 +168,9 @@ async fn every_key_is_prefixed_and_expires() {
         format!("{{{p}:r}}c:ck"),
         format!("{{{p}:r}}c:ck2"),
         format!("{{{p}:s:sid}}"),
+        format!("{{{p}:u:sid}}"),
         format!("{{{p}:s:sid2}}:x"),
+        format!("{{{p}:u:sid2}}"),
         format!("{{{p}:s:jti}}:x"),
         format!("{{{p}:k}}:r:k2"),
         format!("{{{p}:t:acme}}:c:d:1"),
@@ -188,6 +191,16 @@ async fn every_key_is_prefixed_and_expires() {
             assert!(*pttl > 0, "{key} has no TTL ({pttl})");
         }
     }
+    // A family is reclaimed a minute after its deadline (an hour after its
+    // rotation), its subject's index a minute after the longest absolute
+    // deadline of its sessions (100 hours here).
+    let family = ttls[&format!("{{{p}:s:sid}}")];
+    assert!(family > 3600 * 1000 && family <= 3660 * 1000, "{family}");
+    let index = ttls[&format!("{{{p}:u:sid}}")];
+    assert!(
+        index > 99 * 3600 * 1000 && index <= 100 * 3600 * 1000 + 60_000,
+        "{index}"
+    );
     // A challenge's TTL follows its expiry (600 s after t(0)).
     assert!(ttls[&format!("{{{p}:r}}c:ck")] <= 600_000);
     // The rate cell expires when the quota is full again (20 min for 3/h),
@@ -286,6 +299,7 @@ async fn unreadable_data_is_corrupt() {
         id: [1; 16],
         mac: [2; 32],
         expires_at_us: us(t(600)),
+        channel: tower_otp::notify::Channel::Sms,
     };
     let bad = [
         limits[0],
@@ -458,6 +472,139 @@ async fn each_tenant_operation_is_one_redis_call() {
         server.calls_since(&before),
         BTreeMap::from([("hmget".to_owned(), 1)])
     );
+}
+
+/// Unreadable session state — an index entry, a family without its
+/// deadlines, a key of the wrong type — is `Corrupt`, and a call that meets
+/// it changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_session_state_is_corrupt() {
+    use support::conformance::{new_session, rotation};
+    let prefix = unique("corrupt-session");
+    let Some(store) = store_with_prefix(&prefix).await else {
+        return;
+    };
+    let p = &prefix;
+    let mut conn = raw().await;
+    let corrupt = |r: Result<(), StoreError>| {
+        let err = r.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    };
+    let hour = Duration::from_secs(3600);
+    // "good" is a live session of the subject "bad", whose index also holds
+    // an unreadable entry.
+    store
+        .create_session(
+            tower_otp::store::NewSession {
+                subject: "bad",
+                ..new_session("good", &[1; 32], b"d", hour)
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    let () = conn
+        .hset(format!("{{{p}:u:bad}}"), "x", "not:a:deadline")
+        .await
+        .unwrap();
+    corrupt(store.list_sessions("bad", t(1)).await.map(|_| ()));
+    corrupt(
+        store
+            .revoke_subject("bad", None, hour, t(1))
+            .await
+            .map(|_| ()),
+    );
+    corrupt(
+        store
+            .create_session(
+                tower_otp::store::NewSession {
+                    subject: "bad",
+                    ..new_session("new", &[1; 32], b"d", hour)
+                },
+                t(1),
+            )
+            .await,
+    );
+    assert!(!store.is_revoked("good").await.unwrap(), "nothing revoked");
+    let exists: bool = conn.exists(format!("{{{p}:s:new}}")).await.unwrap();
+    assert!(!exists, "nothing started");
+
+    // A family without its times, and a family key holding a string.
+    let () = conn
+        .hset_multiple(format!("{{{p}:s:old}}"), &[("cur", "c"), ("data", "d")])
+        .await
+        .unwrap();
+    let r = store
+        .rotate_refresh(rotation("old", &[1; 32], &[2; 32], hour, hour), t(1))
+        .await;
+    corrupt(r.map(|_| ()));
+    let () = conn.set(format!("{{{p}:s:str}}"), "x").await.unwrap();
+    let () = conn
+        .hset(
+            format!("{{{p}:u:s}}"),
+            "str",
+            format!("{}:{}", us(t(0)), us(t(99))),
+        )
+        .await
+        .unwrap();
+    corrupt(store.list_sessions("s", t(1)).await.map(|_| ()));
+    corrupt(
+        store
+            .revoke_session("s", "str", hour, t(1))
+            .await
+            .map(|_| ()),
+    );
+}
+
+/// On a single node each session operation is one script, the challenge
+/// consume that starts a session included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_operation_is_one_redis_call() {
+    use support::conformance::new_session;
+    // A private server: the shared one counts other tests' commands too.
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::builder(server.url()).connect().await.unwrap();
+    let one = |what: &str, before: &BTreeMap<String, u64>| {
+        let calls = server.calls_since(before);
+        assert_eq!(calls.get("evalsha"), Some(&1), "{what}: {calls:?}");
+    };
+    let hour = Duration::from_secs(3600);
+    let new = |sid| tower_otp::store::NewSession {
+        subject: "u",
+        ..new_session(sid, &[1; 32], b"d", hour)
+    };
+    let before = server.command_calls();
+    store.create_session(new("a"), t(0)).await.unwrap();
+    one("create_session", &before);
+    let c = Challenge {
+        id: [1; 16],
+        mac: [2; 32],
+        expires_at_us: us(t(600)),
+        channel: tower_otp::notify::Channel::Email,
+    };
+    store.put_challenge("ck", &c, &[], t(0)).await.unwrap();
+    let before = server.command_calls();
+    assert!(
+        store
+            .consume_challenge("ck", &[1; 16], new("b"), t(1))
+            .await
+            .unwrap()
+    );
+    one("consume_challenge", &before);
+    let before = server.command_calls();
+    assert_eq!(store.list_sessions("u", t(2)).await.unwrap().len(), 2);
+    one("list_sessions", &before);
+    let before = server.command_calls();
+    assert!(store.revoke_session("u", "a", hour, t(3)).await.unwrap());
+    one("revoke_session", &before);
+    let before = server.command_calls();
+    assert_eq!(
+        store.revoke_subject("u", None, hour, t(4)).await.unwrap(),
+        1
+    );
+    one("revoke_subject", &before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,6 +446,37 @@ mod tests {
             self.inner.revoke(id, ttl).await
         }
 
+        async fn list_sessions(
+            &self,
+            subject: &str,
+            now: std::time::SystemTime,
+        ) -> Result<Vec<crate::store::SessionInfo>, crate::store::StoreError> {
+            self.count();
+            self.inner.list_sessions(subject, now).await
+        }
+
+        async fn revoke_session(
+            &self,
+            subject: &str,
+            sid: &str,
+            ttl: Duration,
+            now: std::time::SystemTime,
+        ) -> Result<bool, crate::store::StoreError> {
+            self.count();
+            self.inner.revoke_session(subject, sid, ttl, now).await
+        }
+
+        async fn revoke_subject(
+            &self,
+            subject: &str,
+            keep: Option<&str>,
+            ttl: Duration,
+            now: std::time::SystemTime,
+        ) -> Result<usize, crate::store::StoreError> {
+            self.count();
+            self.inner.revoke_subject(subject, keep, ttl, now).await
+        }
+
         async fn is_revoked(&self, id: &str) -> Result<bool, crate::store::StoreError> {
             self.count();
             self.inner.is_revoked(id).await

@@ -164,6 +164,18 @@ impl Channel {
             Self::Email => "email",
         }
     }
+
+    /// The channel named `name` ([`as_str`](Self::as_str)'s names).
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "sms" => Self::Sms,
+            "whatsapp" => Self::Whatsapp,
+            "voice" => Self::Voice,
+            "email" => Self::Email,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Channel {
@@ -475,3 +487,22 @@ pub trait NotifierExt: Notifier + Sized {
 }
 
 impl<N: Notifier> NotifierExt for N {}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::Channel;
+
+    #[test]
+    fn a_channel_is_found_by_its_name() {
+        for channel in [
+            Channel::Sms,
+            Channel::Whatsapp,
+            Channel::Voice,
+            Channel::Email,
+        ] {
+            assert_eq!(Channel::from_name(channel.as_str()), Some(channel));
+        }
+        assert_eq!(Channel::from_name("SMS"), None);
+        assert_eq!(Channel::from_name(""), None);
+    }
+}

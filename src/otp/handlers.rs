@@ -20,8 +20,8 @@ use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
 use crate::store::{
-    Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation, Store,
-    StoreError,
+    Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation,
+    SessionLifetime, Store, StoreError,
 };
 
 type Answer = Result<Response<FullBody>, Problem>;
@@ -160,6 +160,14 @@ pub(crate) fn invalid_code() -> Problem {
     )
 }
 
+/// The channel a code for `id` goes by when the request names none.
+fn default_channel(id: &Identifier) -> Channel {
+    match id {
+        Identifier::Phone(_) => Channel::Sms,
+        Identifier::Email(_) => Channel::Email,
+    }
+}
+
 /// `400 invalid_grant` (RFC 6749 §5.2): the one answer to an unknown,
 /// expired, revoked or reused refresh token.
 fn invalid_grant() -> Problem {
@@ -291,20 +299,27 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         }
     }
 
+    /// Sessions live `refresh_ttl` since their last refresh, with no
+    /// absolute lifetime.
+    fn lifetime(&self) -> SessionLifetime {
+        SessionLifetime {
+            idle: self.site.config.refresh_ttl,
+            absolute: std::time::Duration::MAX,
+        }
+    }
+
     /// A challenge no code matches: its MAC is random, not a code's.
-    fn decoy(&self, now: std::time::SystemTime) -> Challenge {
+    fn decoy(&self, id: &Identifier, now: std::time::SystemTime) -> Challenge {
         Challenge {
             id: rand::random(),
             mac: rand::random(),
             expires_at_us: unix_micros(now + self.site.config.code_ttl),
+            channel: default_channel(id),
         }
     }
 
     fn channel_for(&self, id: &Identifier, asked: Option<Channel>) -> Result<Channel, Problem> {
-        let channel = asked.unwrap_or(match id {
-            Identifier::Phone(_) => Channel::Sms,
-            Identifier::Email(_) => Channel::Email,
-        });
+        let channel = asked.unwrap_or(default_channel(id));
         let fits = matches!(
             (id, channel),
             (
@@ -421,7 +436,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             // Whether a message goes out (and a real challenge replaces the
             // decoy) is decided off the request path.
             let now = self.now();
-            self.put_requested(&hashed, &self.decoy(now), &checks, now)
+            self.put_requested(&hashed, &self.decoy(&id, now), &checks, now)
                 .await?;
             let this = self.clone();
             tokio::spawn(async move {
@@ -495,6 +510,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             id: rand::random(),
             mac: code::mac(&self.secrets.pepper, hashed, &code),
             expires_at_us: unix_micros(now + self.site.config.code_ttl),
+            channel,
         };
         let key = self.id_key("", hashed);
         match checks {
@@ -522,7 +538,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
                     Ok(true) if checks.is_none() => {
                         if let Err(e) = self
                             .store
-                            .put_challenge(&key, &self.decoy(now), &[], now)
+                            .put_challenge(&key, &self.decoy(id, now), &[], now)
                             .await
                         {
                             tracing::error!(target: "tower_otp", error = %e, "could not put a decoy challenge after a failed delivery");
@@ -641,7 +657,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
                     sid: &self.family(&sid),
                     refresh_hash: &refresh.hash(),
                     data: &bytes,
-                    ttl: self.site.config.refresh_ttl,
+                    subject: &self.id_key(
+                        "sub:",
+                        &self.secrets.identifiers.hash_str("subject", &data.sub),
+                    ),
+                    lifetime: self.lifetime(),
                 },
                 self.now(),
             )
@@ -727,7 +747,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
                     presented: &presented.hash(),
                     successor: &successor.hash(),
                     grace: self.site.config.refresh_grace,
-                    ttl: self.site.config.refresh_ttl,
+                    lifetime: self.lifetime(),
                 },
                 self.now(),
             )

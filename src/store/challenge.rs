@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use super::{Limit, NewSession, RateStore, SessionStore, StoreError};
+use crate::notify::Channel;
 use crate::quota::RateDecision;
 
 /// A pending one-time-code challenge, as stored (never the code itself).
@@ -16,6 +17,9 @@ pub struct Challenge {
     pub mac: [u8; 32],
     /// Expiry, microseconds since the Unix epoch.
     pub expires_at_us: u64,
+    /// The channel the code was sent on (a decoy: the identifier's default
+    /// channel), for the session's `amr` claim.
+    pub channel: Channel,
 }
 
 impl fmt::Debug for Challenge {
@@ -24,6 +28,7 @@ impl fmt::Debug for Challenge {
             .field("id", &self.id)
             .field("mac", &"<redacted>")
             .field("expires_at_us", &self.expires_at_us)
+            .field("channel", &self.channel)
             .finish()
     }
 }
@@ -124,7 +129,7 @@ pub trait ChallengeStore: RateStore + SessionStore {
     /// The default starts the session, then removes the challenge, and
     /// deletes the session again when another caller won (it was never
     /// handed out); a crash in between leaves at most an unreachable session
-    /// until its TTL. A backend that can do both in one atomic step
+    /// until its idle timeout. A backend that can do both in one atomic step
     /// overrides it (`RedisStore` on a single node does).
     fn consume_challenge(
         &self,
@@ -152,20 +157,24 @@ pub(crate) async fn consume_in_steps<S: ChallengeStore>(
     let won = match store.remove_challenge(key, id).await {
         Ok(won) => won,
         Err(e) => {
-            undo_session(store, session.sid).await;
+            undo_session(store, &session, now).await;
             return Err(e);
         }
     };
     if !won {
-        undo_session(store, session.sid).await;
+        undo_session(store, &session, now).await;
     }
     Ok(won)
 }
 
-/// Deletes a session that was never handed out (a revocation for no time
-/// leaves no marker); on failure it stays unreachable until its TTL.
-async fn undo_session<S: SessionStore>(store: &S, sid: &str) {
-    if let Err(e) = store.revoke(sid, Duration::ZERO).await {
+/// Deletes a session that was never handed out, and its index entry (a
+/// revocation for no time leaves no marker); on failure it stays
+/// unreachable until its idle timeout.
+async fn undo_session<S: SessionStore>(store: &S, session: &NewSession<'_>, now: SystemTime) {
+    let undone = store
+        .revoke_session(session.subject, session.sid, Duration::ZERO, now)
+        .await;
+    if let Err(e) = undone {
         tracing::warn!(target: "tower_otp", error = %e, "could not delete an unused session; it expires on its own");
     }
 }

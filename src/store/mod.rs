@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`RateStore`] | [`hit`](RateStore::hit), [`hit_all`](RateStore::hit_all) | `RateLimitLayer`, the router's limits |
 //! | [`ChallengeStore`] (a `RateStore` + `SessionStore`) | [`put_challenge`](ChallengeStore::put_challenge), [`attempt_challenge`](ChallengeStore::attempt_challenge) (each with the limits of its request), [`consume_challenge`](ChallengeStore::consume_challenge), [`remove_challenge`](ChallengeStore::remove_challenge) | the router's request and verify |
-//! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked), [`is_any_revoked`](SessionStore::is_any_revoked) | the router's tokens, `JwtLayer::with_store` |
+//! | [`SessionStore`] | [`create_session`](SessionStore::create_session), [`rotate_refresh`](SessionStore::rotate_refresh), [`revoke`](SessionStore::revoke), [`is_revoked`](SessionStore::is_revoked), [`is_any_revoked`](SessionStore::is_any_revoked), per subject [`list_sessions`](SessionStore::list_sessions), [`revoke_session`](SessionStore::revoke_session), [`revoke_subject`](SessionStore::revoke_subject) | the router's tokens and session management, `JwtLayer::with_store` |
 //! | [`ApiKeyStore`] | [`put_api_key`](ApiKeyStore::put_api_key), [`get_api_key`](ApiKeyStore::get_api_key), [`delete_api_key`](ApiKeyStore::delete_api_key), [`list_api_keys`](ApiKeyStore::list_api_keys) | `ApiKeys`, `ApiKeyLayer` |
 //! | [`TenantStore`] | tenant records with a version ([`create_tenant`](TenantStore::create_tenant), [`get_tenant`](TenantStore::get_tenant), [`update_tenant`](TenantStore::update_tenant), [`list_tenants`](TenantStore::list_tenants)), per-tenant counters for usage and quotas ([`add_counters`](TenantStore::add_counters), [`add_counters_within`](TenantStore::add_counters_within) behind guards, [`counters`](TenantStore::counters)), pending signups ([`put_pending`](TenantStore::put_pending), [`take_pending`](TenantStore::take_pending)) | the multi-tenant service |
 //! | [`Ping`] | [`ping`](Ping::ping) | the router's readiness check |
@@ -91,5 +91,12 @@ pub(crate) use rate::decide_all;
 pub use rate::{Limit, RateStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnectError, RedisStore, RedisStoreBuilder};
-pub use session::{NewSession, RefreshRotation, Rotation, SessionStore};
+#[cfg(any(feature = "moka", feature = "redis"))]
+pub(crate) use session::{FamilyState, RECLAIM_SLACK, oldest_first};
+pub use session::{
+    MAX_SESSIONS_PER_SUBJECT, NewSession, RefreshRotation, Rotation, SessionInfo, SessionLifetime,
+    SessionStore,
+};
+#[cfg(feature = "redis")]
+pub(crate) use session::{PENDING_CREATE, deadline_after};
 pub use tenant::{CounterAdd, CounterGuard, Guarded, TenantRecord, TenantStore};

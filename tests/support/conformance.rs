@@ -14,11 +14,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tower_otp::notify::Channel;
 use tower_otp::quota::Quota;
 use tower_otp::store::{
     ApiKeyStore, Attempt, Challenge, ChallengeStore, CounterAdd, CounterGuard, Guarded, Limit,
-    Limited, NewSession, Ping, RateStore, RefreshRotation, Rotation, SessionStore, StoreError,
-    TenantRecord, TenantStore,
+    Limited, MAX_SESSIONS_PER_SUBJECT, NewSession, Ping, RateStore, RefreshRotation, Rotation,
+    SessionInfo, SessionLifetime, SessionStore, StoreError, TenantRecord, TenantStore,
 };
 
 /// A random key with a readable label.
@@ -26,8 +27,17 @@ pub fn unique(label: &str) -> String {
     format!("{label}-{:032x}", rand::random::<u128>())
 }
 
+/// A lifetime for tests that only need a session to live `ttl` since its
+/// last use (its absolute lifetime is far longer).
+pub fn for_ttl(ttl: Duration) -> SessionLifetime {
+    SessionLifetime {
+        idle: ttl,
+        absolute: ttl * 100,
+    }
+}
+
 /// A presentation of refresh token `presented` of family `sid`, whose
-/// successor is `successor`.
+/// successor is `successor`, under [`for_ttl`]`(ttl)`.
 pub fn rotation<'a>(
     sid: &'a str,
     presented: &'a [u8; 32],
@@ -40,11 +50,12 @@ pub fn rotation<'a>(
         presented,
         successor,
         grace,
-        ttl,
+        lifetime: for_ttl(ttl),
     }
 }
 
-/// A session family to start.
+/// A session family to start under [`for_ttl`]`(ttl)`, the only session of
+/// its subject (the subject is the sid: random keys stay apart).
 pub fn new_session<'a>(
     sid: &'a str,
     refresh_hash: &'a [u8; 32],
@@ -55,7 +66,8 @@ pub fn new_session<'a>(
         sid,
         refresh_hash,
         data,
-        ttl,
+        subject: sid,
+        lifetime: for_ttl(ttl),
     }
 }
 
@@ -72,6 +84,7 @@ fn challenge(id: u8, mac: u8, expires: SystemTime) -> Challenge {
         id: [id; 16],
         mac: [mac; 32],
         expires_at_us: us(expires),
+        channel: Channel::Sms,
     }
 }
 
@@ -314,7 +327,11 @@ async fn session_exists<S: SessionStore>(store: &S, sid: &str, hash: &[u8; 32]) 
 
 pub async fn challenge_round_trip<S: ChallengeStore>(store: S) {
     let key = unique("ch");
-    let c = challenge(1, 7, t(600));
+    // Not the default channel of any identifier: the stored one comes back.
+    let c = Challenge {
+        channel: Channel::Whatsapp,
+        ..challenge(1, 7, t(600))
+    };
     put(&store, &key, &c, t(0)).await;
     match attempt(&store, &key, 5, t(1)).await {
         Attempt::Open {
@@ -329,6 +346,23 @@ pub async fn challenge_round_trip<S: ChallengeStore>(store: S) {
     assert!(store.remove_challenge(&key, &c.id).await.unwrap());
     assert!(!store.remove_challenge(&key, &c.id).await.unwrap());
     assert_eq!(attempt(&store, &key, 5, t(2)).await, Attempt::Missing);
+    for channel in [
+        Channel::Sms,
+        Channel::Whatsapp,
+        Channel::Voice,
+        Channel::Email,
+    ] {
+        let key = unique("ch");
+        let c = Challenge {
+            channel,
+            ..challenge(2, 8, t(600))
+        };
+        put(&store, &key, &c, t(0)).await;
+        match attempt(&store, &key, 5, t(1)).await {
+            Attempt::Open { challenge, .. } => assert_eq!(challenge.channel, channel),
+            other => panic!("expected open, got {other:?}"),
+        }
+    }
 }
 
 pub async fn missing_challenge<S: ChallengeStore>(store: S) {
@@ -364,6 +398,43 @@ pub async fn challenge_burns_after_max_attempts<S: ChallengeStore>(store: S) {
         .await
         .unwrap();
     assert!(!consumed);
+}
+
+/// The session a consumed challenge starts is one of its subject's.
+pub async fn consumed_challenge_session_is_indexed<S: ChallengeStore>(store: S) {
+    let key = unique("ch");
+    put(&store, &key, &challenge(1, 7, t(600)), t(0)).await;
+    let (subject, sid) = (unique("subject"), unique("sid"));
+    let new = NewSession {
+        sid: &sid,
+        refresh_hash: &[4; 32],
+        data: b"d",
+        subject: &subject,
+        lifetime: for_ttl(Duration::from_secs(3600)),
+    };
+    assert!(
+        store
+            .consume_challenge(&key, &[1; 16], new, t(5))
+            .await
+            .unwrap()
+    );
+    let list = store.list_sessions(&subject, t(6)).await.unwrap();
+    assert_eq!(
+        list,
+        [SessionInfo {
+            sid: sid.clone(),
+            created_at: t(5),
+            last_used_at: t(5),
+        }]
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, Duration::from_secs(60), t(7))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.is_revoked(&sid).await.unwrap());
 }
 
 /// A match on the last attempt can still be consumed, once.
@@ -869,6 +940,498 @@ pub async fn unknown_session_is_invalid<S: SessionStore>(store: S) {
             .await
             .unwrap(),
         Rotation::Invalid
+    );
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+
+fn lifetime(idle_secs: u64, absolute_secs: u64) -> SessionLifetime {
+    SessionLifetime {
+        idle: Duration::from_secs(idle_secs),
+        absolute: Duration::from_secs(absolute_secs),
+    }
+}
+
+/// A session of the hour-long default lifetime (a day absolute).
+const HOURS: SessionLifetime = SessionLifetime {
+    idle: Duration::from_secs(3600),
+    absolute: Duration::from_secs(86_400),
+};
+
+/// Starts session `sid` of `subject` with first refresh token `hash`.
+async fn start<S: SessionStore>(
+    store: &S,
+    subject: &str,
+    sid: &str,
+    hash: &[u8; 32],
+    lifetime: SessionLifetime,
+    now: SystemTime,
+) {
+    let new = NewSession {
+        sid,
+        refresh_hash: hash,
+        data: b"d",
+        subject,
+        lifetime,
+    };
+    store.create_session(new, now).await.unwrap();
+}
+
+/// Presents `presented` of `sid` with successor `successor`.
+async fn rotate<S: SessionStore>(
+    store: &S,
+    sid: &str,
+    presented: &[u8; 32],
+    successor: &[u8; 32],
+    lifetime: SessionLifetime,
+    now: SystemTime,
+) -> Rotation {
+    let r = RefreshRotation {
+        sid,
+        presented,
+        successor,
+        grace: GRACE,
+        lifetime,
+    };
+    store.rotate_refresh(r, now).await.unwrap()
+}
+
+/// The ids `list_sessions` gives for `subject` at `now`, in its order.
+async fn listed<S: SessionStore>(store: &S, subject: &str, now: SystemTime) -> Vec<String> {
+    let list = store.list_sessions(subject, now).await.unwrap();
+    list.into_iter().map(|s| s.sid).collect()
+}
+
+/// A listing shows every live session of its subject (and no other's),
+/// oldest first, with its creation and last use; a rotation moves the last
+/// use.
+pub async fn sessions_listed_with_their_times<S: SessionStore>(store: S) {
+    let (subject, other) = (unique("subject"), unique("subject"));
+    let (a, b, c, d) = (unique("sid"), unique("sid"), unique("sid"), unique("sid"));
+    start(&store, &subject, &a, &[1; 32], HOURS, t(0)).await;
+    start(&store, &subject, &b, &[2; 32], HOURS, t(10)).await;
+    start(&store, &subject, &c, &[3; 32], HOURS, t(5)).await;
+    start(&store, &other, &d, &[4; 32], HOURS, t(1)).await;
+    let info = |sid: &str, created: u64, used: u64| SessionInfo {
+        sid: sid.to_owned(),
+        created_at: t(created),
+        last_used_at: t(used),
+    };
+    assert_eq!(
+        store.list_sessions(&subject, t(20)).await.unwrap(),
+        [info(&a, 0, 0), info(&c, 5, 5), info(&b, 10, 10)]
+    );
+    assert!(matches!(
+        rotate(&store, &b, &[2; 32], &[12; 32], HOURS, t(30)).await,
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(
+        store.list_sessions(&subject, t(31)).await.unwrap(),
+        [info(&a, 0, 0), info(&c, 5, 5), info(&b, 10, 30)]
+    );
+    assert_eq!(listed(&store, &other, t(31)).await, [d]);
+    assert!(listed(&store, &unique("nobody"), t(31)).await.is_empty());
+}
+
+/// The idle timeout, by the `now` passed in: a rotation a second before it
+/// keeps the session alive for another timeout; at the timeout it is gone
+/// from the listing and its token rotates no more.
+pub async fn idle_timeout_ends_a_session<S: SessionStore>(store: S) {
+    let subject = unique("subject");
+    let life = lifetime(100, 1000);
+    let (kept, idle) = (unique("sid"), unique("sid"));
+    start(&store, &subject, &kept, &[1; 32], life, t(0)).await;
+    start(&store, &subject, &idle, &[5; 32], life, t(1)).await;
+    assert!(matches!(
+        rotate(&store, &kept, &[1; 32], &[2; 32], life, t(99)).await,
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(
+        listed(&store, &subject, t(100)).await,
+        [kept.as_str(), idle.as_str()]
+    );
+    assert_eq!(listed(&store, &subject, t(101)).await, [kept.as_str()]);
+    assert_eq!(
+        rotate(&store, &idle, &[5; 32], &[6; 32], life, t(101)).await,
+        Rotation::Invalid
+    );
+    assert_eq!(listed(&store, &subject, t(198)).await, [kept.as_str()]);
+    assert!(listed(&store, &subject, t(199)).await.is_empty());
+    assert_eq!(
+        rotate(&store, &kept, &[2; 32], &[3; 32], life, t(199)).await,
+        Rotation::Invalid
+    );
+}
+
+/// The absolute lifetime: rotations keep a session alive only up to its
+/// creation + absolute, whatever the idle timeout or a later, longer
+/// absolute lifetime would allow; a shorter one ends it sooner.
+pub async fn absolute_lifetime_ends_a_session<S: SessionStore>(store: S) {
+    let subject = unique("subject");
+    let life = lifetime(100, 250);
+    let sid = unique("sid");
+    start(&store, &subject, &sid, &[1; 32], life, t(0)).await;
+    for (i, at) in [90u64, 180, 240].into_iter().enumerate() {
+        let (cur, next) = ([i as u8 + 1; 32], [i as u8 + 2; 32]);
+        // The last one asks for a far longer absolute lifetime: no effect.
+        let asked = if at == 240 {
+            lifetime(100, 10_000)
+        } else {
+            life
+        };
+        assert!(
+            matches!(
+                rotate(&store, &sid, &cur, &next, asked, t(at)).await,
+                Rotation::Rotated(_)
+            ),
+            "rotation at {at}"
+        );
+    }
+    assert_eq!(listed(&store, &subject, t(249)).await, [sid.as_str()]);
+    assert!(listed(&store, &subject, t(250)).await.is_empty());
+    assert_eq!(
+        rotate(&store, &sid, &[4; 32], &[5; 32], life, t(250)).await,
+        Rotation::Invalid
+    );
+
+    // A lowered absolute lifetime applies to a session already running.
+    let (subject, shortened) = (unique("subject"), unique("sid"));
+    start(&store, &subject, &shortened, &[1; 32], life, t(0)).await;
+    assert!(matches!(
+        rotate(
+            &store,
+            &shortened,
+            &[1; 32],
+            &[2; 32],
+            lifetime(100, 120),
+            t(60)
+        )
+        .await,
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(listed(&store, &subject, t(119)).await, [shortened.as_str()]);
+    assert!(listed(&store, &subject, t(120)).await.is_empty());
+    assert_eq!(
+        rotate(&store, &shortened, &[2; 32], &[3; 32], life, t(120)).await,
+        Rotation::Invalid
+    );
+}
+
+/// `revoke_session` revokes a live session of its own subject only; for an
+/// unknown id, another subject's session or a dead one it answers `false`
+/// and changes nothing.
+pub async fn revoke_session_only_of_its_subject<S: SessionStore>(store: S) {
+    let (subject, other) = (unique("subject"), unique("subject"));
+    let (a, b, theirs) = (unique("sid"), unique("sid"), unique("sid"));
+    let ttl = Duration::from_secs(900);
+    start(&store, &subject, &a, &[1; 32], HOURS, t(0)).await;
+    start(&store, &subject, &b, &[2; 32], HOURS, t(1)).await;
+    start(&store, &other, &theirs, &[3; 32], HOURS, t(2)).await;
+
+    assert!(
+        !store
+            .revoke_session(&subject, &theirs, ttl, t(10))
+            .await
+            .unwrap()
+    );
+    assert!(!store.is_revoked(&theirs).await.unwrap());
+    assert_eq!(listed(&store, &other, t(10)).await, [theirs.as_str()]);
+    let unknown = unique("sid");
+    assert!(
+        !store
+            .revoke_session(&subject, &unknown, ttl, t(10))
+            .await
+            .unwrap()
+    );
+    assert!(!store.is_revoked(&unknown).await.unwrap());
+    assert_eq!(
+        listed(&store, &subject, t(10)).await,
+        [a.as_str(), b.as_str()]
+    );
+
+    assert!(
+        store
+            .revoke_session(&subject, &a, ttl, t(10))
+            .await
+            .unwrap()
+    );
+    assert!(store.is_revoked(&a).await.unwrap());
+    assert_eq!(listed(&store, &subject, t(11)).await, [b.as_str()]);
+    assert_eq!(
+        rotate(&store, &a, &[1; 32], &[9; 32], HOURS, t(11)).await,
+        Rotation::Invalid
+    );
+    assert!(
+        !store
+            .revoke_session(&subject, &a, ttl, t(12))
+            .await
+            .unwrap()
+    );
+    // The others still work.
+    assert!(matches!(
+        rotate(&store, &b, &[2; 32], &[12; 32], HOURS, t(12)).await,
+        Rotation::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(&store, &theirs, &[3; 32], &[13; 32], HOURS, t(12)).await,
+        Rotation::Rotated(_)
+    ));
+
+    // A session past its idle timeout is dead: nothing to revoke.
+    let dead = unique("sid");
+    start(&store, &subject, &dead, &[4; 32], lifetime(10, 100), t(0)).await;
+    assert!(
+        !store
+            .revoke_session(&subject, &dead, ttl, t(10))
+            .await
+            .unwrap()
+    );
+    assert!(!store.is_revoked(&dead).await.unwrap());
+}
+
+/// `revoke_subject` revokes every session of the subject but the one kept
+/// (and no other subject's), counts the live ones, and is idempotent; the
+/// revoked ids are revoked for access tokens too — an access token minted
+/// just before carries its `sid`, and fails.
+pub async fn revoke_subject_with_and_without_keep<S: SessionStore>(store: S) {
+    let (subject, other) = (unique("subject"), unique("subject"));
+    let (a, b, c, theirs) = (unique("sid"), unique("sid"), unique("sid"), unique("sid"));
+    let ttl = Duration::from_secs(900);
+    for (i, sid) in [&a, &b, &c].into_iter().enumerate() {
+        start(
+            &store,
+            &subject,
+            sid,
+            &[i as u8 + 1; 32],
+            HOURS,
+            t(i as u64),
+        )
+        .await;
+    }
+    start(&store, &other, &theirs, &[9; 32], HOURS, t(0)).await;
+    let jti = unique("jti");
+    assert!(!store.is_any_revoked(&[&a, &jti]).await.unwrap());
+
+    assert_eq!(
+        store
+            .revoke_subject(&subject, Some(&b), ttl, t(10))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.is_any_revoked(&[&a, &jti]).await.unwrap());
+    assert!(store.is_revoked(&c).await.unwrap());
+    assert!(!store.is_revoked(&b).await.unwrap());
+    assert_eq!(listed(&store, &subject, t(11)).await, [b.as_str()]);
+    assert_eq!(
+        rotate(&store, &a, &[1; 32], &[11; 32], HOURS, t(11)).await,
+        Rotation::Invalid
+    );
+    assert_eq!(
+        rotate(&store, &c, &[3; 32], &[13; 32], HOURS, t(11)).await,
+        Rotation::Invalid
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&subject, Some(&b), ttl, t(12))
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, ttl, t(13))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.is_revoked(&b).await.unwrap());
+    assert!(listed(&store, &subject, t(14)).await.is_empty());
+    assert_eq!(
+        rotate(&store, &b, &[2; 32], &[12; 32], HOURS, t(14)).await,
+        Rotation::Invalid
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, ttl, t(15))
+            .await
+            .unwrap(),
+        0
+    );
+    // Another subject's session is untouched.
+    assert!(!store.is_revoked(&theirs).await.unwrap());
+    assert_eq!(listed(&store, &other, t(15)).await, [theirs.as_str()]);
+
+    // Only live sessions count.
+    let third = unique("subject");
+    let (dead, live) = (unique("sid"), unique("sid"));
+    start(&store, &third, &dead, &[1; 32], lifetime(10, 100), t(0)).await;
+    start(&store, &third, &live, &[2; 32], HOURS, t(0)).await;
+    assert_eq!(
+        store
+            .revoke_subject(&third, None, ttl, t(20))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.is_revoked(&live).await.unwrap());
+}
+
+/// Sessions created while `revoke_subject` runs: every one that had been
+/// created before it started is revoked, and none is left live outside the
+/// index — whatever `list_sessions` does not show is dead, so a second
+/// `revoke_subject` reaches everything still alive.
+pub async fn concurrent_creates_during_revoke_subject<S: SessionStore>(store: S) {
+    let subject = Arc::new(unique("subject"));
+    let ttl = Duration::from_secs(900);
+    let early: Vec<String> = (0..10).map(|_| unique("sid")).collect();
+    for (i, sid) in early.iter().enumerate() {
+        start(&store, &subject, sid, &[i as u8; 32], HOURS, t(0)).await;
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(31));
+    let mut creates = Vec::new();
+    for i in 0..30u8 {
+        let (store, subject, barrier) = (store.clone(), subject.clone(), barrier.clone());
+        creates.push(tokio::spawn(async move {
+            let sid = unique("sid");
+            barrier.wait().await;
+            start(&store, &subject, &sid, &[100 + i; 32], HOURS, t(1)).await;
+            (sid, 100 + i)
+        }));
+    }
+    let revoke = {
+        let (store, subject, barrier) = (store.clone(), subject.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .revoke_subject(&subject, None, ttl, t(1))
+                .await
+                .unwrap()
+        })
+    };
+    let mut late = Vec::new();
+    for task in creates {
+        late.push(task.await.unwrap());
+    }
+    let revoked = revoke.await.unwrap();
+    assert!(revoked >= early.len(), "{revoked} revoked");
+    for sid in &early {
+        assert!(store.is_revoked(sid).await.unwrap(), "{sid} survived");
+    }
+    let live = listed(&store, &subject, t(2)).await;
+    let mut rotated = 0;
+    for (sid, i) in &late {
+        let r = rotate(&store, sid, &[*i; 32], &[0xEE; 32], HOURS, t(2)).await;
+        if matches!(r, Rotation::Rotated(_)) {
+            assert!(live.contains(sid), "{sid} is live but not indexed");
+            rotated += 1;
+        } else {
+            assert_eq!(r, Rotation::Invalid);
+        }
+    }
+    // A session indexed but not yet written when the revocation ran is
+    // neither counted nor live: it was revoked before it began.
+    assert!(rotated + revoked <= early.len() + late.len());
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, ttl, t(3))
+            .await
+            .unwrap(),
+        rotated
+    );
+    for (sid, _) in &late {
+        assert_eq!(
+            rotate(&store, sid, &[0xEE; 32], &[0xEF; 32], HOURS, t(4)).await,
+            Rotation::Invalid
+        );
+    }
+}
+
+/// A family id revoked before its family is written (by a `revoke_subject`
+/// that met its index entry first) gets no family: the create that follows
+/// starts nothing live.
+pub async fn a_revoked_id_starts_no_session<S: SessionStore>(store: S) {
+    let (subject, sid) = (unique("subject"), unique("sid"));
+    store.revoke(&sid, Duration::from_secs(60)).await.unwrap();
+    start(&store, &subject, &sid, &[1; 32], HOURS, t(0)).await;
+    assert!(store.is_revoked(&sid).await.unwrap());
+    assert_eq!(
+        rotate(&store, &sid, &[1; 32], &[2; 32], HOURS, t(1)).await,
+        Rotation::Invalid
+    );
+    assert!(listed(&store, &subject, t(1)).await.is_empty());
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, HOURS.idle, t(2))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// A subject holds at most `MAX_SESSIONS_PER_SUBJECT` sessions: a create
+/// prunes dead ones to make room, refuses (`Full`, nothing started) when
+/// all are live, and works again once some end.
+pub async fn a_subject_holds_a_bounded_number_of_sessions<S: SessionStore>(store: S) {
+    let subject = unique("subject");
+    let short = lifetime(10, 100);
+    for i in 0..MAX_SESSIONS_PER_SUBJECT {
+        let life = if i < 2 { short } else { HOURS };
+        start(
+            &store,
+            &subject,
+            &format!("{subject}-{i}"),
+            &[1; 32],
+            life,
+            t(0),
+        )
+        .await;
+    }
+    // Two are past their idle timeout: their room is taken back.
+    for i in 0..2 {
+        start(
+            &store,
+            &subject,
+            &format!("{subject}-new{i}"),
+            &[2; 32],
+            HOURS,
+            t(20),
+        )
+        .await;
+    }
+    let refused = unique("sid");
+    let new = NewSession {
+        sid: &refused,
+        refresh_hash: &[3; 32],
+        data: b"d",
+        subject: &subject,
+        lifetime: HOURS,
+    };
+    let err = store.create_session(new, t(21)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+    assert_eq!(
+        rotate(&store, &refused, &[3; 32], &[4; 32], HOURS, t(22)).await,
+        Rotation::Invalid,
+        "nothing started"
+    );
+    let live = listed(&store, &subject, t(22)).await;
+    assert_eq!(live.len(), MAX_SESSIONS_PER_SUBJECT);
+    assert!(!live.contains(&refused));
+    assert!(
+        store
+            .revoke_session(&subject, &live[0], HOURS.idle, t(23))
+            .await
+            .unwrap()
+    );
+    store.create_session(new, t(24)).await.unwrap();
+    assert_eq!(
+        store
+            .revoke_subject(&subject, None, HOURS.idle, t(25))
+            .await
+            .unwrap(),
+        MAX_SESSIONS_PER_SUBJECT
     );
 }
 
@@ -1571,7 +2134,7 @@ macro_rules! rate_store_conformance {
 macro_rules! challenge_store_conformance {
     ($make:expr) => {
         $crate::conformance_tests!($make;
-            challenge_round_trip, missing_challenge,
+            challenge_round_trip, missing_challenge, consumed_challenge_session_is_indexed,
             challenge_burns_after_max_attempts, last_attempt_can_be_consumed, challenge_expires,
             new_challenge_voids_old, concurrent_removal_has_one_winner,
             concurrent_attempts_never_exceed_max, concurrent_consume_has_one_winner,
@@ -1587,7 +2150,11 @@ macro_rules! session_store_conformance {
         $crate::conformance_tests!($make;
             refresh_rotates, refresh_grace_returns_same_successor, refresh_reuse_revokes_family,
             older_spent_token_is_reuse, concurrent_rotation_has_one_winner, revoke_kills_session,
-            is_any_revoked_agrees_with_is_revoked, unknown_session_is_invalid);
+            is_any_revoked_agrees_with_is_revoked, unknown_session_is_invalid,
+            sessions_listed_with_their_times, idle_timeout_ends_a_session,
+            absolute_lifetime_ends_a_session, revoke_session_only_of_its_subject,
+            revoke_subject_with_and_without_keep, concurrent_creates_during_revoke_subject,
+            a_revoked_id_starts_no_session, a_subject_holds_a_bounded_number_of_sessions);
     };
 }
 

@@ -16,6 +16,7 @@ fn challenge(id: u8) -> Challenge {
         id: [id; 16],
         mac: [id; 32],
         expires_at_us: t(600).duration_since(UNIX_EPOCH).unwrap().as_micros() as u64,
+        channel: tower_otp::notify::Channel::Sms,
     }
 }
 

@@ -98,6 +98,8 @@ impl Session {
     }
 }
 
+/// A session family; its times are µs on the caller's clock, and decide
+/// (the record's deadline on the table's clock only reclaims it).
 #[derive(Clone)]
 pub(super) struct Family {
     pub(super) data: Arc<[u8]>,
@@ -106,12 +108,29 @@ pub(super) struct Family {
     pub(super) previous: Option<([u8; 32], u64)>,
     /// Older spent tokens (most recent last), bounded.
     pub(super) spent: Vec<[u8; 32]>,
+    pub(super) created_us: u64,
+    pub(super) used_us: u64,
+    /// Live while the caller's now is before this.
+    pub(super) until_us: u64,
+    /// The absolute deadline, fixed at creation.
+    pub(super) absolute_us: u64,
+}
+
+/// One session in a subject's index: what pruning needs without reading
+/// the family.
+#[derive(Clone)]
+pub(super) struct IndexEntry {
+    pub(super) sid: Box<str>,
+    pub(super) created_us: u64,
+    pub(super) absolute_us: u64,
 }
 
 /// An authoritative record: never evicted, only expired or deleted.
 pub(super) enum Record {
     ApiKey(Arc<[u8]>),
     Session(Session),
+    /// The index of one subject's sessions.
+    Subject(Vec<IndexEntry>),
     Tenant(TenantRecord),
     /// Every counter group of one tenant.
     Counters(Counters),
@@ -123,8 +142,9 @@ pub(super) enum Record {
 /// (clones share all four):
 ///
 /// * **Authoritative records** — API keys, revocation and logout markers,
-///   session families with their refresh state, tenant records and each
-///   tenant's counters (one record per tenant) — are never evicted. They
+///   session families with their refresh state, each subject's index of
+///   sessions, tenant records and each tenant's counters (one record per
+///   tenant) — are never evicted. They
 ///   live in a table that holds at most [`MemoryStoreBuilder::max_records`]
 ///   (default 1 000 000); expired records are reclaimed, and when every
 ///   record is live a write that needs a *new* record fails with

@@ -1,14 +1,17 @@
 //! [`ChallengeStore`] for [`RedisStore`]: a hash per challenge in the rate
-//! cells' slot, one script per step with the step's limits.
+//! cells' slot (its channel by name), one script per step with the step's
+//! limits.
 
 use std::time::{Duration, SystemTime};
 
 use super::connection::Connection;
 use super::rate::{push_limits, read_limits};
-use super::reply::{array, corrupt, decimal, fixed, int};
+use super::reply::{array, bytes, corrupt, decimal, fixed, int};
 use super::scripts::SCRIPTS;
+use super::session::Start;
 use super::store::{RedisStore, ttl_ms};
 use crate::clock::unix_micros;
+use crate::notify::Channel;
 use crate::store::challenge::consume_in_steps;
 use crate::store::{Attempt, Challenge, ChallengeStore, Limit, Limited, NewSession, StoreError};
 
@@ -30,7 +33,8 @@ impl ChallengeStore for RedisStore {
             .arg(&challenge.id[..])
             .arg(&challenge.mac[..])
             .arg(challenge.expires_at_us)
-            .arg(ttl_ms(Duration::from_micros(left)));
+            .arg(ttl_ms(Duration::from_micros(left)))
+            .arg(challenge.channel.as_str());
         let reply = self.eval(OP, &invocation).await?;
         let mut items = array(OP, reply)?.into_iter();
         let (decisions, allowed) = read_limits(OP, &mut items, limits, now_us)?;
@@ -68,16 +72,25 @@ impl ChallengeStore for RedisStore {
         let attempt = match items.next().map(|v| int(OP, &v)).transpose()? {
             Some(0) => Attempt::Missing,
             Some(1) => {
-                let (Some(id), Some(mac), Some(exp), Some(left)) =
-                    (items.next(), items.next(), items.next(), items.next())
-                else {
+                let (Some(id), Some(mac), Some(exp), Some(left), Some(channel)) = (
+                    items.next(),
+                    items.next(),
+                    items.next(),
+                    items.next(),
+                    items.next(),
+                ) else {
                     return Err(corrupt(OP));
                 };
+                let channel = std::str::from_utf8(&bytes(OP, channel)?)
+                    .ok()
+                    .and_then(Channel::from_name)
+                    .ok_or_else(|| corrupt(OP))?;
                 Attempt::Open {
                     challenge: Challenge {
                         id: fixed(OP, id)?,
                         mac: fixed(OP, mac)?,
                         expires_at_us: decimal(OP, exp)?,
+                        channel,
                     },
                     remaining: u32::try_from(int(OP, &left)?).map_err(|_| corrupt(OP))?,
                 }
@@ -104,10 +117,12 @@ impl ChallengeStore for RedisStore {
         Ok(int(OP, &reply)? == 1)
     }
 
-    /// One script on a single node. On a cluster the challenge (in the rate
-    /// cells' slot) and the new family (in its own slot) cannot meet in one
-    /// script, so the store runs the trait's steps: start the session, then
-    /// remove the challenge, undoing the session if another caller won.
+    /// One script on a single node: the challenge taken, the session
+    /// indexed under its subject and started. On a cluster the challenge (in
+    /// the rate cells' slot), the subject's index and the new family (each
+    /// in its own slot) cannot meet in one script, so the store runs the
+    /// trait's steps: start the session (index first), then remove the
+    /// challenge, undoing the session if another caller won.
     async fn consume_challenge(
         &self,
         key: &str,
@@ -119,19 +134,28 @@ impl ChallengeStore for RedisStore {
         if !matches!(self.conn, Connection::Single(_)) {
             return consume_in_steps(self, key, id, session, now).await;
         }
-        let reply = self
-            .eval(
-                OP,
-                SCRIPTS
-                    .challenge_consume
-                    .key(self.keys.challenge(key))
-                    .key(self.keys.family(session.sid))
-                    .arg(&id[..])
-                    .arg(&session.refresh_hash[..])
-                    .arg(session.data)
-                    .arg(ttl_ms(session.ttl)),
-            )
-            .await?;
-        Ok(int(OP, &reply)? == 1)
+        let start = &Start::new(session, now);
+        let keys = &[
+            self.keys.challenge(key),
+            self.keys.subject(session.subject),
+            self.keys.family(session.sid),
+            self.keys.revoked(session.sid),
+        ];
+        self.with_room(session.subject, unix_micros(now), move || async move {
+            let mut invocation = SCRIPTS.challenge_consume.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            invocation.arg(&id[..]);
+            start.index_args(&mut invocation);
+            start.start_args(&mut invocation);
+            match int(OP, &self.eval(OP, &invocation).await?)? {
+                0 => Ok(Some(false)),
+                1 => Ok(Some(true)),
+                2 => Ok(None),
+                _ => Err(corrupt(OP)),
+            }
+        })
+        .await
     }
 }

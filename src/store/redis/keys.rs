@@ -4,6 +4,9 @@
 /// Key names under the prefix (see [`RedisStore`](super::RedisStore) for the layout).
 pub(super) struct Keys {
     pub(super) prefix: String,
+    /// A family's key up to its id: `{P:s:`; the id and `}` follow (the
+    /// single-node session scripts build family keys from it).
+    pub(super) family_prefix: String,
     pub(super) api_key_record_prefix: String,
     pub(super) api_key_index: String,
     pub(super) tenant_record_prefix: String,
@@ -14,6 +17,7 @@ impl Keys {
     pub(super) fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            family_prefix: format!("{{{prefix}:s:"),
             api_key_record_prefix: format!("{{{prefix}:k}}:r:"),
             api_key_index: format!("{{{prefix}:k}}:i"),
             tenant_record_prefix: format!("{{{prefix}:t}}:r:"),
@@ -37,12 +41,23 @@ impl Keys {
         format!("{{{}:r}}c:{key}", self.prefix)
     }
 
+    /// A session family in a slot of its own (with its revoked marker):
+    /// families spread over a cluster.
     pub(super) fn family(&self, id: &str) -> String {
-        format!("{{{}:s:{id}}}", self.prefix)
+        format!("{}{id}}}", self.family_prefix)
     }
 
+    /// `lib_session.lua` (`family_keys`) builds the same from
+    /// `family_prefix`.
     pub(super) fn revoked(&self, id: &str) -> String {
-        format!("{{{}:s:{id}}}:x", self.prefix)
+        format!("{}{id}}}:x", self.family_prefix)
+    }
+
+    /// A subject's index of sessions, in the subject's own slot: its
+    /// families live in theirs, so on a cluster the index and a family meet
+    /// in no script, and the store runs such steps in order (index first).
+    pub(super) fn subject(&self, subject: &str) -> String {
+        format!("{{{}:u:{subject}}}", self.prefix)
     }
 
     pub(super) fn api_key(&self, id: &str) -> String {
@@ -80,6 +95,8 @@ mod tests {
         assert_eq!(k.challenge("h"), "{app:r}c:h");
         assert_eq!(k.family("sid"), "{app:s:sid}");
         assert_eq!(k.revoked("sid"), "{app:s:sid}:x");
+        assert_eq!(k.subject("u1"), "{app:u:u1}");
+        assert!(k.family("sid").starts_with(&k.family_prefix));
         assert_eq!(k.api_key("id"), "{app:k}:r:id");
         assert_eq!(k.api_key_index, "{app:k}:i");
         assert_eq!(k.tenant("acme"), "{app:t}:r:acme");

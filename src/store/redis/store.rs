@@ -27,7 +27,11 @@ const MAX_TTL_MS: u64 = 1 << 48;
 /// `src/store/redis/lua/`) called by SHA with `EVALSHA`, or a single native
 /// command (on a cluster, the one `EXISTS` of
 /// [`is_any_revoked`](crate::store::SessionStore::is_any_revoked) is split
-/// into one command per slot, sent at once).
+/// into one command per slot, sent at once). The exception is a cluster's
+/// session operations that span a subject's index and its families (create,
+/// list, the revocations by subject, a challenge consumed into a session):
+/// those keys live in different slots, so they run as steps — the index
+/// first, then the families (all at once), then the index again.
 /// The scripts are loaded when the store connects and reloaded transparently
 /// after a `NOSCRIPT` reply (a restarted or flushed server). Time is always
 /// passed in from the caller's clock, never read from Redis, so the same
@@ -42,9 +46,10 @@ const MAX_TTL_MS: u64 = 1 << 48;
 /// | key | type | what |
 /// |---|---|---|
 /// | `{P:r}:<key>` | string | GCRA theoretical arrival time (µs), `PEXPIRE` = reset + 1 s |
-/// | `{P:r}c:<key>` | hash | challenge: `id`, `mac`, `exp`, attempt count `n` |
-/// | `{P:s:<id>}` | hash | session family: `cur`, `data`, `prev`, `prev_at`, `spent` |
+/// | `{P:r}c:<key>` | hash | challenge: `id`, `mac`, `exp`, attempt count `n`, channel `ch` |
+/// | `{P:s:<id>}` | hash | session family: `cur`, `data`, `prev`, `prev_at`, `spent`; created `c`, last used `u`, deadline `e`, absolute deadline `a` (µs), `PEXPIRE` = deadline + 1 min |
 /// | `{P:s:<id>}:x` | string | revoked marker of a family id or a token `jti` |
+/// | `{P:u:<subject>}` | hash | a subject's sessions: family id → `created:absolute deadline` (µs), `PEXPIRE` = the longest absolute deadline + 1 min |
 /// | `{P:k}:r:<id>` | string | API-key record |
 /// | `{P:k}:i` | set | index of API-key ids (for listing) |
 /// | `{P:t}:r:<id>` | hash | tenant record: version `v`, data `d` |

@@ -4,16 +4,16 @@
 -- ARGV: the limits (lib_rate.lua), then max_attempts.
 -- Returns the rate reply head (lib_rate.lua); when allowed, followed by 0
 -- when there is no live challenge (an expired or exhausted one is deleted),
--- else by id, mac, expires_us, remaining. The attempt that reaches
+-- else by id, mac, expires_us, remaining, channel. The attempt that reaches
 -- max_attempts leaves the challenge exhausted: it takes no further attempt,
 -- but can still be consumed.
 local n = #KEYS - 1
 local key = KEYS[n + 1]
 -- The challenge is read and checked first (what Rust will parse: a 16-byte
 -- id, a 32-byte MAC, numbers), so a corrupt one fails before anything counts.
-local h = redis.call('HMGET', key, 'id', 'mac', 'exp', 'n')
+local h = redis.call('HMGET', key, 'id', 'mac', 'exp', 'n', 'ch')
 local exp, tries = tonumber(h[3]), tonumber(h[4])
-if h[1] and (#h[1] ~= 16 or (not h[2]) or #h[2] ~= 32 or exp == nil or tries == nil) then
+if h[1] and (#h[1] ~= 16 or (not h[2]) or #h[2] ~= 32 or exp == nil or tries == nil or not h[5]) then
   return redis.error_reply('CORRUPT challenge')
 end
 local out, writes = rate_decide(n)
@@ -34,7 +34,7 @@ end
 tries = tries + 1
 -- The key keeps the TTL its put gave it (the challenge's expiry).
 redis.call('HSET', key, 'n', tries)
-for _, v in ipairs({1, h[1], h[2], h[3], max - tries}) do
+for _, v in ipairs({1, h[1], h[2], h[3], max - tries, h[5]}) do
   out[#out + 1] = v
 end
 return out
