@@ -43,12 +43,12 @@ impl RefreshToken {
     /// Checks the shape (no store lookup); `None` when malformed.
     pub fn parse(s: &str) -> Option<Self> {
         let (sid, secret) = s.split_once('.')?;
-        let b64 = |p: &str, len| {
-            p.len() == len
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        (b64(sid, SID_LEN) && b64(secret, SECRET_LEN)).then(|| Self(s.to_owned()))
+        (Self::valid_sid(sid) && base64url_of_len(secret, SECRET_LEN)).then(|| Self(s.to_owned()))
+    }
+
+    /// Whether `sid` has the shape of a session id ([`new_sid`](Self::new_sid)).
+    pub fn valid_sid(sid: &str) -> bool {
+        base64url_of_len(sid, SID_LEN)
     }
 
     /// The session family id.
@@ -73,6 +73,13 @@ impl RefreshToken {
         mac.update(self.0.as_bytes());
         Self::joined(self.sid(), &mac.finalize().into_bytes().into())
     }
+}
+
+/// Whether `s` is `len` base64url characters.
+fn base64url_of_len(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl fmt::Debug for RefreshToken {

@@ -15,7 +15,7 @@ use crate::events::{EventSink, TracingSink};
 use crate::jwt::{JwtKeys, Validation};
 use crate::notify::Notifier;
 use crate::quota::Quota;
-use crate::store::Store;
+use crate::store::{SessionLifetime, Store};
 use crate::tenant::{TenantSites, Tenants};
 
 impl<S: Store, N: Notifier> OtpRouter<S, N> {
@@ -207,6 +207,16 @@ impl<S: Store, N: Notifier, R: SubjectResolver> OtpRouterBuilder<S, N, R> {
             tenants: self.tenants,
             browser: self.browser,
         }
+    }
+
+    /// Sets the sessions' idle timeout ([`OtpConfig::refresh_ttl`]) and
+    /// absolute lifetime ([`OtpConfig::session_max_age`]), e.g.
+    /// [`SessionLifetime::NIST_AAL2`] (default [`SessionLifetime::NIST_AAL1`]:
+    /// 30 days each).
+    pub fn session_lifetime(mut self, lifetime: SessionLifetime) -> Self {
+        self.config.refresh_ttl = lifetime.idle;
+        self.config.session_max_age = lifetime.absolute;
+        self
     }
 
     /// Serves web pages of the given origins with the refresh token in an

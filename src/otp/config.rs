@@ -8,6 +8,7 @@ use crate::client_ip::ClientIpKey;
 use crate::error::ConfigError;
 use crate::notify::Channel;
 use crate::quota::Quota;
+use crate::store::SessionLifetime;
 
 /// Calling codes refused by default: premium-rate, shared-cost and
 /// international-network ranges that SMS-pumping fraud favours (+800 UIFN,
@@ -81,8 +82,14 @@ pub struct OtpConfig {
     pub max_attempts: u32,
     /// Access-token lifetime (default 15 minutes).
     pub access_ttl: Duration,
-    /// Refresh-token (session) lifetime, sliding (default 30 days).
+    /// A session's idle timeout: it ends when its refresh token goes unused
+    /// this long (default 30 days). See also
+    /// [`OtpRouterBuilder::session_lifetime`](super::OtpRouterBuilder::session_lifetime).
     pub refresh_ttl: Duration,
+    /// A session's absolute lifetime: it ends this long after the login,
+    /// refreshed or not (default 30 days, NIST SP 800-63B-4's reauthentication
+    /// interval for AAL1).
+    pub session_max_age: Duration,
     /// Window in which a just-rotated refresh token returns the same successor
     /// (default 5 s).
     pub refresh_grace: Duration,
@@ -121,7 +128,8 @@ impl Default for OtpConfig {
             code_ttl: Duration::from_secs(600),
             max_attempts: 5,
             access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_ttl: SessionLifetime::NIST_AAL1.idle,
+            session_max_age: SessionLifetime::NIST_AAL1.absolute,
             refresh_grace: Duration::from_secs(5),
             issuer: None,
             audience: None,
@@ -142,6 +150,14 @@ impl Default for OtpConfig {
 }
 
 impl OtpConfig {
+    /// The sessions' idle timeout and absolute lifetime.
+    pub fn session_lifetime(&self) -> SessionLifetime {
+        SessionLifetime {
+            idle: self.refresh_ttl,
+            absolute: self.session_max_age,
+        }
+    }
+
     /// Refuses settings the router cannot run with, naming the setting.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let weak = WEAK_CODE_LENGTHS.contains(&self.code_length);
@@ -164,6 +180,7 @@ impl OtpConfig {
             ("code_ttl", self.code_ttl),
             ("access_ttl", self.access_ttl),
             ("refresh_ttl", self.refresh_ttl),
+            ("session_max_age", self.session_max_age),
         ] {
             if d < Duration::from_secs(1) {
                 return Err(ConfigError::new(name, "must be at least one second"));

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::code;
 use super::input::{is_json, parse_json, read_json, read_limited};
 use super::router::{Call, json};
+use super::secrets::Secrets;
 use super::subject::{ResolveError, Subject, SubjectResolver};
 use crate::clock::{ceil_secs, unix_micros, unix_secs};
 use crate::credentials;
@@ -20,8 +21,8 @@ use crate::jwt::{self, REGISTERED_CLAIM_NAMES, RefreshToken, Verified};
 use crate::notify::{Channel, Message, Notifier};
 use crate::quota::Quota;
 use crate::store::{
-    Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation,
-    SessionLifetime, Store, StoreError,
+    Attempt, BoxError, Challenge, Limit, Limited, NewSession, RefreshRotation, Rotation, Store,
+    StoreError,
 };
 
 type Answer = Result<Response<FullBody>, Problem>;
@@ -85,6 +86,84 @@ struct TokenPair<'a> {
     csrf_token: Option<&'a str>,
 }
 
+/// `GET /sessions`.
+#[derive(Serialize)]
+struct SessionList<'a> {
+    sessions: Vec<ListedSession<'a>>,
+}
+
+#[derive(Serialize)]
+struct ListedSession<'a> {
+    id: &'a str,
+    created_at: u64,
+    last_used_at: u64,
+    current: bool,
+}
+
+/// What `POST /logout?scope=` ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LogoutScope {
+    /// This session (the default).
+    Local,
+    /// Every other session of the subject.
+    Others,
+    /// Every session of the subject, this one included.
+    Global,
+}
+
+impl LogoutScope {
+    /// The scope of a logout's query string; `400` for anything but one
+    /// `scope` of the three values.
+    fn of(query: Option<&str>) -> Result<Self, Problem> {
+        match query.unwrap_or_default() {
+            "" | "scope=local" => Ok(Self::Local),
+            "scope=others" => Ok(Self::Others),
+            "scope=global" => Ok(Self::Global),
+            _ => Err(Problem::invalid_request(
+                "The query may only be scope=local, scope=others or scope=global.",
+            )),
+        }
+    }
+
+    /// The `reason` of its `session.revoked` event.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Others => "others",
+            Self::Global => "global",
+        }
+    }
+}
+
+/// The subject of a verified access token (`401` without one: the router's
+/// tokens always carry it).
+fn subject_of(verified: &Verified<Map<String, Value>>) -> Result<&str, Problem> {
+    verified
+        .registered
+        .sub
+        .as_deref()
+        .ok_or_else(Problem::invalid_token)
+}
+
+/// The store key of the index of `sub`'s sessions under key prefix
+/// `prefix` (hashed: subject ids are the app's, of any length).
+pub(super) fn subject_key(prefix: &str, secrets: &Secrets, sub: &str) -> String {
+    let hash = secrets.identifiers.hash_str("subject", sub);
+    let hash = hash.encoded();
+    let mut key = String::with_capacity(prefix.len() + 4 + hash.len());
+    key.push_str(prefix);
+    key.push_str("sub:");
+    key.push_str(ascii(&hash));
+    key
+}
+
+/// An empty `204 No Content`.
+fn no_content() -> Response<FullBody> {
+    let mut res = Response::new(FullBody::default());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    res
+}
+
 #[derive(Serialize)]
 struct SessionInfo<'a> {
     subject: &'a str,
@@ -103,10 +182,24 @@ struct AccessClaims<'a> {
     exp: u64,
     jti: &'a str,
     sid: &'a str,
+    /// How the subject authenticated (RFC 8176 values): `["otp","sms"]`.
+    amr: [&'a str; 2],
+    /// When the login happened (OpenID Connect Core §2): the session's
+    /// start, unchanged by refreshes.
+    auth_time: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+}
+
+/// Claims the router sets besides the registered ones: the subject's own
+/// claims may not use these names either.
+const SESSION_CLAIM_NAMES: [&str; 2] = ["amr", "auth_time"];
+
+/// Whether `name` is a claim the router sets itself.
+fn router_claim(name: &str) -> bool {
+    REGISTERED_CLAIM_NAMES.contains(&name) || SESSION_CLAIM_NAMES.contains(&name)
 }
 
 /// What a session stores: enough to mint access tokens on refresh.
@@ -115,19 +208,34 @@ struct SessionData {
     sub: String,
     #[serde(default)]
     claims: Map<String, Value>,
+    /// The login's time, seconds since the epoch.
+    auth_time: u64,
+    /// The channel the code went out on, as its `amr` value.
+    amr: String,
+}
+
+/// The RFC 8176 `amr` value for a code delivered on `channel` (`tel` is a
+/// voice call; WhatsApp and email have no registered value and go by name).
+fn amr_of(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => "tel",
+        other => other.as_str(),
+    }
 }
 
 impl SessionData {
-    /// The subject's id and its claims, less the registered ones the router
-    /// sets itself.
-    fn of(subject: Subject) -> Self {
+    /// The subject's id and its claims, less those the router sets itself,
+    /// logged in at `auth_time` with a code sent on `channel`.
+    fn of(subject: Subject, channel: Channel, auth_time: u64) -> Self {
         Self {
             sub: subject.id,
             claims: subject
                 .claims
                 .into_iter()
-                .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+                .filter(|(k, _)| !router_claim(k))
                 .collect(),
+            auth_time,
+            amr: amr_of(channel).to_owned(),
         }
     }
 }
@@ -299,13 +407,10 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         }
     }
 
-    /// Sessions live `refresh_ttl` since their last refresh, with no
-    /// absolute lifetime.
-    fn lifetime(&self) -> SessionLifetime {
-        SessionLifetime {
-            idle: self.site.config.refresh_ttl,
-            absolute: std::time::Duration::MAX,
-        }
+    /// The store key of the index of `sub`'s sessions, in this request's
+    /// key space.
+    fn subject_key(&self, sub: &str) -> String {
+        subject_key(&self.site.key_prefix, &self.secrets, sub)
     }
 
     /// A challenge no code matches: its MAC is random, not a code's.
@@ -643,7 +748,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         };
         let sid = RefreshToken::new_sid();
         let refresh = RefreshToken::generate(&sid);
-        let data = SessionData::of(subject);
+        let data = SessionData::of(subject, challenge.channel, unix_secs(self.now()));
         let bytes =
             serde_json::to_vec(&data).map_err(|_| Problem::invalid_request("unusable claims"))?;
         // Exactly one concurrent winner consumes the challenge, and only its
@@ -657,11 +762,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
                     sid: &self.family(&sid),
                     refresh_hash: &refresh.hash(),
                     data: &bytes,
-                    subject: &self.id_key(
-                        "sub:",
-                        &self.secrets.identifiers.hash_str("subject", &data.sub),
-                    ),
-                    lifetime: self.lifetime(),
+                    subject: &self.subject_key(&data.sub),
+                    lifetime: self.site.config.session_lifetime(),
                 },
                 self.now(),
             )
@@ -688,28 +790,30 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
     ) -> Answer {
         // The custom claims sit beside the registered ones in one JSON
         // object: a registered name among them would be a duplicate key.
-        if data
-            .claims
-            .keys()
-            .any(|k| REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
-        {
+        if data.claims.keys().any(|k| router_claim(k)) {
             return Err(Problem::invalid_request("unusable claims"));
         }
+        let config = &self.site.config;
         let iat = unix_secs(self.now());
+        // Nothing outlives the session's absolute lifetime.
+        let session_left = (data.auth_time + ceil_secs(config.session_max_age)).saturating_sub(iat);
+        let expires_in = ceil_secs(config.access_ttl).min(session_left);
+        let refresh_expires_in = ceil_secs(config.refresh_ttl).min(session_left);
         let jti = base64url_16(&rand::random());
         let claims = AccessClaims {
             custom: &data.claims,
             sub: &data.sub,
             iat,
-            exp: iat + ceil_secs(self.site.config.access_ttl),
+            exp: iat + expires_in,
             jti: ascii(&jti),
             sid,
-            iss: self.site.config.issuer.as_deref(),
-            aud: self.site.config.audience.as_deref(),
+            amr: ["otp", &data.amr],
+            auth_time: data.auth_time,
+            iss: config.issuer.as_deref(),
+            aud: config.audience.as_deref(),
         };
         let access_token = jwt::encode(&self.keys, &claims)
             .map_err(|_| Problem::invalid_request("unusable claims"))?;
-        let refresh_expires_in = ceil_secs(self.site.config.refresh_ttl);
         let browser = self
             .browser
             .as_ref()
@@ -720,7 +824,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             &TokenPair {
                 access_token,
                 token_type: "Bearer",
-                expires_in: ceil_secs(self.site.config.access_ttl),
+                expires_in,
                 refresh_token: browser.is_none().then(|| refresh.as_str()),
                 refresh_expires_in,
                 csrf_token: csrf.as_deref(),
@@ -747,7 +851,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
                     presented: &presented.hash(),
                     successor: &successor.hash(),
                     grace: self.site.config.refresh_grace,
-                    lifetime: self.lifetime(),
+                    lifetime: self.site.config.session_lifetime(),
                 },
                 self.now(),
             )
@@ -827,24 +931,98 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         Ok(verified)
     }
 
+    /// `POST /logout?scope=`: ends this session (`local`, the default),
+    /// every other session of the subject (`others`), or all of them
+    /// (`global`).
     pub(crate) async fn logout(&self, parts: &Parts) -> Answer {
+        let scope = LogoutScope::of(parts.uri.query())?;
         let verified = self.authenticate(parts).await?;
-        let sid = verified.registered.sid.as_deref().unwrap_or_default();
-        self.store
-            .revoke(&self.family(sid), self.site.config.refresh_ttl)
+        let sid = self.family(verified.registered.sid.as_deref().unwrap_or_default());
+        let ttl = self.site.config.session_max_age;
+        let now = self.now();
+        let ended = match scope {
+            LogoutScope::Local => self.store.revoke(&sid, ttl).await,
+            LogoutScope::Others | LogoutScope::Global => {
+                let subject = self.subject_key(subject_of(&verified)?);
+                let keep = (scope == LogoutScope::Others).then_some(&*sid);
+                match self.store.revoke_subject(&subject, keep, ttl, now).await {
+                    // The current session is revoked by id too: it may
+                    // predate the index (or its entry have been pruned).
+                    Ok(_) if keep.is_none() => self.store.revoke(&sid, ttl).await,
+                    other => other.map(drop),
+                }
+            }
+        };
+        ended.map_err(|e| self.store_failed(&e))?;
+        self.event(EventKind::SessionRevoked, None, Some(scope.name()));
+        let mut res = no_content();
+        if scope != LogoutScope::Others {
+            self.clear_cookies(parts, &mut res);
+        }
+        Ok(res)
+    }
+
+    /// `GET /sessions`: the subject's live sessions, oldest first.
+    pub(crate) async fn sessions(&self, parts: &Parts) -> Answer {
+        let verified = self.authenticate(parts).await?;
+        let subject = self.subject_key(subject_of(&verified)?);
+        let current = self.family(verified.registered.sid.as_deref().unwrap_or_default());
+        let sessions = self
+            .store
+            .list_sessions(&subject, self.now())
             .await
             .map_err(|e| self.store_failed(&e))?;
-        self.event(EventKind::SessionRevoked, None, None);
-        let mut res = Response::new(FullBody::default());
-        *res.status_mut() = StatusCode::NO_CONTENT;
+        let prefix = self.site.key_prefix.as_str();
+        let sessions: Vec<ListedSession<'_>> = sessions
+            .iter()
+            .map(|s| ListedSession {
+                id: s.sid.strip_prefix(prefix).unwrap_or(&s.sid),
+                created_at: unix_secs(s.created_at),
+                last_used_at: unix_secs(s.last_used_at),
+                current: s.sid == *current,
+            })
+            .collect();
+        Ok(json(StatusCode::OK, &SessionList { sessions }))
+    }
+
+    /// `DELETE /sessions/{id}`: ends one of the subject's own sessions; an
+    /// unknown id and another subject's session are the same `404`.
+    pub(crate) async fn end_session(&self, parts: &Parts, id: &str) -> Answer {
+        let verified = self.authenticate(parts).await?;
+        let subject = self.subject_key(subject_of(&verified)?);
+        if !RefreshToken::valid_sid(id) {
+            return Err(Problem::not_found());
+        }
+        let ended = self
+            .store
+            .revoke_session(
+                &subject,
+                &self.family(id),
+                self.site.config.session_max_age,
+                self.now(),
+            )
+            .await
+            .map_err(|e| self.store_failed(&e))?;
+        if !ended {
+            return Err(Problem::not_found());
+        }
+        self.event(EventKind::SessionRevoked, None, Some("session"));
+        let mut res = no_content();
+        if verified.registered.sid.as_deref() == Some(id) {
+            self.clear_cookies(parts, &mut res);
+        }
+        Ok(res)
+    }
+
+    /// Clears the browser-mode cookies on `res` for a request from a page.
+    fn clear_cookies(&self, parts: &Parts, res: &mut Response<FullBody>) {
         if let Some(b) = self
             .browser
             .as_ref()
             .filter(|b| b.is_page_request(&parts.headers))
         {
-            b.clear_cookies(&mut res);
+            b.clear_cookies(res);
         }
-        Ok(res)
     }
 
     pub(crate) async fn session(&self, parts: &Parts) -> Answer {

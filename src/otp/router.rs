@@ -161,6 +161,54 @@ impl<S, N, R> OtpRouter<S, N, R> {
             .with_store(self.inner.store.clone())
     }
 
+    /// Ends every session of `subject` — the id the
+    /// [`SubjectResolver`] gave it, the access tokens' `sub` — for account
+    /// compromise or deletion: their refresh tokens stop working at once,
+    /// their access tokens at the next revocation check ([`jwt_layer`](Self::jwt_layer),
+    /// `JwtLayer::with_store`, `/session`), including one minted just before.
+    /// Returns how many live sessions were ended; safe to retry after an
+    /// error. The sessions of a tenant: [`revoke_tenant_subject`](Self::revoke_tenant_subject).
+    pub async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError>
+    where
+        S: Store,
+    {
+        self.revoke_subject_under(&self.inner.site.key_prefix, subject)
+            .await
+    }
+
+    /// [`revoke_subject`](Self::revoke_subject) for the sessions of tenant
+    /// `tenant` (multi-tenant mode); [`StoreError::Invalid`] for a malformed
+    /// tenant id.
+    pub async fn revoke_tenant_subject(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<usize, StoreError>
+    where
+        S: Store,
+    {
+        if !crate::tenant::valid_tenant_id(tenant) {
+            return Err(StoreError::Invalid("tenant id"));
+        }
+        self.revoke_subject_under(&format!("t:{tenant}:"), subject)
+            .await
+    }
+
+    async fn revoke_subject_under(&self, prefix: &str, subject: &str) -> Result<usize, StoreError>
+    where
+        S: Store,
+    {
+        let key = super::handlers::subject_key(prefix, &self.inner.secrets, subject);
+        let config = &self.inner.site.config;
+        let ended = self
+            .inner
+            .store
+            .revoke_subject(&key, None, config.session_max_age, self.inner.now())
+            .await?;
+        tracing::info!(target: "tower_otp", sessions = ended, "revoked every session of a subject");
+        Ok(ended)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &OtpConfig {
         &self.inner.site.config
@@ -244,6 +292,8 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             ("/token/refresh", &Method::POST) => Endpoint::Refresh,
             ("/logout", &Method::POST) => Endpoint::Logout,
             ("/session", &Method::GET) => Endpoint::Session,
+            ("/sessions", &Method::GET) => Endpoint::Sessions,
+            (path, &Method::DELETE) if session_id(path).is_some() => Endpoint::EndSession,
             (path, method) => {
                 let (name, result) = match (path, method) {
                     ("/health/live", &Method::GET) => (
@@ -254,8 +304,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                     ("/otp/request" | "/otp/verify" | "/token/refresh" | "/logout", _) => {
                         ("other", Err(Problem::method_not_allowed("POST")))
                     }
-                    ("/session" | "/health/live" | "/health/ready", _) => {
+                    ("/session" | "/sessions" | "/health/live" | "/health/ready", _) => {
                         ("other", Err(Problem::method_not_allowed("GET")))
+                    }
+                    (path, _) if session_id(path).is_some() => {
+                        ("other", Err(Problem::method_not_allowed("DELETE")))
                     }
                     _ => ("other", Err(Problem::not_found())),
                 };
@@ -289,6 +342,11 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             Endpoint::Refresh => call.refresh(&parts, body).await,
             Endpoint::Logout => call.logout(&parts).await,
             Endpoint::Session => call.session(&parts).await,
+            Endpoint::Sessions => call.sessions(&parts).await,
+            Endpoint::EndSession => {
+                let id = session_id(parts.uri.path()).unwrap_or_default();
+                call.end_session(&parts, id).await
+            }
         };
         let latency = started.elapsed();
         record(endpoint.name());
@@ -328,6 +386,14 @@ enum Endpoint {
     Refresh,
     Logout,
     Session,
+    Sessions,
+    EndSession,
+}
+
+/// The `{id}` of a `/sessions/{id}` path.
+fn session_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/sessions/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 impl Endpoint {
@@ -339,6 +405,8 @@ impl Endpoint {
             Self::Refresh => "token_refresh",
             Self::Logout => "logout",
             Self::Session => "session",
+            Self::Sessions => "sessions",
+            Self::EndSession => "end_session",
         }
     }
 }

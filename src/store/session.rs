@@ -65,6 +65,25 @@ pub struct SessionLifetime {
 }
 
 impl SessionLifetime {
+    /// NIST SP 800-63B-4 §2.1.3, AAL1: reauthenticate at least once every
+    /// 30 days; no inactivity timeout is required. The router's default.
+    /// A one-time code by SMS or email is one factor, so logins made with
+    /// it alone are AAL1.
+    pub const NIST_AAL1: Self = Self {
+        idle: Duration::from_secs(30 * 24 * 3600),
+        absolute: Duration::from_secs(30 * 24 * 3600),
+    };
+
+    /// NIST SP 800-63B-4 §2.2.3, AAL2: reauthenticate at least once every
+    /// 24 hours and after 1 hour of inactivity — for apps whose login adds
+    /// a second factor to the code. Inactivity is measured from the last
+    /// refresh, so keep the access-token lifetime well below an hour (the
+    /// default 15 minutes).
+    pub const NIST_AAL2: Self = Self {
+        idle: Duration::from_secs(3600),
+        absolute: Duration::from_secs(24 * 3600),
+    };
+
     /// The deadlines of a session created at `created_us`: (its first
     /// deadline, its absolute deadline).
     #[cfg(any(feature = "moka", feature = "redis"))]

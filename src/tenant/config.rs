@@ -183,9 +183,13 @@ pub struct TenantConfig {
     pub max_attempts: u32,
     /// Access-token lifetime in seconds, 60–86 400 (default 900).
     pub access_ttl_secs: u64,
-    /// Refresh-token (session) lifetime in seconds, from the access-token
-    /// lifetime to 90 days (default 30 days).
+    /// A session's idle timeout in seconds — it ends when its refresh token
+    /// goes unused this long — from the access-token lifetime to 90 days
+    /// (default 30 days).
     pub refresh_ttl_secs: u64,
+    /// A session's absolute lifetime in seconds, refreshed or not, from the
+    /// access-token lifetime to 400 days (default 30 days).
+    pub session_max_age_secs: u64,
     /// `{{app_name}}` in messages (1–64 characters; default `"tower-otp"`).
     pub app_name: String,
     /// Channels clients may ask for (default `["sms","email"]`).
@@ -213,6 +217,7 @@ impl Default for TenantConfig {
             max_attempts: base.max_attempts,
             access_ttl_secs: base.access_ttl.as_secs(),
             refresh_ttl_secs: base.refresh_ttl.as_secs(),
+            session_max_age_secs: base.session_max_age.as_secs(),
             app_name: base.app_name,
             channels: base.channels,
             allowed_calling_codes: None,
@@ -293,6 +298,12 @@ impl TenantConfig {
             self.refresh_ttl_secs,
             self.access_ttl_secs,
             90 * 86_400,
+        )?;
+        range(
+            "session_max_age_secs",
+            self.session_max_age_secs,
+            self.access_ttl_secs,
+            400 * 86_400,
         )?;
         let name_len = self.app_name.chars().count();
         if !(1..=64).contains(&name_len) || self.app_name.chars().any(char::is_control) {
@@ -414,6 +425,7 @@ impl TenantConfig {
         c.max_attempts = self.max_attempts;
         c.access_ttl = Duration::from_secs(self.access_ttl_secs);
         c.refresh_ttl = Duration::from_secs(self.refresh_ttl_secs);
+        c.session_max_age = Duration::from_secs(self.session_max_age_secs);
         c.app_name.clone_from(&self.app_name);
         c.channels.clone_from(&self.channels);
         c.allowed_calling_codes
