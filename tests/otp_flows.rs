@@ -181,7 +181,8 @@ async fn access_token_claims_are_complete_and_unique() {
         Ok::<_, ResolveError>(
             Subject::new("usr_1")
                 .with_claim("plan", "pro")
-                .with_claim("sid", "forged"),
+                .with_claim("sid", "forged")
+                .with_claim("auth_time", 1),
         )
     };
     let router = b
@@ -203,7 +204,18 @@ async fn access_token_claims_are_complete_and_unique() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["aud", "exp", "iat", "iss", "jti", "plan", "sid", "sub"]
+        [
+            "amr",
+            "aud",
+            "auth_time",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "plan",
+            "sid",
+            "sub"
+        ]
     );
     for name in &names {
         assert_eq!(

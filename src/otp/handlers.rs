@@ -1030,7 +1030,7 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
         let claims = verified
             .claims
             .into_iter()
-            .filter(|(k, _)| !REGISTERED_CLAIM_NAMES.contains(&k.as_str()))
+            .filter(|(k, _)| !router_claim(k))
             .collect();
         Ok(json(
             StatusCode::OK,
