@@ -52,8 +52,9 @@ mod claims;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
-mod jwk;
-mod key;
+// Crate-visible for the fuzz entry point of the JWKS parser.
+pub(crate) mod jwk;
+pub(crate) mod key;
 mod keys;
 mod layer;
 mod refresh;
