@@ -212,14 +212,20 @@ pub fn jwks(data: &[u8]) {
     assert_eq!(kids.len(), keys.len(), "repeated kid accepted");
     for key in keys.iter() {
         assert!(!key.can_sign(), "a remote key can sign");
-        assert!(matches!(key.algorithm(), Algorithm::EdDSA | Algorithm::ES256));
+        assert!(matches!(
+            key.algorithm(),
+            Algorithm::EdDSA | Algorithm::ES256
+        ));
         assert!(crate::jwt::key::check_kid(&key.kid).is_ok());
         // Nothing verifies an empty signature.
         assert!(!key.verify(b"a.b", ""));
     }
     let again = write_jwks(keys.iter()).expect("accepted keys are published");
     let reparsed = parse_jwks(&again).expect("our own document parses");
-    assert!(reparsed.same_public_keys(&keys), "round trip changed the keys");
+    assert!(
+        reparsed.same_public_keys(&keys),
+        "round trip changed the keys"
+    );
 }
 
 /// `verify_webhook` on arbitrary `webhook-id`, `webhook-timestamp` and

@@ -46,7 +46,10 @@ struct Claims {
 }
 
 fn claims(sub: &str) -> Claims {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     Claims {
         sub: sub.into(),
         exp: now + 900,
@@ -85,8 +88,7 @@ fn our_tokens_verify_with_jsonwebtoken_from_our_jwks() {
         assert_eq!(header.alg, peer_alg(alg));
         let jwk = set.find("k-now").unwrap();
         let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-        let verified =
-            jsonwebtoken::decode::<Claims>(&token, &key, &peer_validation(alg)).unwrap();
+        let verified = jsonwebtoken::decode::<Claims>(&token, &key, &peer_validation(alg)).unwrap();
         assert_eq!(verified.claims, claims("usr_1"), "{alg}");
 
         // The other published key does not verify it, nor does a changed payload.
@@ -140,7 +142,9 @@ fn jsonwebtoken_tokens_verify_with_us() {
             _ => jsonwebtoken::DecodingKey::from_ec_pem(pub_pem.as_bytes()),
         }
         .unwrap();
-        assert!(jsonwebtoken::decode::<Claims>(&ours_token, &decoding, &peer_validation(alg)).is_ok());
+        assert!(
+            jsonwebtoken::decode::<Claims>(&ours_token, &decoding, &peer_validation(alg)).is_ok()
+        );
     }
 }
 
@@ -210,7 +214,8 @@ impl JwksServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (acceptor, answer, fetches) = (acceptor.clone(), Arc::clone(&a), Arc::clone(&f));
+                let (acceptor, answer, fetches) =
+                    (acceptor.clone(), Arc::clone(&a), Arc::clone(&f));
                 tokio::spawn(async move {
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
@@ -372,13 +377,21 @@ async fn keys_rotate_without_a_refused_request() {
     assert_eq!(status(&layer, &t1).await, StatusCode::OK, "retired k1");
     let stranger = jwt::encode(&JwtKeys::generate_ed25519("k3").unwrap(), &claims("x")).unwrap();
     assert_eq!(status(&layer, &stranger).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(server.fetches(), 2, "an unknown kid within the interval: no fetch");
+    assert_eq!(
+        server.fetches(),
+        2,
+        "an unknown kid within the interval: no fetch"
+    );
 
     // 3. k1 dropped: the background refresh after the refresh interval
     // removes it, and its cached token stops verifying.
     let issuer = issuer.without_key("k1").unwrap();
     server.publish(&issuer);
-    assert_eq!(status(&layer, &t1).await, StatusCode::OK, "not refreshed yet");
+    assert_eq!(
+        status(&layer, &t1).await,
+        StatusCode::OK,
+        "not refreshed yet"
+    );
     clock.advance(jwt::DEFAULT_REFRESH_INTERVAL);
     assert_eq!(status(&layer, &t2).await, StatusCode::OK);
     until_kids(&jwks, &["k2"]).await;
@@ -478,9 +491,15 @@ async fn a_failed_fetch_keeps_the_keys_fetched_before() {
     for (answer, error) in [
         (Answer::Status(500), JwksError::Status(500)),
         (Answer::Status(302), JwksError::Status(302)),
-        (Answer::Ok(Bytes::from_static(b"<html>")), JwksError::NotJwks),
+        (
+            Answer::Ok(Bytes::from_static(b"<html>")),
+            JwksError::NotJwks,
+        ),
         (Answer::Ok(Bytes::from(huge)), JwksError::Body),
-        (Answer::Ok(Bytes::from_static(rsa_only.as_bytes())), JwksError::NoUsableKeys),
+        (
+            Answer::Ok(Bytes::from_static(rsa_only.as_bytes())),
+            JwksError::NoUsableKeys,
+        ),
     ] {
         server.answer(answer);
         assert_eq!(jwks.refresh().await, Err(error));
@@ -508,7 +527,10 @@ fn hs256(header: &str, payload: &[u8], secret: &[u8]) -> String {
     );
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 #[tokio::test]
@@ -566,7 +588,10 @@ async fn algorithm_confusion_is_refused() {
     assert_eq!(check(&with_der), Err(JwtError::Signature));
     // A critical header extension we do not understand is refused, though
     // the signature is good.
-    let crit = ed25519_signed(r#"{"alg":"EdDSA","kid":"ed","crit":["b64"],"b64":false}"#, &payload);
+    let crit = ed25519_signed(
+        r#"{"alg":"EdDSA","kid":"ed","crit":["b64"],"b64":false}"#,
+        &payload,
+    );
     assert_eq!(check(&crit), Err(JwtError::Malformed));
     let plain = ed25519_signed(r#"{"alg":"EdDSA","kid":"ed"}"#, &payload);
     assert_eq!(check(&plain), Ok(()));
@@ -587,7 +612,11 @@ async fn algorithm_confusion_is_refused() {
         forged("ed", "ES256"),
         forged("new", "RS256"),
     ] {
-        assert_eq!(status(&layer, &token).await, StatusCode::UNAUTHORIZED, "{token}");
+        assert_eq!(
+            status(&layer, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "{token}"
+        );
     }
     assert_eq!(server.fetches(), 1);
 }
@@ -597,8 +626,8 @@ async fn algorithm_confusion_is_refused() {
 fn ed25519_signed(header: &str, payload: &[u8]) -> String {
     use rustls_pki_types::pem::PemObject;
     let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(ED25519_PEM.as_bytes()).unwrap();
-    let pair =
-        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+        .unwrap();
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),

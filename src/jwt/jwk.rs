@@ -7,9 +7,9 @@ use bytes::Bytes;
 #[cfg(any(feature = "jwks", test, fuzzing))]
 use serde::{Deserialize, de::IgnoredAny};
 
+use super::key::{Key, Material};
 #[cfg(any(feature = "jwks", test, fuzzing))]
 use super::key::{P256Point, check_kid};
-use super::key::{Key, Material};
 #[cfg(any(feature = "jwks", test, fuzzing))]
 use super::keys::KeySet;
 
@@ -219,7 +219,10 @@ mod tests {
             (ed["kty"].as_str(), ed["crv"].as_str(), ed["alg"].as_str()),
             (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
         );
-        assert_eq!((ed["kid"].as_str(), ed["use"].as_str()), (Some("ed"), Some("sig")));
+        assert_eq!(
+            (ed["kid"].as_str(), ed["use"].as_str()),
+            (Some("ed"), Some("sig"))
+        );
         assert_eq!(ed["x"].as_str().unwrap().len(), 43);
         assert!(ed.get("y").is_none());
         let ec = &value["keys"][1];
@@ -276,7 +279,9 @@ mod tests {
         // Beside a good key they change nothing; missing alg/use are fine,
         // unknown members are ignored, a repeated kid keeps the first.
         let mut all = skipped.to_vec();
-        all.push(with(json!({"kid": "plain", "alg": null, "use": null, "x5t": "…"})));
+        all.push(with(
+            json!({"kid": "plain", "alg": null, "use": null, "x5t": "…"}),
+        ));
         all.push(with(json!({"kid": "ops", "key_ops": ["verify"]})));
         all.push(with(json!({"kid": "plain", "x": value["keys"][1]["x"]})));
         let parsed = parse_jwks(json!({ "keys": all }).to_string().as_bytes()).unwrap();
@@ -290,8 +295,19 @@ mod tests {
 
     #[test]
     fn refuses_what_is_no_jwk_set_and_bounds_the_keys() {
-        for bad in [&b""[..], b"[]", b"{}", b"{\"keys\":{}}", b"\xff", b"{\"keys\":[]"] {
-            assert_eq!(parse_jwks(bad).map(|_| ()), Err(ParseError::NotJwks), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            b"{\"keys\":{}}",
+            b"\xff",
+            b"{\"keys\":[]",
+        ] {
+            assert_eq!(
+                parse_jwks(bad).map(|_| ()),
+                Err(ParseError::NotJwks),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             parse_jwks(b"{\"keys\":[]}").map(|_| ()),

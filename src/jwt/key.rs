@@ -342,9 +342,12 @@ impl SigningKey {
         let material = if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             Material::ed25519(pair)
         } else {
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
-                    .map_err(|_| bad_key("not an unencrypted PKCS#8 Ed25519 or P-256 private key"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                der,
+                &SystemRandom::new(),
+            )
+            .map_err(|_| bad_key("not an unencrypted PKCS#8 Ed25519 or P-256 private key"))?;
             Material::es256(pair)?
         };
         Key::new(kid.into(), material).map(Self)
@@ -421,7 +424,10 @@ pub struct PublicKey(pub(crate) Key);
 impl PublicKey {
     /// An Ed25519 or uncompressed P-256 key from a PEM `PUBLIC KEY` block
     /// (`SubjectPublicKeyInfo`).
-    pub fn from_spki_pem(kid: impl Into<String>, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+    pub fn from_spki_pem(
+        kid: impl Into<String>,
+        pem: impl AsRef<[u8]>,
+    ) -> Result<Self, ConfigError> {
         let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_ref())
             .map_err(|_| bad_key("not a PEM PUBLIC KEY block"))?;
         Self::from_spki_der(kid, der.as_ref())

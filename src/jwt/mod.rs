@@ -74,12 +74,12 @@ pub use service::Jwt;
 
 pub use key::{Algorithm, PublicKey, SigningKey};
 pub use keys::{JWKS_CACHE_CONTROL, JwtKeys, MIN_SECRET_LEN};
+pub use refresh::RefreshToken;
 #[cfg(feature = "jwks")]
 pub use remote::{
     DEFAULT_JWKS_TIMEOUT, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL, Jwks,
     JwksBuilder, JwksError,
 };
-pub use refresh::RefreshToken;
 pub use token::{
     Audience, JwtError, MAX_TOKEN_LEN, REGISTERED_CLAIM_NAMES, RegisteredClaims, Validation,
     Verified, decode, encode,

@@ -305,6 +305,13 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `now` is less than `span` µs after `then`. A clock that went
+/// back before `then` (a system clock stepped back) counts as past the
+/// span, or no fetch would happen until it caught up again.
+fn within(then: u64, now: u64, span: u64) -> bool {
+    now >= then && now - then < span
+}
+
 impl Jwks {
     /// Starts configuring the keys of the JWK Set at `url` (e.g.
     /// `https://auth.example/auth/.well-known/jwks.json`).
@@ -365,7 +372,7 @@ impl Jwks {
     pub(crate) fn refresh_if_stale(&self) {
         let now = self.shared.clock.now_us();
         let fetched = self.shared.fetched_us.load(Ordering::Acquire);
-        let stale = fetched == NEVER || now.saturating_sub(fetched) >= self.shared.refresh_us;
+        let stale = fetched == NEVER || !within(fetched, now, self.shared.refresh_us);
         if !stale || !self.fetch_due(now) || self.shared.background.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -382,7 +389,7 @@ impl Jwks {
 
     fn fetch_due(&self, now: u64) -> bool {
         let attempted = self.shared.attempted_us.load(Ordering::Acquire);
-        attempted == NEVER || now.saturating_sub(attempted) >= self.shared.min_us
+        attempted == NEVER || !within(attempted, now, self.shared.min_us)
     }
 
     /// One fetch; the caller holds the flight lock.
@@ -487,7 +494,11 @@ mod tests {
     #[test]
     fn intervals_and_roots_are_checked() {
         let b = || Jwks::builder("https://auth.example/jwks");
-        assert!(b().min_refresh_interval(Duration::from_millis(10)).build().is_err());
+        assert!(
+            b().min_refresh_interval(Duration::from_millis(10))
+                .build()
+                .is_err()
+        );
         assert!(
             b().min_refresh_interval(Duration::from_secs(60))
                 .refresh_interval(Duration::from_secs(30))
@@ -498,5 +509,12 @@ mod tests {
         assert!(b().root_certificate_pem("not pem").build().is_err());
         let dbg = format!("{:?}", b());
         assert!(dbg.contains("auth.example"));
+    }
+
+    #[test]
+    fn a_clock_stepped_back_does_not_stop_refreshes() {
+        assert!(within(100, 100, 30) && within(100, 129, 30));
+        assert!(!within(100, 130, 30));
+        assert!(!within(100, 99, 30), "clock went back");
     }
 }

@@ -154,9 +154,8 @@ impl HttpClient {
     pub(crate) fn with_roots(
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ConfigError> {
-        let tls_error = |e: rustls::Error| {
-            ConfigError::new("http client", format!("TLS setup failed: {e}"))
-        };
+        let tls_error =
+            |e: rustls::Error| ConfigError::new("http client", format!("TLS setup failed: {e}"));
         let mut store = rustls::RootCertStore::empty();
         for root in roots {
             store.add(root).map_err(tls_error)?;
