@@ -151,6 +151,7 @@ impl HttpClient {
     /// A client of its own (its own pool) that trusts only `roots`, not the
     /// webpki roots: for a peer behind a private CA (a JWKS endpoint of an
     /// internal issuer; tests with a CA made on the spot).
+    #[cfg(feature = "jwks")]
     pub(crate) fn with_roots(
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ConfigError> {
