@@ -194,6 +194,40 @@ pub fn jwt_decode(data: &[u8]) {
     }
 }
 
+/// The parser of remote JWK Set documents on arbitrary input: never panics;
+/// whatever it accepts is at most `MAX_KEYS` EdDSA / ES256 public keys with
+/// distinct, valid `kid`s, none able to sign; and the document we would
+/// publish for them parses back to the same keys.
+pub fn jwks(data: &[u8]) {
+    use crate::jwt::Algorithm;
+    use crate::jwt::jwk::{MAX_KEYS, parse_jwks, write_jwks};
+
+    let Ok(keys) = parse_jwks(data) else {
+        return;
+    };
+    assert!(keys.len() >= 1 && keys.len() <= MAX_KEYS);
+    let mut kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    kids.sort_unstable();
+    kids.dedup();
+    assert_eq!(kids.len(), keys.len(), "repeated kid accepted");
+    for key in keys.iter() {
+        assert!(!key.can_sign(), "a remote key can sign");
+        assert!(matches!(
+            key.algorithm(),
+            Algorithm::EdDSA | Algorithm::ES256
+        ));
+        assert!(crate::jwt::key::check_kid(&key.kid).is_ok());
+        // Nothing verifies an empty signature.
+        assert!(!key.verify(b"a.b", ""));
+    }
+    let again = write_jwks(keys.iter()).expect("accepted keys are published");
+    let reparsed = parse_jwks(&again).expect("our own document parses");
+    assert!(
+        reparsed.same_public_keys(&keys),
+        "round trip changed the keys"
+    );
+}
+
 /// `verify_webhook` on arbitrary `webhook-id`, `webhook-timestamp` and
 /// `webhook-signature` values (split at NUL bytes) and body: never panics,
 /// never accepts what it did not sign.
@@ -405,7 +439,8 @@ mod tests {
         api_key,
         webhook_verify,
         http_date,
-        tenant_config
+        tenant_config,
+        jwks
     );
 
     /// Replayed next to its entry point, in `otp::fuzzing`.

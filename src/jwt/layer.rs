@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use super::claims::Claims;
 use super::keys::JwtKeys;
+#[cfg(feature = "jwks")]
+use super::remote::Jwks;
 use super::revocation::{NoRevocation, Revocation, StoreRevocation};
 use super::token::Validation;
 use crate::clock::{Clock, CoarseClock};
@@ -18,13 +20,27 @@ use crate::store::SessionStore;
 /// clients, a few hundred kilobytes at most.
 pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
 
+/// Where the verification keys come from.
+#[derive(Clone, Debug)]
+pub(super) enum KeySource {
+    /// A key set of our own (the router's, or shared with it).
+    Local(JwtKeys),
+    /// The keys of a remote JWK Set, fetched and refreshed.
+    #[cfg(feature = "jwks")]
+    Remote(Jwks),
+}
+
+/// A verified token's claims and the generation of the key set that
+/// verified it (always 0 for a local set; see `remote::Current`).
+pub(super) type Cached<C> = (Claims<C>, u64);
+
 pub(super) struct Config<C, R> {
-    pub(super) keys: JwtKeys,
+    pub(super) keys: KeySource,
     pub(super) validation: Validation,
     pub(super) cookie: Option<String>,
     pub(super) revocation: R,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) cache: Option<Arc<SlotCache<Claims<C>>>>,
+    pub(super) cache: Option<Arc<SlotCache<Cached<C>>>>,
     pub(super) refusal: Refusal,
 }
 
@@ -42,9 +58,13 @@ impl<C, R: Clone> Clone for Config<C, R> {
     }
 }
 
-/// Requires a valid HS256 bearer token and puts [`Claims<C>`] into request
-/// extensions; refuses with `401 invalid_token` and an RFC 6750
-/// `WWW-Authenticate` header.
+/// Requires a valid bearer token (HS256, EdDSA or ES256, as its key says)
+/// and puts [`Claims<C>`] into request extensions; refuses with
+/// `401 invalid_token` and an RFC 6750 `WWW-Authenticate` header.
+///
+/// The keys are a [`JwtKeys`] set ([`new`](Self::new)), or — under the
+/// `jwks` feature, for a service that must not hold the signing key — the
+/// keys of a remote JWK Set ([`from_jwks`](Self::from_jwks)).
 ///
 /// ```
 /// use http::{Request, Response, StatusCode};
@@ -71,8 +91,9 @@ impl<C, R: Clone> Clone for Config<C, R> {
 ///
 /// # Security
 ///
-/// The algorithm is pinned to HS256 whatever the token's header says; an
-/// unknown `kid` is refused without any lookup. Without a revocation check
+/// Each key verifies only its own algorithm, whatever the token's header
+/// says; an unknown `kid` is refused without any lookup (from a remote JWK
+/// Set: after at most one fetch per minimum interval, see [`Jwks`](super::Jwks)). Without a revocation check
 /// ([`with_store`](Self::with_store)) a token stays valid until `exp` even
 /// after logout — keep access tokens short-lived, or add the check.
 ///
@@ -82,7 +103,8 @@ impl<C, R: Clone> Clone for Config<C, R> {
 /// so a client's next request with the same token skips the base64, HMAC and
 /// JSON work. A cached token is compared byte for byte in constant time, its
 /// `exp`/`nbf`/`iat` are checked again on every request, and the revocation
-/// check is never cached.
+/// check is never cached. A token cached before the remote key set changed
+/// is verified afresh.
 #[must_use]
 pub struct JwtLayer<C, R = NoRevocation> {
     pub(super) config: Arc<Config<C, R>>,
@@ -114,6 +136,29 @@ impl<C, R> fmt::Debug for JwtLayer<C, R> {
 impl<C> JwtLayer<C> {
     /// Validates tokens signed with `keys` against `validation`.
     pub fn new(keys: JwtKeys, validation: Validation) -> Self {
+        Self::with_source(KeySource::Local(keys), validation)
+    }
+
+    /// Validates tokens signed with the keys of the remote JWK Set `jwks`
+    /// against `validation`: EdDSA and ES256 tokens of a service whose
+    /// signing keys live elsewhere (e.g. an [`OtpRouter`](crate::otp::OtpRouter)
+    /// publishing `/.well-known/jwks.json`). See [`Jwks`] for when it is
+    /// fetched.
+    ///
+    /// ```no_run
+    /// use tower_otp::jwt::{Jwks, JwtLayer, Validation};
+    ///
+    /// let jwks = Jwks::builder("https://auth.example/auth/.well-known/jwks.json").build()?;
+    /// let layer = JwtLayer::<serde_json::Value>::from_jwks(jwks, Validation::default());
+    /// # let _ = layer;
+    /// # Ok::<(), tower_otp::error::ConfigError>(())
+    /// ```
+    #[cfg(feature = "jwks")]
+    pub fn from_jwks(jwks: Jwks, validation: Validation) -> Self {
+        Self::with_source(KeySource::Remote(jwks), validation)
+    }
+
+    fn with_source(keys: KeySource, validation: Validation) -> Self {
         Self {
             config: Arc::new(Config {
                 keys,

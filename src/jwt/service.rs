@@ -9,10 +9,12 @@ use tower::{Layer, Service};
 
 use super::claims::Claims;
 use super::future::ResponseFuture;
-use super::keys::JwtKeys;
-use super::layer::{Config, JwtLayer};
+use super::keys::{JwtKeys, KeySet};
+use super::layer::{Config, JwtLayer, KeySource};
+#[cfg(feature = "jwks")]
+use super::remote::Jwks;
 use super::revocation::{NoRevocation, Revocation};
-use super::token::{JwtError, Validation, decode};
+use super::token::{JwtError, Validation, decode_with};
 use crate::body::ResponseBody;
 use crate::credentials::{MAX_TOKEN_LEN, b64token, bearer_bytes, is_bearer_scheme};
 use crate::error::Problem;
@@ -83,52 +85,98 @@ pub(crate) fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
+/// What [`authenticate`] decided.
+enum Auth<C> {
+    /// The token verified: these are its claims.
+    Pass(Claims<C>),
+    /// No token, or one that failed.
+    Refuse(Problem),
+    /// The token names a `kid` the remote key set does not have, and a
+    /// fetch is due or under way: verify it after that fetch.
+    #[cfg(feature = "jwks")]
+    AwaitKeys(Jwks, String),
+}
+
 /// The verified claims of the request's token, or the `401` refusing it:
 /// RFC 6750 §3.1 gives a request with no bearer credentials — no
 /// `Authorization`, or one of another scheme such as `Basic` — a bare
 /// `Bearer` challenge ([`Problem::no_credentials`]), and a bearer token that
 /// fails `error="invalid_token"` ([`Problem::invalid_token`]), as the
 /// router's refusals do.
-fn authenticate<C, R>(config: &Config<C, R>, headers: &HeaderMap) -> Result<Claims<C>, Problem>
+fn authenticate<C, R>(config: &Config<C, R>, headers: &HeaderMap) -> Auth<C>
 where
     C: DeserializeOwned,
 {
     let token = match headers.get(AUTHORIZATION).filter(|v| is_bearer_scheme(v)) {
-        Some(value) => bearer_bytes(value).ok_or_else(Problem::invalid_token)?,
-        None => config
+        Some(value) => match bearer_bytes(value) {
+            Some(token) => token,
+            None => return Auth::Refuse(Problem::invalid_token()),
+        },
+        None => match config
             .cookie
             .as_deref()
             .and_then(|name| cookie_token(headers, name))
-            .ok_or_else(Problem::no_credentials)?
-            .as_bytes(),
+        {
+            Some(token) => token.as_bytes(),
+            None => return Auth::Refuse(Problem::no_credentials()),
+        },
     };
+    let verified = match &config.keys {
+        KeySource::Local(keys) => verify(config, token, keys.set(), 0),
+        #[cfg(feature = "jwks")]
+        KeySource::Remote(jwks) => {
+            jwks.refresh_if_stale();
+            let current = jwks.current();
+            match verify(config, token, &current.keys, current.generation) {
+                Err(JwtError::UnknownKey) if jwks.miss_should_wait() => {
+                    // `verify` read it as RFC 6750 characters, so UTF-8.
+                    let token = String::from_utf8_lossy(token).into_owned();
+                    return Auth::AwaitKeys(jwks.clone(), token);
+                }
+                verified => verified,
+            }
+        }
+    };
+    match verified {
+        Ok(claims) => Auth::Pass(claims),
+        Err(reason) => {
+            tracing::debug!(target: "tower_otp", %reason, "access token refused");
+            Auth::Refuse(Problem::invalid_token())
+        }
+    }
+}
+
+/// `token`'s claims, from the verified-token cache when it holds them under
+/// `generation` (the key set's), else verified with `set` and cached.
+fn verify<C, R>(
+    config: &Config<C, R>,
+    token: &[u8],
+    set: &KeySet,
+    generation: u64,
+) -> Result<Claims<C>, JwtError>
+where
+    C: DeserializeOwned,
+{
     let cache = config.cache.as_deref();
-    if let Some(claims) = cache.and_then(|cache| cache.get(token)) {
+    if let Some((claims, cached_in)) = cache.and_then(|cache| cache.get(token))
+        && cached_in == generation
+    {
         let now_secs = config.clock.now_us() / 1_000_000;
         return match config.validation.check_at(claims.registered(), now_secs) {
             Ok(()) => Ok(claims),
             Err(reason) => {
                 cache.inspect(|cache| cache.remove(token));
-                tracing::debug!(target: "tower_otp", %reason, "access token refused");
-                Err(Problem::invalid_token())
+                Err(reason)
             }
         };
     }
     let now = config.clock.now();
     let verified = b64token(token)
         .ok_or(JwtError::Malformed)
-        .and_then(|token| decode::<C>(&config.keys, &config.validation, token, now));
-    match verified {
-        Ok(verified) => {
-            let claims = Claims::new(verified.claims, verified.registered);
-            cache.inspect(|cache| cache.insert(token, claims.clone()));
-            Ok(claims)
-        }
-        Err(reason) => {
-            tracing::debug!(target: "tower_otp", %reason, "access token refused");
-            Err(Problem::invalid_token())
-        }
-    }
+        .and_then(|token| decode_with::<C>(set, &config.validation, token, now))?;
+    let claims = Claims::new(verified.claims, verified.registered);
+    cache.inspect(|cache| cache.insert(token, (claims.clone(), generation)));
+    Ok(claims)
 }
 
 /// The response refusing `req` for `problem`.
@@ -139,6 +187,48 @@ fn refuse<C, R, B, RB>(
 ) -> Response<ResponseBody<RB>> {
     let (parts, _) = req.into_parts();
     config.refusal.respond(problem, &parts)
+}
+
+/// Passes `req` (with `claims` in its extensions) to `inner` unless the
+/// revocation check refuses it: the end of every check that awaits.
+async fn admit<S, C, R, ReqBody, ResBody>(
+    layer: JwtLayer<C, R>,
+    claims: Claims<C>,
+    mut req: Request<ReqBody>,
+    mut inner: S,
+) -> Checked<S::Future, ResBody, ()>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: Send + Sync + 'static,
+    R: Revocation,
+{
+    let config = &*layer.config;
+    if R::CHECKS {
+        let problem = match config.revocation.is_revoked(claims.registered()).await {
+            Ok(false) => None,
+            Ok(true) => Some(Problem::invalid_token()),
+            Err(err) => {
+                tracing::error!(target: "tower_otp", error = %err, "revocation check failed; refusing");
+                Some(Problem::store_unavailable())
+            }
+        };
+        if let Some(problem) = problem {
+            return Checked::Decided(refuse(config, problem, req));
+        }
+    }
+    req.extensions_mut().insert(claims);
+    Checked::Pass(inner.call(req), ())
+}
+
+impl<S, C, R> Jwt<S, C, R>
+where
+    S: Clone,
+{
+    /// The ready inner service, for a check that awaits; a clone stays.
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
 }
 
 impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for Jwt<S, C, R>
@@ -155,32 +245,36 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.layer.config;
         let claims = match authenticate(config, req.headers()) {
-            Ok(claims) => claims,
-            Err(problem) => {
+            Auth::Pass(claims) => claims,
+            Auth::Refuse(problem) => {
                 return ResponseFuture::new(LayerFuture::decided(refuse(config, problem, req)));
+            }
+            #[cfg(feature = "jwks")]
+            Auth::AwaitKeys(jwks, token) => {
+                let inner = self.take_ready();
+                let layer = self.layer.clone();
+                return ResponseFuture::new(LayerFuture::checking(async move {
+                    jwks.refresh_after_miss().await;
+                    let config = &*layer.config;
+                    let current = jwks.current();
+                    match verify(config, token.as_bytes(), &current.keys, current.generation) {
+                        Ok(claims) => admit(layer.clone(), claims, req, inner).await,
+                        Err(reason) => {
+                            tracing::debug!(target: "tower_otp", %reason, "access token refused");
+                            Checked::Decided(refuse(config, Problem::invalid_token(), req))
+                        }
+                    }
+                }));
             }
         };
         if !R::CHECKS {
             req.extensions_mut().insert(claims);
             return ResponseFuture::new(LayerFuture::inner(self.inner.call(req), ()));
         }
-        req.extensions_mut().insert(claims.clone());
-        // The check awaits the store: take the ready inner service, leave a clone.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The check awaits the store.
+        let inner = self.take_ready();
         let layer = self.layer.clone();
-        ResponseFuture::new(LayerFuture::checking(async move {
-            let config = &*layer.config;
-            let problem = match config.revocation.is_revoked(claims.registered()).await {
-                Ok(false) => return Checked::Pass(inner.call(req), ()),
-                Ok(true) => Problem::invalid_token(),
-                Err(err) => {
-                    tracing::error!(target: "tower_otp", error = %err, "revocation check failed; refusing");
-                    Problem::store_unavailable()
-                }
-            };
-            Checked::Decided(refuse(config, problem, req))
-        }))
+        ResponseFuture::new(LayerFuture::checking(admit(layer, claims, req, inner)))
     }
 }
 

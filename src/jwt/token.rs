@@ -1,4 +1,5 @@
-//! HS256 encoding and verification, written on `hmac` + `sha2`.
+//! Encoding and verification of JWS compact tokens (HS256, EdDSA, ES256),
+//! each key pinned to its algorithm.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -6,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::Mac;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::keys::JwtKeys;
+use super::key::Algorithm;
+use super::keys::{JwtKeys, KeySet};
 use crate::clock::unix_secs;
 
 pub use crate::credentials::MAX_TOKEN_LEN;
@@ -22,9 +23,11 @@ pub use crate::credentials::MAX_TOKEN_LEN;
 pub enum JwtError {
     /// Not three base64url segments of JSON, or too long.
     Malformed,
-    /// `alg` is not `HS256` (e.g. `none`, `HS512`, `RS256`).
+    /// `alg` is not one of ours (e.g. `none`, `HS512`, `RS256`), or not the
+    /// algorithm of the key the `kid` names (an HS256 token naming an
+    /// Ed25519 key).
     Algorithm,
-    /// The `kid` names no configured key (no lookup is made).
+    /// The `kid` names no configured key (no lookup is made), or is missing.
     UnknownKey,
     /// The signature does not match.
     Signature,
@@ -39,6 +42,8 @@ pub enum JwtError {
     Audience,
     /// The claims do not have the expected shape.
     Claims,
+    /// Signing failed (the system random generator ES256 signing needs).
+    Signing,
 }
 
 impl fmt::Display for JwtError {
@@ -53,6 +58,7 @@ impl fmt::Display for JwtError {
             Self::Issuer => "issuer not accepted",
             Self::Audience => "audience not accepted",
             Self::Claims => "claims have an unexpected shape",
+            Self::Signing => "signing failed",
         })
     }
 }
@@ -256,30 +262,40 @@ struct Header<'a> {
     alg: Cow<'a, str>,
     #[serde(borrow, default)]
     kid: Option<Cow<'a, str>>,
+    /// Critical extensions (RFC 7515 §4.1.11): we understand none, so a
+    /// token that lists any is refused.
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
 }
 
-/// Signs `claims` (any JSON object) with the signing key.
+/// Signs `claims` (any JSON object) with the signing key, in its algorithm.
 pub fn encode<C: Serialize>(keys: &JwtKeys, claims: &C) -> Result<String, JwtError> {
     let key = keys.signing();
     // Room for a typical access token's claims: one allocation, no growth.
     let mut payload = Vec::with_capacity(256);
     serde_json::to_writer(&mut payload, claims).map_err(|_| JwtError::Claims)?;
-    let mut token = String::with_capacity(key.encoded_header.len() + payload.len() * 4 / 3 + 48);
+    let mut token = String::with_capacity(key.encoded_header.len() + payload.len() * 4 / 3 + 96);
     token.push_str(&key.encoded_header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let mut mac = key.mac.clone();
-    mac.update(token.as_bytes());
-    let sig = mac.finalize().into_bytes();
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    key.sign_into(&mut token)?;
     Ok(token)
 }
 
-/// Verifies `token` (algorithm pinned to HS256, `kid` selects the key) and
-/// parses its claims into [`RegisteredClaims`] and `C`.
+/// Verifies `token` — the `kid` selects the key, and the token's `alg` must
+/// be that key's — and parses its claims into [`RegisteredClaims`] and `C`.
 pub fn decode<C: DeserializeOwned>(
     keys: &JwtKeys,
+    validation: &Validation,
+    token: &str,
+    now: SystemTime,
+) -> Result<Verified<C>, JwtError> {
+    decode_with(keys.set(), validation, token, now)
+}
+
+/// [`decode`] with the keys of `set` (a local key set or a remote JWKS).
+pub(crate) fn decode_with<C: DeserializeOwned>(
+    set: &KeySet,
     validation: &Validation,
     token: &str,
     now: SystemTime,
@@ -296,8 +312,9 @@ pub fn decode<C: DeserializeOwned>(
         return Err(JwtError::Malformed);
     }
     // Our own tokens: the header segment is byte-identical to the one we sign
-    // with, so no header JSON needs parsing. Anything else is parsed.
-    let key = match keys.by_encoded_header(header) {
+    // with (its `alg` is the key's), so no header JSON needs parsing.
+    // Anything else is parsed.
+    let key = match set.by_encoded_header(header) {
         Some(key) => key,
         None => {
             let bytes = URL_SAFE_NO_PAD
@@ -305,22 +322,23 @@ pub fn decode<C: DeserializeOwned>(
                 .map_err(|_| JwtError::Malformed)?;
             let parsed: Header<'_> =
                 serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
-            if parsed.alg != "HS256" {
-                return Err(JwtError::Algorithm);
+            let alg = Algorithm::from_name(&parsed.alg).ok_or(JwtError::Algorithm)?;
+            if parsed.crit.is_some() {
+                return Err(JwtError::Malformed);
             }
             let kid = parsed.kid.ok_or(JwtError::UnknownKey)?;
-            keys.by_kid(&kid).ok_or(JwtError::UnknownKey)?
+            let key = set.by_kid(&kid).ok_or(JwtError::UnknownKey)?;
+            // Pinned: the key decides the algorithm, never the token.
+            if key.algorithm() != alg {
+                return Err(JwtError::Algorithm);
+            }
+            key
         }
     };
-    let mut sig = [0u8; 33];
-    match URL_SAFE_NO_PAD.decode_slice(signature, &mut sig) {
-        Ok(32) => {}
-        _ => return Err(JwtError::Signature),
+    let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
+    if !key.verify(signing_input, signature) {
+        return Err(JwtError::Signature);
     }
-    let mut mac = key.mac.clone();
-    mac.update(&token.as_bytes()[..header.len() + 1 + payload.len()]);
-    mac.verify_slice(&sig[..32])
-        .map_err(|_| JwtError::Signature)?;
 
     let payload = URL_SAFE_NO_PAD
         .decode(payload)
@@ -354,6 +372,7 @@ mod tests {
     }
 
     fn sign_raw(header: &str, payload: &str, secret: &[u8]) -> String {
+        use hmac::Mac;
         let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(secret).unwrap();
         let signing_input = format!(
             "{}.{}",

@@ -1,5 +1,5 @@
-//! The one outbound HTTP client shared by `TwilioSms`, `HttpNotifier` and
-//! `events::WebhookSink`, the settings their builders share
+//! The one outbound HTTP client shared by `TwilioSms`, `HttpNotifier`,
+//! `events::WebhookSink` and `jwt::Jwks`, the settings their builders share
 //! ([`HttpOptions`] → [`Endpoint`]), the one signed POST
 //! ([`Endpoint::post_signed`]), and the helpers they use (status mapping,
 //! `Retry-After`, form encoding, basic auth, base URLs).
@@ -139,21 +139,58 @@ impl HttpClient {
     }
 
     fn build() -> Result<Self, ConfigError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
         let https = HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| ConfigError::new("http client", format!("TLS setup failed: {e}")))?
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(Self::connector());
+        Ok(Self::pooled(https))
+    }
+
+    /// A client of its own (its own pool) that trusts only `roots`, not the
+    /// webpki roots: for a peer behind a private CA (a JWKS endpoint of an
+    /// internal issuer; tests with a CA made on the spot).
+    #[cfg(feature = "jwks")]
+    pub(crate) fn with_roots(
+        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Self, ConfigError> {
+        let tls_error =
+            |e: rustls::Error| ConfigError::new("http client", format!("TLS setup failed: {e}"));
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store.add(root).map_err(tls_error)?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(Self::connector());
+        Ok(Self::pooled(https))
+    }
+
+    /// The TCP connector every client dials with.
+    fn connector() -> HttpConnector {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http
+    }
+
+    fn pooled(https: HttpsConnector<HttpConnector>) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Ok(Self { client })
+        Self { client }
     }
 
     /// Sends `req` and reads the answer, all within `timeout`, classifying
