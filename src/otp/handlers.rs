@@ -812,8 +812,18 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Call<S, N, R> {
             iss: config.issuer.as_deref(),
             aud: config.audience.as_deref(),
         };
-        let access_token = jwt::encode(&self.keys, &claims)
-            .map_err(|_| Problem::invalid_request("unusable claims"))?;
+        let access_token = jwt::encode(&self.keys, &claims).map_err(|e| match e {
+            // ES256 signing needs the system random generator.
+            jwt::JwtError::Signing => {
+                tracing::error!(target: "tower_otp", error = %e, "access token not signed");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The service is temporarily unavailable; retry later.",
+                )
+            }
+            _ => Problem::invalid_request("unusable claims"),
+        })?;
         let browser = self
             .browser
             .as_ref()

@@ -301,12 +301,18 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
                         Ok(json(StatusCode::OK, &Status { status: "ok" })),
                     ),
                     ("/health/ready", &Method::GET) => ("health_ready", self.ready().await),
+                    ("/.well-known/jwks.json", &Method::GET) => ("jwks", self.jwks()),
                     ("/otp/request" | "/otp/verify" | "/token/refresh" | "/logout", _) => {
                         ("other", Err(Problem::method_not_allowed("POST")))
                     }
-                    ("/session" | "/sessions" | "/health/live" | "/health/ready", _) => {
-                        ("other", Err(Problem::method_not_allowed("GET")))
-                    }
+                    (
+                        "/session"
+                        | "/sessions"
+                        | "/health/live"
+                        | "/health/ready"
+                        | "/.well-known/jwks.json",
+                        _,
+                    ) => ("other", Err(Problem::method_not_allowed("GET"))),
                     (path, _) if session_id(path).is_some() => {
                         ("other", Err(Problem::method_not_allowed("DELETE")))
                     }
@@ -358,6 +364,21 @@ impl<S: Store, N: Notifier, R: SubjectResolver> Inner<S, N, R> {
             );
         }
         result.unwrap_or_else(Problem::into_response)
+    }
+
+    /// `GET /.well-known/jwks.json`: the public keys tokens are verified
+    /// with (EdDSA / ES256), for services that verify without the signing
+    /// key; `404` when every key is an HS256 secret.
+    fn jwks(&self) -> Result<Response<FullBody>, Problem> {
+        let body = self.keys.jwks_json().ok_or_else(Problem::not_found)?;
+        let mut res = Response::new(Full::new(body));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static(crate::jwt::JWKS_CACHE_CONTROL),
+        );
+        Ok(res)
     }
 
     async fn ready(&self) -> Result<Response<FullBody>, Problem> {
