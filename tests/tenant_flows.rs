@@ -39,6 +39,7 @@ const SECRET: &str = "rD7kW2qZ9xM4vT6nB1cH8pL3jF5sG0yA";
 struct Svc<S> {
     http: Http,
     tenants: Tenants<S>,
+    router: OtpRouter<S, MemoryNotifier>,
     notifier: MemoryNotifier,
     events: MemorySink,
 }
@@ -68,11 +69,12 @@ async fn service<S: Store>(store: S, clock: &ManualClock, key_cache: Duration) -
     let api = ServiceBuilder::new()
         .layer(ApiKeyLayer::builder(keys).exempt(key_free).build().unwrap())
         .layer(tenants.cors_layer())
-        .service(router);
+        .service(router.clone());
     let http = Http::new(serve(Router::new().nest_service("/v1/auth", api)).await);
     Svc {
         http,
         tenants,
+        router,
         notifier,
         events,
     }
@@ -521,6 +523,74 @@ async fn rotation<S: Store>(store: S) {
     );
 }
 
+/// Sessions are per tenant: the same person (one subject id) logged in at
+/// two tenants sees only one tenant's sessions there, a global logout ends
+/// only that tenant's, and an admin's revoke names its tenant.
+async fn sessions_per_tenant<S: Store>(store: S) {
+    let clock = clock();
+    let svc = service(store, &clock, Duration::ZERO).await;
+    let a = tenant(&svc, "acme", wide()).await;
+    let b = tenant(&svc, "globex", wide()).await;
+    let who = json!({"phone": "+14155550123"});
+    let a1 = login(&svc, &a, &who).await;
+    let a2 = login(&svc, &a, &who).await;
+    let b1 = login(&svc, &b, &who).await;
+    let token = |t: &Value| t["access_token"].as_str().unwrap().to_owned();
+    let sub = claims(&token(&a1))["sub"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims(&token(&b1))["sub"],
+        sub.as_str(),
+        "one person, one subject id"
+    );
+    let listed = |key: &str, t: &Value| {
+        let (key, t) = (key.to_owned(), token(t));
+        let http = svc.http.clone();
+        async move {
+            let res = with_bearer(&http, Method::GET, &key, "/sessions", &t).await;
+            assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+            res.json()["sessions"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(listed(&a, &a1).await, 2);
+    assert_eq!(listed(&b, &b1).await, 1);
+    let status = |key: &str, t: &Value, method: Method, path: &str| {
+        let (key, t, path) = (key.to_owned(), token(t), path.to_owned());
+        let http = svc.http.clone();
+        async move { with_bearer(&http, method, &key, &path, &t).await.status }
+    };
+    // A's global logout ends A's sessions only.
+    assert_eq!(
+        status(&a, &a1, Method::POST, "/logout?scope=global").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        status(&a, &a2, Method::GET, "/session").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&b, &b1, Method::GET, "/session").await,
+        StatusCode::OK
+    );
+    // The admin's revoke of that subject at B.
+    assert_eq!(
+        svc.router
+            .revoke_tenant_subject("globex", &sub)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        status(&b, &b1, Method::GET, "/session").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        svc.router
+            .revoke_tenant_subject("no such/id", &sub)
+            .await
+            .is_err()
+    );
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -549,7 +619,8 @@ on_both_stores!(
     quota,
     concurrent_usage,
     suspension,
-    rotation
+    rotation,
+    sessions_per_tenant
 );
 
 /// A store on the shared private Redis, under a prefix of its own; `None`
