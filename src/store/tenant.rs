@@ -238,7 +238,9 @@ pub(crate) fn check_counter_change(
     Ok(())
 }
 
-/// `counter + delta` if it stays in range ([`COUNTER_MAX`]).
+/// `counter + delta` if it stays in range ([`COUNTER_MAX`]): the memory
+/// store's check (Redis's scripts make their own).
+#[cfg(any(test, feature = "moka"))]
 pub(crate) fn counter_add(counter: i64, delta: i64) -> Result<i64, StoreError> {
     counter
         .checked_add(delta)
